@@ -48,6 +48,17 @@ func URL(t testing.TB) string {
 	return s.URL()
 }
 
+// Fresh returns the URL of an empty redis-server private to this test,
+// started on a free port and stopped in t.Cleanup. Use it when the test
+// needs a whole keyspace to itself (asynq's fixed key names, FLUSHDB,
+// counting keys): go test runs packages in parallel against the shared
+// REDIS_URL server. It skips (or fails under CI=true) without the
+// redis-server binary.
+func Fresh(t testing.TB) string {
+	t.Helper()
+	return Start(t, Options{}).URL()
+}
+
 // Client returns a go-redis client on URL(t), closed in t.Cleanup.
 func Client(t testing.TB) *redis.Client {
 	t.Helper()
