@@ -1,0 +1,149 @@
+// Package store keeps refonte-batch's own state in Redis, beside asynq's
+// keys: the run records, one job record per dataset row, the task_id index,
+// the set of submitted-but-not-completed jobs the reconciler polls, the
+// results, and the live-mode daily spend counter.
+//
+// Every state transition is one Lua script (atomic) and idempotent, so the
+// counters stay exact under retries, duplicate callbacks and crashes:
+//
+//	enqueued -> submitted -> completed | failed | canceled
+//	enqueued -> completed | failed | canceled   (callback before the submit was recorded)
+//	failed   -> enqueued                        (enqueue retry)
+//
+// A job record belongs to every run that contains its row: the run that
+// first enqueued it and every later run that met the same unique_id (a
+// re-run of the same dataset). Each transition updates the counters of all
+// of them, so every run's counters account for all of its rows.
+//
+// All keys live under one prefix (default "refonte:") and expire after the
+// retention period (default 14 days) counted from their last write.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix    = "refonte:"
+	DefaultRetention = 14 * 24 * time.Hour
+)
+
+// Sentinel errors of the store.
+var (
+	// ErrRunNotFound reports an unknown (or expired) run ID.
+	ErrRunNotFound = errors.New("store: run not found")
+	// ErrJobNotFound reports an unknown (or expired) job.
+	ErrJobNotFound = errors.New("store: job not found")
+	// ErrNotImplemented marks a method not written yet.
+	ErrNotImplemented = errors.New("store: not implemented")
+)
+
+// RunState is the state of a run.
+type RunState string
+
+// Run states.
+const (
+	// RunEnqueuing: enqueue is still reading the dataset.
+	RunEnqueuing RunState = "enqueuing"
+	// RunRunning: every row is queued; some are not terminal yet.
+	RunRunning RunState = "running"
+	// RunPaused: live rows wait for the daily spend cap (PausedReason says so).
+	RunPaused RunState = "paused"
+	// RunDone: every valid row is terminal (completed, failed or canceled).
+	RunDone RunState = "done"
+	// RunAborted: enqueue stopped on an error before reading the whole dataset.
+	RunAborted RunState = "aborted"
+)
+
+// JobState is the state of one row's job.
+type JobState string
+
+// Job states.
+const (
+	JobEnqueued  JobState = "enqueued"
+	JobSubmitted JobState = "submitted"
+	JobCompleted JobState = "completed"
+	JobFailed    JobState = "failed"
+	JobCanceled  JobState = "canceled"
+)
+
+// Terminal reports whether the job state is final.
+func (s JobState) Terminal() bool {
+	return s == JobCompleted || s == JobFailed || s == JobCanceled
+}
+
+// Counters are a run's row counts. Rows = Valid + Invalid. Enqueued counts
+// rows this run queued as new jobs, Duplicate rows whose unique_id already
+// had a job (from this or an earlier run). Submitted counts rows whose task
+// exists at the API (it never decreases); Completed, Failed and Canceled
+// count rows currently in that terminal state.
+type Counters struct {
+	Rows      int64 `json:"rows"`
+	Valid     int64 `json:"valid"`
+	Invalid   int64 `json:"invalid"`
+	Enqueued  int64 `json:"enqueued"`
+	Duplicate int64 `json:"duplicate"`
+	Submitted int64 `json:"submitted"`
+	Completed int64 `json:"completed"`
+	Failed    int64 `json:"failed"`
+	Canceled  int64 `json:"canceled"`
+}
+
+// Terminal returns Completed + Failed + Canceled.
+func (c Counters) Terminal() int64 { return c.Completed + c.Failed + c.Canceled }
+
+// Run is a run record: one invocation of enqueue over one dataset.
+type Run struct {
+	ID          string           `json:"run_id"`
+	Dataset     string           `json:"dataset"`
+	Type        refonte.TaskType `json:"type,omitempty"` // "" when each row names its type
+	Project     string           `json:"project,omitempty"`
+	Batch       string           `json:"batch,omitempty"`
+	Mode        refonte.Mode     `json:"mode"`
+	CallbackURL string           `json:"callback_url,omitempty"`
+	State       RunState         `json:"state"`
+	// PausedReason says why a paused run waits (e.g. the live daily cap).
+	PausedReason string    `json:"paused_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	EnqueuedAt   time.Time `json:"enqueued_at,omitzero"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	// BatchFinalized is set once the run's batch was finalized at the API.
+	BatchFinalized bool `json:"batch_finalized,omitempty"`
+	Counters
+}
+
+// Job is one row's job record.
+type Job struct {
+	Mode     refonte.Mode     `json:"mode"`
+	UniqueID string           `json:"unique_id"`
+	Run      string           `json:"run"` // the run that first enqueued it
+	Line     int64            `json:"line"`
+	TaskType refonte.TaskType `json:"task_type"`
+	State    JobState         `json:"state"`
+	TaskID   string           `json:"task_id,omitempty"`
+	// Status is the API's task status from the newest callback or poll.
+	Status   refonte.TaskStatus `json:"status,omitempty"`
+	Attempts int64              `json:"attempts"`
+	// Error is the last error: the API's message for a failed job.
+	Error string `json:"error,omitempty"`
+	// Response is the task's response JSON from the newest delivery.
+	Response    json.RawMessage `json:"response,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	SubmittedAt time.Time       `json:"submitted_at,omitzero"`
+	// DeliveredAt orders deliveries: a callback or poll older than this is ignored (newest wins).
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Generation counts `enqueue retry` re-queues of a failed job.
+	Generation int64 `json:"generation,omitempty"`
+}
+
+// RunRow is one row of a run, in dataset order: its line and unique_id.
+type RunRow struct {
+	Line     int64
+	UniqueID string
+}
