@@ -1,0 +1,146 @@
+// Command sandbox serves a fake Refonte.AI API (package refonte/sandbox) for
+// tests, benchmarks and trying refonte-batch without an account.
+//
+// Keys come from REFONTE_TEST_API_KEY, REFONTE_LIVE_API_KEY and
+// REFONTE_CALLBACK_AUTH_KEY (or the same names with _FILE, naming a file
+// holding the key). Unset keys fall back to the package's quick-try
+// defaults, which are printed; keys read from the environment never are.
+//
+// Exit codes: 0 after a clean shutdown on SIGINT/SIGTERM, 1 on a runtime
+// error, 2 on bad flags or keys.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var cfg sandbox.Config
+	addr := flag.String("addr", "127.0.0.1:8089", "listen address")
+	projects := flag.String("projects", sandbox.DefaultProject, "comma-separated projects pre-created in both modes")
+	flag.DurationVar(&cfg.CompleteAfter, "complete-after", sandbox.DefaultCompleteAfter, "tasks complete this long after creation (0: immediately)")
+	flag.BoolVar(&cfg.NoAutoComplete, "no-auto-complete", false, "leave tasks pending forever")
+	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "task creations per second per key; beyond it 429 (0: unlimited)")
+	flag.Float64Var(&cfg.ErrorRate, "error-rate", 0, "probability that a create answers 500/503 without creating")
+	flag.Float64Var(&cfg.LostResponseRate, "lost-response-rate", 0, "probability that a create creates the task and answers 500")
+	flag.DurationVar(&cfg.Latency, "latency", 0, "latency added to every API call")
+	flag.Float64Var(&cfg.CallbackDropRate, "callback-drop-rate", 0, "probability that a callback is never sent")
+	flag.Float64Var(&cfg.CallbackDupRate, "callback-dup-rate", 0, "probability that a callback is delivered 2-3 times")
+	flag.Float64Var(&cfg.CallbackEarlyRate, "callback-early-rate", 0, "probability that a task completes and calls back before its create is answered")
+	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault rolls (0: random)")
+	verbose := flag.Bool("v", false, "debug logging")
+	flag.Parse()
+	if cfg.CompleteAfter == 0 {
+		cfg.CompleteAfter = sandbox.CompleteImmediately
+	}
+	cfg.Projects = strings.Split(*projects, ",")
+
+	logCfg := zap.NewProductionConfig()
+	if *verbose {
+		logCfg.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+	}
+	log, err := logCfg.Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	cfg.Logger = log
+
+	var defaults []string
+	for _, k := range []struct {
+		env  string
+		dst  *string
+		def  string
+		mode refonte.Mode
+	}{
+		{"REFONTE_TEST_API_KEY", &cfg.TestKey, sandbox.DefaultTestKey, refonte.ModeTest},
+		{"REFONTE_LIVE_API_KEY", &cfg.LiveKey, sandbox.DefaultLiveKey, refonte.ModeLive},
+		{"REFONTE_CALLBACK_AUTH_KEY", &cfg.CallbackAuthKey, sandbox.DefaultCallbackAuthKey, ""},
+	} {
+		v, err := secretFromEnv(k.env)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox:", err)
+			return 2
+		}
+		if v == "" {
+			v = k.def
+			defaults = append(defaults, fmt.Sprintf("%s=%s", k.env, k.def))
+		}
+		if k.mode != "" {
+			if m, err := refonte.ModeOf(v); err != nil || m != k.mode {
+				fmt.Fprintf(os.Stderr, "sandbox: %s must start with %q\n", k.env, string(k.mode)+"_")
+				return 2
+			}
+		}
+		*k.dst = v
+	}
+
+	srv := sandbox.New(cfg)
+	defer srv.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		return 1
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("refonte sandbox listening\nbase URL: http://%s/v1\nstats: http://%s/_sandbox/stats\n", ln.Addr(), ln.Addr())
+	if len(defaults) > 0 {
+		fmt.Printf("using quick-try default keys (set the variables to override): %s\n", strings.Join(defaults, " "))
+	}
+	log.Info("sandbox started", zap.String("addr", ln.Addr().String()), zap.Stringer("config", cfg))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		log.Error("serve", zap.Error(err))
+		return 1
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", zap.Error(err))
+	}
+	log.Info("sandbox stopped")
+	return 0
+}
+
+// secretFromEnv returns $name, or the trimmed content of the file named by
+// $name_FILE. The error never contains the value.
+func secretFromEnv(name string) (string, error) {
+	if v := os.Getenv(name); v != "" {
+		return v, nil
+	}
+	path := os.Getenv(name + "_FILE")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s_FILE: %w", name, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,625 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Quick-try defaults used when a Config leaves a key empty. They are not
+// secrets: cmd/sandbox prints them when it falls back to them.
+const (
+	DefaultTestKey         = "test_sandbox_key"
+	DefaultLiveKey         = "live_sandbox_key"
+	DefaultCallbackAuthKey = "sandbox_callback_secret"
+	DefaultProject         = "demo"
+	DefaultCompleteAfter   = 500 * time.Millisecond
+	DefaultCallbackRetries = 20
+	DefaultCallbackBackoff = 100 * time.Millisecond
+	DefaultCallbackMaxWait = 5 * time.Second
+	DefaultCallbackWorkers = 64
+)
+
+// CompleteImmediately is a Config.CompleteAfter value that completes tasks
+// as soon as they are created (the zero value means DefaultCompleteAfter).
+const CompleteImmediately time.Duration = -1
+
+// CallbackAuthHeader is the header carrying the callback auth key on every
+// callback POST, as in the API reference.
+const CallbackAuthHeader = "refonte.ai-callback-auth"
+
+// Config configures a Server. The zero value is usable: default keys, the
+// project "demo" in both modes, completion after 500ms, no faults. The key
+// fields are never logged; Config's String method redacts them.
+type Config struct {
+	// TestKey and LiveKey are the only API keys accepted (HTTP Basic auth
+	// username); they decide the mode. Defaults DefaultTestKey and
+	// DefaultLiveKey. Each must start with "test_" / "live_".
+	TestKey, LiveKey string
+	// CallbackAuthKey is sent in the refonte.ai-callback-auth header of
+	// every callback. Default DefaultCallbackAuthKey.
+	CallbackAuthKey string
+	// Projects are created at start in both modes, type imageannotation,
+	// with no params. Nil means ["demo"]; an empty non-nil slice means none.
+	Projects []string
+	// CompleteAfter is how long after its creation a task completes. Zero
+	// means DefaultCompleteAfter; CompleteImmediately (any negative value)
+	// completes tasks at creation.
+	CompleteAfter time.Duration
+	// NoAutoComplete leaves tasks pending until Server.Complete is called.
+	NoAutoComplete bool
+	// CallbackRetries is the number of delivery attempts of one callback
+	// (default 20, as the platform); CallbackBackoff the first retry delay
+	// (default 100ms), doubled per attempt up to CallbackMaxBackoff (5s).
+	CallbackRetries    int
+	CallbackBackoff    time.Duration
+	CallbackMaxBackoff time.Duration
+	// CallbackWorkers bounds concurrent callback deliveries (default 64).
+	CallbackWorkers int
+	// CallbackTimeout bounds one callback attempt (default 10s).
+	CallbackTimeout time.Duration
+	// RateLimit, ErrorRate, LostResponseRate, Latency and the Callback*Rate
+	// fields are the initial faults; see Faults for their meaning.
+	RateLimit         float64
+	ErrorRate         float64
+	LostResponseRate  float64
+	Latency           time.Duration
+	CallbackDropRate  float64
+	CallbackDupRate   float64
+	CallbackEarlyRate float64
+	// Seed seeds fault rolls and task ids; 0 picks a random seed.
+	Seed int64
+	// Logger receives operational logs; nil means zap.NewNop().
+	Logger *zap.Logger
+	// HTTPClient delivers callbacks; nil means a keep-alive client sized
+	// for CallbackWorkers concurrent deliveries.
+	HTTPClient *http.Client
+}
+
+// String describes the Config without its keys.
+func (c Config) String() string {
+	return fmt.Sprintf("sandbox.Config{keys:[redacted], projects:%v, complete_after:%v, faults:%+v}", c.Projects, c.CompleteAfter, c.faults())
+}
+
+func (c Config) faults() Faults {
+	return Faults{RateLimit: c.RateLimit, ErrorRate: c.ErrorRate, LostResponseRate: c.LostResponseRate,
+		Latency: c.Latency, CallbackDropRate: c.CallbackDropRate, CallbackDupRate: c.CallbackDupRate,
+		CallbackEarlyRate: c.CallbackEarlyRate}
+}
+
+// GoString is like String, so %#v does not print the keys either.
+func (c Config) GoString() string { return c.String() }
+
+// Faults are the faults a Server injects. They can be changed at runtime
+// with Server.SetFaults or POST /_sandbox/faults (a JSON object whose
+// present fields replace the current ones; latency as "250ms" or
+// nanoseconds).
+type Faults struct {
+	// RateLimit is the number of task creations per second accepted per key
+	// (token bucket, burst of one second); beyond it creates answer 429
+	// with Retry-After in whole seconds. 0 means no limit.
+	RateLimit float64 `json:"rate_limit"`
+	// ErrorRate is the probability that a task creation answers 500 or 503
+	// without creating anything.
+	ErrorRate float64 `json:"error_rate"`
+	// LostResponseRate is the probability that a task creation creates the
+	// task and then answers 500 anyway (the platform's known behaviour).
+	LostResponseRate float64 `json:"lost_response_rate"`
+	// Latency is added to every API call.
+	Latency time.Duration `json:"-"`
+	// CallbackDropRate is the probability that a task's callback is never
+	// sent (lost, no retry).
+	CallbackDropRate float64 `json:"callback_drop_rate"`
+	// CallbackDupRate is the probability that a task's callback is
+	// delivered two or three times.
+	CallbackDupRate float64 `json:"callback_dup_rate"`
+	// CallbackEarlyRate is the probability that a created task completes
+	// instantly and its callback is delivered before the create is
+	// answered.
+	CallbackEarlyRate float64 `json:"callback_early_rate"`
+	// Down makes every API call answer 503.
+	Down bool `json:"down"`
+}
+
+type faultsWire struct {
+	RateLimit         *float64        `json:"rate_limit"`
+	ErrorRate         *float64        `json:"error_rate"`
+	LostResponseRate  *float64        `json:"lost_response_rate"`
+	Latency           json.RawMessage `json:"latency"`
+	CallbackDropRate  *float64        `json:"callback_drop_rate"`
+	CallbackDupRate   *float64        `json:"callback_dup_rate"`
+	CallbackEarlyRate *float64        `json:"callback_early_rate"`
+	Down              *bool           `json:"down"`
+	DownFor           json.RawMessage `json:"down_for"`
+}
+
+// MarshalJSON encodes the faults with latency as a Go duration string.
+func (f Faults) MarshalJSON() ([]byte, error) {
+	type plain Faults
+	return json.Marshal(struct {
+		plain
+		Latency string `json:"latency"`
+	}{plain(f), f.Latency.String()})
+}
+
+// UnmarshalJSON updates only the fields present in data, so a partial
+// object changes only what it names. Latency is "250ms" or nanoseconds.
+func (f *Faults) UnmarshalJSON(data []byte) error {
+	var w faultsWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	_, err := f.apply(w)
+	return err
+}
+
+func parseDuration(raw json.RawMessage) (time.Duration, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return time.ParseDuration(s)
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, fmt.Errorf("want a duration like \"250ms\" or nanoseconds")
+	}
+	return time.Duration(n), nil
+}
+
+// apply updates f from w and returns the down_for duration, if any.
+func (f *Faults) apply(w faultsWire) (time.Duration, error) {
+	set := func(dst *float64, src *float64, name string) error {
+		if src == nil {
+			return nil
+		}
+		if *src < 0 || (name != "rate_limit" && *src > 1) {
+			return fmt.Errorf("%s: out of range", name)
+		}
+		*dst = *src
+		return nil
+	}
+	for _, e := range []error{
+		set(&f.RateLimit, w.RateLimit, "rate_limit"),
+		set(&f.ErrorRate, w.ErrorRate, "error_rate"),
+		set(&f.LostResponseRate, w.LostResponseRate, "lost_response_rate"),
+		set(&f.CallbackDropRate, w.CallbackDropRate, "callback_drop_rate"),
+		set(&f.CallbackDupRate, w.CallbackDupRate, "callback_dup_rate"),
+		set(&f.CallbackEarlyRate, w.CallbackEarlyRate, "callback_early_rate"),
+	} {
+		if e != nil {
+			return 0, e
+		}
+	}
+	if len(w.Latency) > 0 {
+		d, err := parseDuration(w.Latency)
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("latency: want a duration like \"250ms\" or nanoseconds")
+		}
+		f.Latency = d
+	}
+	if w.Down != nil {
+		f.Down = *w.Down
+	}
+	var downFor time.Duration
+	if len(w.DownFor) > 0 {
+		d, err := parseDuration(w.DownFor)
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("down_for: want a duration like \"30s\" or nanoseconds")
+		}
+		downFor = d
+	}
+	return downFor, nil
+}
+
+// Server is the fake Refonte API. It implements http.Handler. Create it with
+// New and stop it with Close.
+type Server struct {
+	cfg    Config
+	log    *zap.Logger
+	client *http.Client
+
+	faultsMu sync.RWMutex
+	faults   Faults
+	downGen  uint64
+	downT    *time.Timer
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	idPrefix uint64
+	idSeq    atomic.Uint64
+
+	worlds map[refonte.Mode]*world
+	stats  counters
+
+	sched *scheduler
+	table []route
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// New returns a Server for cfg with its pre-created projects, and starts its
+// completion scheduler and callback workers.
+func New(cfg Config) *Server {
+	if cfg.TestKey == "" {
+		cfg.TestKey = DefaultTestKey
+	}
+	if cfg.LiveKey == "" {
+		cfg.LiveKey = DefaultLiveKey
+	}
+	if cfg.CallbackAuthKey == "" {
+		cfg.CallbackAuthKey = DefaultCallbackAuthKey
+	}
+	if cfg.Projects == nil {
+		cfg.Projects = []string{DefaultProject}
+	}
+	if cfg.CompleteAfter == 0 {
+		cfg.CompleteAfter = DefaultCompleteAfter
+	}
+	if cfg.CompleteAfter < 0 {
+		cfg.CompleteAfter = 0
+	}
+	if cfg.CallbackRetries <= 0 {
+		cfg.CallbackRetries = DefaultCallbackRetries
+	}
+	if cfg.CallbackBackoff <= 0 {
+		cfg.CallbackBackoff = DefaultCallbackBackoff
+	}
+	if cfg.CallbackMaxBackoff <= 0 {
+		cfg.CallbackMaxBackoff = DefaultCallbackMaxWait
+	}
+	if cfg.CallbackWorkers <= 0 {
+		cfg.CallbackWorkers = DefaultCallbackWorkers
+	}
+	if cfg.CallbackTimeout <= 0 {
+		cfg.CallbackTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.HTTPClient == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = cfg.CallbackWorkers * 4
+		tr.MaxIdleConnsPerHost = cfg.CallbackWorkers
+		tr.IdleConnTimeout = 90 * time.Second
+		cfg.HTTPClient = &http.Client{Transport: tr, Timeout: cfg.CallbackTimeout}
+	}
+	seed := uint64(cfg.Seed)
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		client:   cfg.HTTPClient,
+		faults:   cfg.faults(),
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		idPrefix: splitmix(seed) & 0xffffffff,
+		worlds:   map[refonte.Mode]*world{},
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	now := s.now()
+	for _, m := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
+		w := newWorld(m, cfg.RateLimit)
+		for _, name := range cfg.Projects {
+			if name = strings.TrimSpace(name); name != "" {
+				_, _ = w.createProject(name, refonte.TypeImageAnnotation, nil, now)
+			}
+		}
+		s.worlds[m] = w
+	}
+	s.table = s.routes()
+	s.sched = newScheduler(s)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sched.run(ctx)
+	}()
+	for range cfg.CallbackWorkers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.deliveryWorker(ctx)
+		}()
+	}
+	return s
+}
+
+// Close stops completions and callback deliveries and waits for the
+// server's goroutines. In-flight HTTP requests to the handler are not
+// affected; stop the http.Server first.
+func (s *Server) Close() {
+	s.closed.Do(func() {
+		s.faultsMu.Lock()
+		if s.downT != nil {
+			s.downT.Stop()
+		}
+		s.faultsMu.Unlock()
+		s.cancel()
+		s.wg.Wait()
+	})
+}
+
+// Faults returns the current faults.
+func (s *Server) Faults() Faults {
+	s.faultsMu.RLock()
+	defer s.faultsMu.RUnlock()
+	return s.faults
+}
+
+// SetFaults replaces the current faults.
+func (s *Server) SetFaults(f Faults) {
+	s.faultsMu.Lock()
+	s.faults = f
+	s.downGen++
+	if s.downT != nil {
+		s.downT.Stop()
+		s.downT = nil
+	}
+	s.faultsMu.Unlock()
+	for _, w := range s.worlds {
+		w.setRate(f.RateLimit)
+	}
+}
+
+// SetDown takes the API down (every API call answers 503) or brings it back.
+func (s *Server) SetDown(down bool) {
+	f := s.Faults()
+	f.Down = down
+	s.SetFaults(f)
+}
+
+// DownFor takes the API down for d, then brings it back up (unless the
+// faults were changed in between).
+func (s *Server) DownFor(d time.Duration) {
+	s.SetDown(true)
+	s.faultsMu.Lock()
+	defer s.faultsMu.Unlock()
+	gen := s.downGen
+	s.downT = time.AfterFunc(d, func() {
+		s.faultsMu.Lock()
+		if s.downGen == gen {
+			s.faults.Down = false
+			s.downT = nil
+		}
+		s.faultsMu.Unlock()
+	})
+}
+
+// roll returns true with probability p.
+func (s *Server) roll(p float64) bool {
+	if p <= 0 {
+		return false
+	}
+	if p >= 1 {
+		return true
+	}
+	s.rngMu.Lock()
+	f := s.rng.Float64()
+	s.rngMu.Unlock()
+	return f < p
+}
+
+func (s *Server) intn(n int) int {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.IntN(n)
+}
+
+func (s *Server) now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// newTaskID returns a 24-hex-digit id that looks random and is unique per
+// Server (a bijective mix of a counter under a per-server prefix).
+func (s *Server) newTaskID() string {
+	n := s.idSeq.Add(1)
+	return fmt.Sprintf("%08x%016x", s.idPrefix, splitmix(n^s.idPrefix<<32))
+}
+
+// authenticate returns the world of the request's API key.
+func (s *Server) authenticate(r *http.Request) (*world, bool) {
+	user, _, ok := r.BasicAuth()
+	if !ok || user == "" {
+		return nil, false
+	}
+	switch {
+	case subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.TestKey)) == 1:
+		return s.worlds[refonte.ModeTest], true
+	case subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.LiveKey)) == 1:
+		return s.worlds[refonte.ModeLive], true
+	}
+	return nil, false
+}
+
+// apiError is the JSON error body of the reference.
+type apiError struct {
+	StatusCode int    `json:"status_code"`
+	Error      string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(apiError{status, "encode response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, apiError{status, fmt.Sprintf(format, args...)})
+}
+
+// ServeHTTP serves the API under /v1 (or with /v1 already stripped) and the
+// unauthenticated /_sandbox/stats and /_sandbox/faults endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	if p == "/v1" || strings.HasPrefix(p, "/v1/") {
+		p = p[len("/v1"):]
+	}
+	raw := strings.Split(strings.Trim(p, "/"), "/")
+	seg := make([]string, len(raw))
+	for i, e := range raw {
+		u, err := url.PathUnescape(e)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid path segment %q", e)
+			return
+		}
+		seg[i] = u
+	}
+	if len(seg) > 0 && seg[0] == "_sandbox" {
+		s.serveControl(w, r, seg[1:])
+		return
+	}
+	s.stats.apiCalls.Add(1)
+	f := s.Faults()
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if f.Down {
+		s.stats.downRejected.Add(1)
+		writeError(w, http.StatusServiceUnavailable, "service unavailable")
+		return
+	}
+	wld, ok := s.authenticate(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, "no valid API key provided: use HTTP Basic auth with the key as username and an empty password")
+		return
+	}
+	s.route(w, r, wld, seg, f)
+}
+
+type route struct {
+	method string
+	path   string // pattern with {} for one segment
+	handle func(http.ResponseWriter, *http.Request, *world, []string, Faults)
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{http.MethodGet, "tasks", s.listTasks},
+		{http.MethodPost, "task/{}/cancel", s.cancelTask},
+		{http.MethodPost, "task/{}/setMetadata", s.setMetadata},
+		{http.MethodPost, "task/{}/unique_id", s.setUniqueID},
+		{http.MethodDelete, "task/{}/unique_id", s.clearUniqueID},
+		{http.MethodPost, "task/{}", s.createTask},
+		{http.MethodGet, "task/{}", s.getTask},
+		{http.MethodPost, "batches", s.createBatch},
+		{http.MethodGet, "batches", s.listBatches},
+		{http.MethodPost, "batches/{}/finalize", s.finalizeBatch},
+		{http.MethodGet, "batches/{}/status", s.batchStatus},
+		{http.MethodGet, "batches/{}", s.getBatch},
+		{http.MethodPost, "projects", s.createProject},
+		{http.MethodGet, "projects", s.listProjects},
+		{http.MethodPost, "projects/{}/setParams", s.setProjectParams},
+		{http.MethodGet, "projects/{}", s.getProject},
+	}
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request, wld *world, seg []string, f Faults) {
+	pathFound := false
+	for _, rt := range s.table {
+		pat := strings.Split(rt.path, "/")
+		if len(pat) != len(seg) {
+			continue
+		}
+		var args []string
+		match := true
+		for i, p := range pat {
+			if p == "{}" {
+				args = append(args, seg[i])
+				continue
+			}
+			if p != seg[i] {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		pathFound = true
+		if rt.method == r.Method {
+			rt.handle(w, r, wld, args, f)
+			return
+		}
+	}
+	if pathFound {
+		writeError(w, http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+}
+
+const maxBody = 8 << 20
+
+// decodeBody decodes a JSON object body, keeping numbers exact.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, seg []string) {
+	name := strings.Join(seg, "/")
+	switch {
+	case name == "stats" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Stats())
+	case name == "faults" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Faults())
+	case name == "faults" && r.Method == http.MethodPost:
+		var wire faultsWire
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&wire); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+			return
+		}
+		f := s.Faults()
+		downFor, err := f.apply(wire)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		s.SetFaults(f)
+		if downFor > 0 {
+			s.DownFor(downFor)
+		}
+		s.log.Info("sandbox faults changed", zap.Any("faults", s.Faults()), zap.Duration("down_for", downFor))
+		writeJSON(w, http.StatusOK, s.Faults())
+	default:
+		writeError(w, http.StatusNotFound, "no such sandbox endpoint: %s %s", r.Method, r.URL.Path)
+	}
+}
