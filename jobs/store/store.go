@@ -39,8 +39,11 @@ var (
 	ErrRunNotFound = errors.New("store: run not found")
 	// ErrJobNotFound reports an unknown (or expired) job.
 	ErrJobNotFound = errors.New("store: job not found")
-	// ErrNotImplemented marks a method not written yet.
-	ErrNotImplemented = errors.New("store: not implemented")
+	// ErrBadJob reports a NewJob AddJobs cannot write (a required field
+	// is empty, or the unique_id holds a line break).
+	ErrBadJob = errors.New("store: bad job")
+	// ErrRunExists reports a CreateRun with the ID of an existing run.
+	ErrRunExists = errors.New("store: run already exists")
 )
 
 // RunState is the state of a run.
@@ -114,7 +117,19 @@ type Run struct {
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
 	// BatchFinalized is set once the run's batch was finalized at the API.
 	BatchFinalized bool `json:"batch_finalized,omitempty"`
+	// AbortReason is the error that stopped enqueue (state RunAborted).
+	AbortReason string `json:"abort_reason,omitempty"`
+	// FailedWithoutTask counts rows terminal (failed) without any task at
+	// the API, such as a permanent 400 on create.
+	FailedWithoutTask int64 `json:"failed_without_task,omitempty"`
 	Counters
+}
+
+// AllSubmitted reports whether enqueue finished and every valid row has a
+// task at the API or failed without one: the moment to finalize the run's
+// batch (see Store.ClaimBatchFinalize).
+func (r *Run) AllSubmitted() bool {
+	return r.State != RunEnqueuing && r.State != RunAborted && r.Submitted+r.FailedWithoutTask >= r.Valid
 }
 
 // Job is one row's job record.

@@ -1,0 +1,267 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Batching of AddJobs: rows per script call, script calls per pipeline.
+const (
+	addChunk    = 256
+	addPipeline = 32
+	rowsPage    = 1000
+)
+
+func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutcome, error) {
+	if run == nil || run.ID == "" {
+		return nil, fmt.Errorf("%w: empty run ID", ErrRunNotFound)
+	}
+	if _, err := refonte.ParseMode(string(run.Mode)); err != nil {
+		return nil, fmt.Errorf("store: add jobs to run %s: %w", run.ID, err)
+	}
+	out := make([]AddOutcome, 0, len(jobs))
+	var msg []byte
+	for start := 0; start < len(jobs); start += addChunk * addPipeline {
+		end := min(start+addChunk*addPipeline, len(jobs))
+		window := jobs[start:end]
+		now := time.Now()
+		type call struct {
+			keys []string
+			args []any
+			cmd  *redis.Cmd
+		}
+		calls := make([]call, 0, (len(window)+addChunk-1)/addChunk)
+		for c := 0; c < len(window); c += addChunk {
+			rows := window[c:min(c+addChunk, len(window))]
+			keys := make([]string, 0, 3+3*len(rows))
+			args := make([]any, 0, 6+5*len(rows))
+			packed, first, err := packRows(rows)
+			if err != nil {
+				return out, fmt.Errorf("store: add jobs to run %s: %w", run.ID, err)
+			}
+			keys = append(keys, s.runKey(run.ID), s.runRowsKey(run.ID), asynqAllQueues)
+			args = append(args, run.ID, ms(now), now.UnixNano(), s.ttlMS(), packed, first)
+			for i := range rows {
+				j := &rows[i]
+				msg = appendTaskMessage(msg[:0], j)
+				keys = append(keys, s.jobKey(run.Mode, j.UniqueID), asynqTaskKey(j.Queue, j.TaskID), asynqPendingKey(j.Queue))
+				args = append(args, j.Line, string(j.TaskType), j.TaskID, j.Queue, string(msg))
+			}
+			calls = append(calls, call{keys: keys, args: args})
+		}
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range calls {
+				calls[i].cmd = addJobsScript.EvalSha(ctx, p, calls[i].keys, calls[i].args...)
+			}
+			return nil
+		})
+		for i := range calls {
+			v, err := calls[i].cmd.Result()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// Script cache empty (new or restarted Redis): this call did not run.
+				v, err = addJobsScript.Run(ctx, s.rdb, calls[i].keys, calls[i].args...).Result()
+			}
+			if err != nil {
+				return out, fmt.Errorf("store: add jobs to run %s after %d rows: %w", run.ID, len(out), err)
+			}
+			switch v := v.(type) {
+			case int64: // -1: no run
+				return out, fmt.Errorf("store: add jobs: %w: %s", ErrRunNotFound, run.ID)
+			case []any:
+				for _, r := range v {
+					n, _ := r.(int64)
+					out = append(out, AddOutcome(n))
+				}
+			default:
+				return out, fmt.Errorf("store: add jobs to run %s: unexpected reply %T", run.ID, v)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) getJob(ctx context.Context, mode refonte.Mode, uniqueID string) (*Job, error) {
+	m, err := s.rdb.HGetAll(ctx, s.jobKey(mode, uniqueID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: get job %s: %w", uniqueID, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%w: %s %s", ErrJobNotFound, mode, uniqueID)
+	}
+	return parseJob(mode, uniqueID, m), nil
+}
+
+func parseJob(mode refonte.Mode, uid string, m map[string]string) *Job {
+	i := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+	j := &Job{
+		Mode:        mode,
+		UniqueID:    uid,
+		Run:         m["run"],
+		Line:        i("line"),
+		TaskType:    refonte.TaskType(m["type"]),
+		State:       JobState(m["state"]),
+		TaskID:      m["task_id"],
+		Status:      refonte.TaskStatus(m["status"]),
+		Attempts:    i("attempts"),
+		Error:       m["error"],
+		CreatedAt:   fromMS(m["created"]),
+		SubmittedAt: fromMS(m["submitted"]),
+		DeliveredAt: fromMS(m["delivered"]),
+		UpdatedAt:   fromMS(m["updated"]),
+		Generation:  i("generation"),
+	}
+	if r := m["response"]; r != "" {
+		j.Response = []byte(r)
+	}
+	return j
+}
+
+// Runs returns the IDs of the runs a job's record lists (one entry per row
+// that follows it). It is for tests and diagnostics.
+func (s *Store) Runs(ctx context.Context, mode refonte.Mode, uniqueID string) ([]string, error) {
+	v, err := s.rdb.HGet(ctx, s.jobKey(mode, uniqueID), "runs").Result()
+	if isNotFound(err) {
+		return nil, fmt.Errorf("%w: %s %s", ErrJobNotFound, mode, uniqueID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: job runs %s: %w", uniqueID, err)
+	}
+	return strings.Fields(v), nil
+}
+
+func (s *Store) uniqueIDByTaskID(ctx context.Context, mode refonte.Mode, taskID string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.taskIdxKey(mode, taskID)).Result()
+	if isNotFound(err) {
+		return "", fmt.Errorf("%w: task %s", ErrJobNotFound, taskID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: task index %s: %w", taskID, err)
+	}
+	return v, nil
+}
+
+func (s *Store) inFlightBefore(ctx context.Context, mode refonte.Mode, t time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	key := s.inflightKey(mode)
+	// Entries older than the retention belong to expired jobs.
+	cutoff := time.Now().Add(-s.opts.Retention)
+	if err := s.rdb.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(ms(cutoff), 10)).Err(); err != nil {
+		return nil, fmt.Errorf("store: in-flight: %w", err)
+	}
+	ids, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(ms(t), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: in-flight: %w", err)
+	}
+	return ids, nil
+}
+
+// packRows checks a batch of rows and packs their "line:unique_id" lines,
+// sorted by line, into one string; it returns it with the first line.
+func packRows(rows []NewJob) (string, int64, error) {
+	idx := make([]int, len(rows))
+	n := 0
+	for i := range rows {
+		j := &rows[i]
+		if j.UniqueID == "" || j.TaskID == "" || j.Queue == "" || j.AsynqType == "" {
+			return "", 0, fmt.Errorf("line %d: %w", j.Line, ErrBadJob)
+		}
+		if strings.ContainsAny(j.UniqueID, "\n\r") {
+			return "", 0, fmt.Errorf("line %d: %w: unique_id holds a line break", j.Line, ErrBadJob)
+		}
+		idx[i] = i
+		n += len(j.UniqueID) + 21
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rows[a].Line, rows[b].Line) })
+	var b strings.Builder
+	b.Grow(n)
+	for k, i := range idx {
+		if k > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(strconv.FormatInt(rows[i].Line, 10))
+		b.WriteByte(':')
+		b.WriteString(rows[i].UniqueID)
+	}
+	return b.String(), rows[idx[0]].Line, nil
+}
+
+// unpackRows parses a rows zset member: "seq\nline:uid\nline:uid...".
+func unpackRows(member string, dst []RunRow) []RunRow {
+	_, rest, _ := strings.Cut(member, "\n")
+	for rest != "" {
+		var it string
+		it, rest, _ = strings.Cut(rest, "\n")
+		line, uid, _ := strings.Cut(it, ":")
+		n, _ := strconv.ParseInt(line, 10, 64)
+		dst = append(dst, RunRow{Line: n, UniqueID: uid})
+	}
+	return dst
+}
+
+func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
+	run, err := s.getRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	key := s.runRowsKey(runID)
+	const chunksPage = (rowsPage + addChunk - 1) / addChunk
+	var rows []RunRow
+	for start := int64(0); ; start += chunksPage {
+		members, err := s.rdb.ZRange(ctx, key, start, start+chunksPage-1).Result()
+		if err != nil {
+			return fmt.Errorf("store: rows of run %s: %w", runID, err)
+		}
+		rows = rows[:0]
+		for _, m := range members {
+			rows = unpackRows(m, rows)
+		}
+		cmds := make([]*redis.MapStringStringCmd, len(rows))
+		if len(rows) > 0 {
+			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, r := range rows {
+					cmds[i] = p.HGetAll(ctx, s.jobKey(run.Mode, r.UniqueID))
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("store: rows of run %s: %w", runID, err)
+			}
+		}
+		for i, r := range rows {
+			var j *Job
+			if m := cmds[i].Val(); len(m) > 0 {
+				j = parseJob(run.Mode, r.UniqueID, m)
+			}
+			if err := fn(r, j); err != nil {
+				return err
+			}
+		}
+		if len(members) < chunksPage {
+			return nil
+		}
+	}
+}
+
+func (s *Store) recordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, lastError string) error {
+	n, err := s.scriptInt(ctx, recordAttemptScript, []string{s.jobKey(mode, uniqueID)}, lastError, ms(time.Now()), s.ttlMS())
+	if err != nil {
+		return fmt.Errorf("store: record attempt %s: %w", uniqueID, err)
+	}
+	if n == -1 {
+		return fmt.Errorf("%w: %s %s", ErrJobNotFound, mode, uniqueID)
+	}
+	return nil
+}

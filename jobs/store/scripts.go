@@ -1,0 +1,421 @@
+package store
+
+// Every Lua script of the store, in one place. Each script runs atomically in
+// Redis: no other command interleaves with it, so a transition and the
+// counters of every run it touches change together or not at all.
+//
+// Redis Cluster: the transition scripts derive run keys from the job's
+// `runs` field (undeclared keys) and AddJobs writes asynq's keys (hash tag
+// {<queue>}) beside ours, so these scripts need a single-shard Redis
+// (standalone, Sentinel, or a Cluster with every key in one slot, which
+// asynq's own key names do not allow). All scripts are effect-replicated
+// (Redis 7 default), so the AOF replays their writes, not the scripts.
+//
+// Times are unix milliseconds; TTLs are milliseconds (PEXPIRE).
+//
+// Job hash fields: run line type state task_id status attempts error
+// response created submitted delivered updated generation runs.
+// Run hash fields: dataset type project batch mode callback_url state
+// paused_reason abort_reason created_at enqueued_at finished_at finalized
+// allsub and the counters rows valid invalid enqueued duplicate submitted
+// completed failed canceled notask (terminal rows without a task at the API).
+
+import "github.com/redis/go-redis/v9"
+
+// luaRunHelpers is prepended to every transition script. apply_runs adds
+// the counter deltas to every run that follows the job (a run listed n times
+// because n of its rows share the job gets n times the deltas), then checks
+// each run for completion (terminal == valid → done) and for "every valid
+// row submitted or terminal without a task" (reported once per run, flag
+// allsub). It returns the two lists of run IDs.
+const luaRunHelpers = `
+local function is_terminal(st)
+  return st == 'completed' or st == 'failed' or st == 'canceled'
+end
+
+local function num(v)
+  if v then return tonumber(v) or 0 end
+  return 0
+end
+
+local function apply_runs(prefix, runs, deltas, now, ttl)
+  local mult, order = {}, {}
+  for rid in string.gmatch(runs or '', '%S+') do
+    if not mult[rid] then
+      mult[rid] = 0
+      order[#order + 1] = rid
+    end
+    mult[rid] = mult[rid] + 1
+  end
+  local done, allsub = {}, {}
+  for _, rid in ipairs(order) do
+    local rk = prefix .. 'run:' .. rid
+    if redis.call('EXISTS', rk) == 1 then
+      for f, d in pairs(deltas) do
+        if d ~= 0 then redis.call('HINCRBY', rk, f, d * mult[rid]) end
+      end
+      local v = redis.call('HMGET', rk, 'valid', 'submitted', 'completed', 'failed',
+        'canceled', 'notask', 'state', 'allsub', 'finalized')
+      local valid = num(v[1])
+      local term = num(v[3]) + num(v[4]) + num(v[5])
+      local st = v[7]
+      if term >= valid and (st == 'running' or st == 'paused') then
+        redis.call('HSET', rk, 'state', 'done', 'finished_at', now)
+        redis.call('HDEL', rk, 'paused_reason')
+        done[#done + 1] = rid
+        st = 'done'
+      elseif term < valid and st == 'done' then
+        redis.call('HSET', rk, 'state', 'running')
+        redis.call('HDEL', rk, 'finished_at')
+        st = 'running'
+      end
+      local settled = num(v[2]) + num(v[6]) >= valid
+      if settled and st ~= 'enqueuing' and st ~= 'aborted' and v[8] ~= '1' then
+        redis.call('HSET', rk, 'allsub', '1')
+        allsub[#allsub + 1] = rid
+      elseif (not settled) and v[8] == '1' and v[9] ~= '1' then
+        redis.call('HDEL', rk, 'allsub')
+      end
+      redis.call('PEXPIRE', rk, ttl)
+    end
+  end
+  return done, allsub
+end
+`
+
+// createRunScript writes a new run record and indexes it.
+//
+// KEYS[1] run hash, KEYS[2] runs zset.
+// ARGV[1] run ID, ARGV[2] created ms, ARGV[3] TTL ms, ARGV[4] zset cutoff
+// ms (older entries are dropped), ARGV[5..] field/value pairs.
+// Returns 1, or -2 if the run exists (nothing written).
+var createRunScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
+local fv = {}
+for i = 5, #ARGV do fv[#fv + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fv))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`)
+
+// addInvalidScript counts invalid rows. KEYS[1] run; ARGV[1] n, ARGV[2] TTL ms.
+// Returns 1, or -1 if the run does not exist.
+var addInvalidScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HINCRBY', KEYS[1], 'rows', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'invalid', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// finishEnqueueScript: enqueuing → running, or done if every valid row is
+// already terminal (valid == 0 included). A no-op in any other state.
+// KEYS[1] run; ARGV[1] now ms, ARGV[2] TTL ms. Returns 1 changed, 0 no-op,
+// -1 no run.
+var finishEnqueueScript = redis.NewScript(luaRunHelpers + `
+local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled')
+if not v[1] then return -1 end
+if v[1] ~= 'enqueuing' then return 0 end
+redis.call('HSET', KEYS[1], 'enqueued_at', ARGV[1])
+if num(v[3]) + num(v[4]) + num(v[5]) >= num(v[2]) then
+  redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'state', 'running')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// abortRunScript: any state but done → aborted with the reason.
+// KEYS[1] run; ARGV[1] reason, ARGV[2] now ms, ARGV[3] TTL ms.
+// Returns 1 changed, 0 no-op (done), -1 no run.
+var abortRunScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return -1 end
+if st == 'done' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'aborted', 'abort_reason', ARGV[1], 'finished_at', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// claimFinalizeScript sets the finalized flag once.
+// KEYS[1] run; ARGV[1] TTL ms. Returns 1 if this call set it, 0 if it was
+// set, -1 no run.
+var claimFinalizeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local n = redis.call('HSETNX', KEYS[1], 'finalized', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n
+`)
+
+// setPausedScript: running → paused (reason set), paused → paused (reason
+// updated), paused → running (reason ""). Other states: no-op.
+// KEYS[1] run; ARGV[1] reason, ARGV[2] TTL ms. Returns 1 changed, 0 no-op, -1 no run.
+var setPausedScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return -1 end
+if ARGV[1] ~= '' and (st == 'running' or st == 'paused') then
+  redis.call('HSET', KEYS[1], 'state', 'paused', 'paused_reason', ARGV[1])
+elseif ARGV[1] == '' and st == 'paused' then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HDEL', KEYS[1], 'paused_reason')
+else
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// addJobsScript adds one batch of valid rows to a run; see Store.AddJobs.
+// Per row, atomically with the whole batch: a new job record plus its
+// pending asynq task (asynq v0.26's enqueueCmd: HSET msg/state/pending_since
+// unless the task key exists, LPUSH the pending list), or, for an existing
+// job, the run joins its `runs` and counts its current state; an enqueued
+// job whose task key is gone gets its task written again. The batch's rows
+// ("line:unique_id" lines, sorted by line) become one member of the run's
+// rows zset, scored by the batch's first line, so RunRows reads the rows in
+// dataset order whatever the order concurrent writers' batches land in.
+//
+// KEYS[1] run hash, KEYS[2] run rows zset, KEYS[3] asynq:queues, then per
+// row i (1-based) KEYS[3i+1] job hash, KEYS[3i+2] asynq task hash,
+// KEYS[3i+3] asynq pending list.
+// ARGV[1] run ID, ARGV[2] now ms, ARGV[3] now ns (asynq's pending_since),
+// ARGV[4] TTL ms, ARGV[5] packed rows, ARGV[6] first line, then per row i
+// at b = 6+5(i-1): ARGV[b+1] line, ARGV[b+2] task type, ARGV[b+3] asynq
+// task ID, ARGV[b+4] queue, ARGV[b+5] encoded asynq TaskMessage.
+// Returns one outcome per row (1 new, 2 duplicate, 3 repaired), or -1 if
+// the run does not exist (nothing written).
+var addJobsScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local rid, now, ns, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n = (#KEYS - 3) / 3
+local out, queues = {}, {}
+local c = {enqueued = 0, duplicate = 0, submitted = 0, completed = 0, failed = 0, canceled = 0, notask = 0}
+local function put_task(tk, pk, id, q, msg)
+  if not queues[q] then
+    redis.call('SADD', KEYS[3], q)
+    queues[q] = true
+  end
+  if redis.call('EXISTS', tk) == 1 then return false end
+  redis.call('HSET', tk, 'msg', msg, 'state', 'pending', 'pending_since', ns)
+  redis.call('LPUSH', pk, id)
+  return true
+end
+for i = 1, n do
+  local jk, tk, pk = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local b = 6 + 5 * (i - 1)
+  local line, typ, tid, q, msg = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs')
+  if not j[1] then
+    redis.call('HSET', jk, 'run', rid, 'line', line, 'type', typ, 'state', 'enqueued',
+      'created', now, 'updated', now, 'runs', rid)
+    redis.call('PEXPIRE', jk, ttl)
+    put_task(tk, pk, tid, q, msg)
+    c.enqueued = c.enqueued + 1
+    out[i] = 1
+  else
+    local st, t = j[1], j[2] or ''
+    local runs = j[3]
+    if runs and runs ~= '' then runs = runs .. ' ' .. rid else runs = rid end
+    redis.call('HSET', jk, 'runs', runs, 'updated', now)
+    redis.call('PEXPIRE', jk, ttl)
+    c.duplicate = c.duplicate + 1
+    if t ~= '' then c.submitted = c.submitted + 1 end
+    if st == 'completed' or st == 'failed' or st == 'canceled' then
+      c[st] = c[st] + 1
+      if t == '' then c.notask = c.notask + 1 end
+    end
+    out[i] = 2
+    if st == 'enqueued' and put_task(tk, pk, tid, q, msg) then out[i] = 3 end
+  end
+end
+if n > 0 then
+  local seq = redis.call('HINCRBY', KEYS[1], 'chunks', 1)
+  redis.call('ZADD', KEYS[2], ARGV[6], seq .. '\n' .. ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('HINCRBY', KEYS[1], 'rows', n)
+  redis.call('HINCRBY', KEYS[1], 'valid', n)
+  for f, d in pairs(c) do
+    if d ~= 0 then redis.call('HINCRBY', KEYS[1], f, d) end
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return out
+`)
+
+// Every transition script returns {changed, from, to, runsDone,
+// runsAllSubmitted, jobHGETALL}, or {-1} if the job does not exist (nothing
+// written).
+
+// markSubmittedScript: enqueued → submitted with the task ID (indexed, added
+// to the in-flight set); a terminal job without a task ID gets the task ID
+// (submitted counted, state kept). Otherwise a no-op. The run counter
+// submitted grows only when the job had no task ID yet.
+//
+// KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key.
+// ARGV[1] prefix, ARGV[2] task ID, ARGV[3] now ms, ARGV[4] TTL ms, ARGV[5] unique_id.
+var markSubmittedScript = redis.NewScript(luaRunHelpers + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
+local st = j[1]
+if not st then return {-1} end
+local tid = j[2] or ''
+local now, ttl = ARGV[3], ARGV[4]
+local deltas = {}
+local to = st
+if st == 'enqueued' then
+  to = 'submitted'
+  if tid == '' then deltas.submitted = 1 end
+  redis.call('HSET', KEYS[1], 'state', to, 'task_id', ARGV[2], 'submitted', now, 'updated', now)
+  redis.call('ZADD', KEYS[2], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+elseif tid == '' and is_terminal(st) then
+  deltas.submitted = 1
+  deltas.notask = -1
+  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'submitted', now, 'updated', now)
+else
+  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+end
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ttl)
+redis.call('PEXPIRE', KEYS[1], ttl)
+local done, allsub = apply_runs(ARGV[1], j[3], deltas, now, ttl)
+return {1, st, to, done, allsub, redis.call('HGETALL', KEYS[1])}
+`)
+
+// completeScript applies a terminal outcome (newest delivery wins): from
+// enqueued, submitted or a terminal state to ARGV[2]. A delivery older than
+// the job's `delivered`, or as old with the same status, is a no-op. A task
+// ID the job did not have yet is recorded, indexed and counted submitted.
+//
+// KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key (of ARGV[9]).
+// ARGV[1] prefix, ARGV[2] target state, ARGV[3] API status, ARGV[4]
+// response, ARGV[5] error, ARGV[6] delivery time ms, ARGV[7] now ms,
+// ARGV[8] TTL ms, ARGV[9] task ID ("" if unknown), ARGV[10] unique_id.
+var completeScript = redis.NewScript(luaRunHelpers + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'status', 'runs')
+local st = j[1]
+if not st then return {-1} end
+local tid = j[2] or ''
+local at = tonumber(ARGV[6])
+if j[3] then
+  local d = tonumber(j[3])
+  if at < d or (at == d and j[4] == ARGV[3]) then
+    return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+  end
+end
+local to, now, ttl = ARGV[2], ARGV[7], ARGV[8]
+local deltas = {}
+if is_terminal(st) then deltas[st] = -1 end
+deltas[to] = (deltas[to] or 0) + 1
+local newtid = tid
+if tid == '' and ARGV[9] ~= '' then
+  newtid = ARGV[9]
+  deltas.submitted = 1
+  redis.call('HSET', KEYS[1], 'task_id', newtid, 'submitted', now)
+  redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
+end
+local before = 0
+if is_terminal(st) and tid == '' then before = 1 end
+local after = 0
+if newtid == '' then after = 1 end
+deltas.notask = after - before
+redis.call('HSET', KEYS[1], 'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'response', ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], 'response')
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'error', ARGV[5])
+elseif to == 'completed' then
+  redis.call('HDEL', KEYS[1], 'error')
+end
+redis.call('ZREM', KEYS[2], ARGV[10])
+redis.call('PEXPIRE', KEYS[1], ttl)
+local done, allsub = apply_runs(ARGV[1], j[5], deltas, now, ttl)
+return {1, st, to, done, allsub, redis.call('HGETALL', KEYS[1])}
+`)
+
+// failScript: enqueued|submitted → failed with the message (a permanent
+// error before or without a task at the API). Otherwise a no-op.
+//
+// KEYS[1] job hash, KEYS[2] in-flight zset.
+// ARGV[1] prefix, ARGV[2] message, ARGV[3] now ms, ARGV[4] TTL ms, ARGV[5] unique_id.
+var failScript = redis.NewScript(luaRunHelpers + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
+local st = j[1]
+if not st then return {-1} end
+if st ~= 'enqueued' and st ~= 'submitted' then
+  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+end
+local deltas = {failed = 1}
+if (j[2] or '') == '' then deltas.notask = 1 end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'updated', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
+return {1, st, 'failed', done, allsub, redis.call('HGETALL', KEYS[1])}
+`)
+
+// requeueScript: failed → enqueued, generation+1, error cleared; the runs'
+// failed counters drop by one (a done run goes back to running). The task ID
+// and the delivery time are kept (submitted stays monotone; stale deliveries
+// stay ignored). Otherwise a no-op.
+//
+// KEYS[1] job hash. ARGV[1] prefix, ARGV[2] now ms, ARGV[3] TTL ms.
+var requeueScript = redis.NewScript(luaRunHelpers + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
+local st = j[1]
+if not st then return {-1} end
+if st ~= 'failed' then
+  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+end
+local deltas = {failed = -1}
+if (j[2] or '') == '' then deltas.notask = -1 end
+redis.call('HSET', KEYS[1], 'state', 'enqueued', 'updated', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HDEL', KEYS[1], 'error')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[2], ARGV[3])
+return {1, st, 'enqueued', done, allsub, redis.call('HGETALL', KEYS[1])}
+`)
+
+// recordAttemptScript counts one submission attempt and keeps its error
+// (an empty error clears the previous one, unless the job failed).
+// KEYS[1] job hash; ARGV[1] error, ARGV[2] now ms, ARGV[3] TTL ms.
+// Returns 1, or -1 if the job does not exist.
+var recordAttemptScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return -1 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], 'error', ARGV[1])
+elseif st ~= 'failed' then
+  redis.call('HDEL', KEYS[1], 'error')
+end
+redis.call('HSET', KEYS[1], 'updated', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// reserveSpendScript reserves one unit under a cap, never overshooting.
+// KEYS[1] day counter; ARGV[1] limit (<= 0: no cap), ARGV[2] TTL ms.
+// Returns 1 reserved, 0 refused.
+var reserveSpendScript = redis.NewScript(`
+local limit = tonumber(ARGV[1])
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if limit > 0 and c >= limit then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// releaseSpendScript gives one reservation back, never below zero.
+// KEYS[1] day counter. Returns the new count.
+var releaseSpendScript = redis.NewScript(`
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+`)
