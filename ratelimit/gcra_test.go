@@ -1,0 +1,246 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestConfigNormalize(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          Config
+		wantErr      string
+		wantInterval time.Duration
+		wantTol      time.Duration
+	}{
+		{"defaults", Config{Rate: 10}, "", 100 * time.Millisecond, 0},
+		{"burst", Config{Rate: 500, Burst: 10}, "", 2 * time.Millisecond, 18 * time.Millisecond},
+		{"fractional rate", Config{Rate: 0.5}, "", 2 * time.Second, 0},
+		{"rounded to µs", Config{Rate: 3}, "", 333333 * time.Microsecond, 0},
+		{"capped at 1e6/s", Config{Rate: 5e6}, "", time.Microsecond, 0},
+		{"zero rate", Config{}, "Rate must be a positive", 0, 0},
+		{"negative rate", Config{Rate: -1}, "Rate must be a positive", 0, 0},
+		{"NaN rate", Config{Rate: math.NaN()}, "Rate must be a positive", 0, 0},
+		{"infinite rate", Config{Rate: math.Inf(1)}, "Rate must be a positive", 0, 0},
+		{"negative burst", Config{Rate: 1, Burst: -1}, "Burst must be >= 0", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, g, err := tt.cfg.normalize()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.interval != tt.wantInterval || g.tolerance != tt.wantTol {
+				t.Errorf("interval, tolerance = %v, %v; want %v, %v", g.interval, g.tolerance, tt.wantInterval, tt.wantTol)
+			}
+			if cfg.Prefix != DefaultPrefix || cfg.Burst < 1 {
+				t.Errorf("defaults not applied: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestNewRedisRequiresName(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	if _, err := NewRedis(rdb, Config{Rate: 1}); err == nil || !strings.Contains(err.Error(), "Name is required") {
+		t.Fatalf("err = %v, want Name is required", err)
+	}
+	if _, err := NewRedis(nil, Config{Rate: 1, Name: "x"}); err == nil {
+		t.Fatal("nil client accepted")
+	}
+}
+
+func TestKeyFingerprint(t *testing.T) {
+	keys := []string{"live_0123456789abcdef", "test_secret", "k", ""}
+	seen := map[string]string{}
+	for _, k := range keys {
+		fp := KeyFingerprint(k)
+		if len(fp) != 16 || strings.Trim(fp, "0123456789abcdef") != "" {
+			t.Errorf("KeyFingerprint(%q) = %q, want 16 hex digits", k, fp)
+		}
+		if k != "" && strings.Contains(fp, k) {
+			t.Errorf("KeyFingerprint(%q) = %q contains the key", k, fp)
+		}
+		if fp != KeyFingerprint(k) {
+			t.Errorf("KeyFingerprint(%q) is not deterministic", k)
+		}
+		if other, dup := seen[fp]; dup {
+			t.Errorf("keys %q and %q share fingerprint %q", k, other, fp)
+		}
+		seen[fp] = k
+	}
+	l, err := NewRedis(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Config{Rate: 1, Name: "test:" + KeyFingerprint("test_secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(l.Key(), "test_secret") {
+		t.Errorf("key %q contains the API key", l.Key())
+	}
+}
+
+// clocked is a limiter under test whose clock the test sets.
+type clocked interface {
+	set(now time.Time)
+	// take books a slot ("wait", bounded by limit, -1 unbounded) or only a
+	// free one ("reserve").
+	take(mode string, limit time.Duration) (booked bool, delay time.Duration, err error)
+	cooldown(d time.Duration) error
+}
+
+type localClocked struct {
+	l   *LocalLimiter
+	now time.Time
+}
+
+func (c *localClocked) set(now time.Time) { c.now = now }
+func (c *localClocked) take(mode string, limit time.Duration) (bool, time.Duration, error) {
+	booked, delay, _ := c.l.acquire(mode == "reserve", limit)
+	return booked, delay, nil
+}
+func (c *localClocked) cooldown(d time.Duration) error { return c.l.Cooldown(context.Background(), d) }
+
+type miniClocked struct {
+	m *miniredis.Miniredis
+	l *RedisLimiter
+}
+
+func (c *miniClocked) set(now time.Time) { c.m.SetTime(now) }
+func (c *miniClocked) take(mode string, limit time.Duration) (bool, time.Duration, error) {
+	booked, delay, _, err := c.l.acquire(context.Background(), mode, limit)
+	return booked, delay, err
+}
+func (c *miniClocked) cooldown(d time.Duration) error { return c.l.Cooldown(context.Background(), d) }
+
+// TestGCRASteps runs one script of calls against both implementations on a
+// controlled clock (miniredis runs the Lua script, TIME included, and its
+// TIME follows SetTime), so the Redis script and the local arithmetic are
+// held to the same expected slots.
+func TestGCRASteps(t *testing.T) {
+	const ms = time.Millisecond
+	type step struct {
+		at         time.Duration // clock offset from t0
+		op         string        // "reserve", "wait", "cooldown"
+		limit      time.Duration // wait: longest acceptable delay, -1 unbounded; cooldown: d
+		wantBooked bool
+		wantDelay  time.Duration
+	}
+	// Rate 10/s (T = 100 ms), burst 3 (tau = 200 ms).
+	steps := []step{
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, false, 100 * ms}, // burst used up
+		{50 * ms, "reserve", 0, false, 50 * ms},
+		{50 * ms, "wait", -1, true, 50 * ms},
+		{50 * ms, "wait", -1, true, 150 * ms},
+		{50 * ms, "wait", 200 * ms, false, 250 * ms}, // would exceed: nothing booked
+		{50 * ms, "wait", 250 * ms, true, 250 * ms},  // still the same slot
+		{2000 * ms, "reserve", 0, true, 0},           // idle: burst refilled
+		{2000 * ms, "reserve", 0, true, 0},
+		{2000 * ms, "reserve", 0, true, 0},
+		{2000 * ms, "reserve", 0, false, 100 * ms},
+		{3000 * ms, "cooldown", 500 * ms, true, 0},
+		{3100 * ms, "cooldown", 100 * ms, true, 0}, // never shortens
+		{3100 * ms, "reserve", 0, false, 400 * ms},
+		{3200 * ms, "wait", -1, true, 300 * ms},
+		{3200 * ms, "wait", -1, true, 400 * ms}, // no burst right after a cooldown
+		{3200 * ms, "wait", -1, true, 500 * ms},
+		{4500 * ms, "reserve", 0, true, 0}, // the burst refills from the cooldown's end
+		{4500 * ms, "reserve", 0, true, 0},
+		{4500 * ms, "reserve", 0, true, 0},
+		{4500 * ms, "reserve", 0, false, 100 * ms},
+		{4600 * ms, "cooldown", 0, true, 0}, // d <= 0 does nothing
+		{4600 * ms, "reserve", 0, true, 0},
+	}
+	cfg := Config{Rate: 10, Burst: 3, Name: "steps"}
+	t0 := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	impls := map[string]func(t *testing.T) clocked{
+		"local": func(t *testing.T) clocked {
+			l, err := NewLocal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &localClocked{l: l}
+			l.now = func() time.Time { return c.now }
+			return c
+		},
+		"miniredis": func(t *testing.T) clocked {
+			m := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+			t.Cleanup(func() { _ = rdb.Close() })
+			l, err := NewRedis(rdb, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &miniClocked{m: m, l: l}
+		},
+	}
+	for name, mk := range impls {
+		t.Run(name, func(t *testing.T) {
+			c := mk(t)
+			for i, s := range steps {
+				c.set(t0.Add(s.at))
+				if s.op == "cooldown" {
+					if err := c.cooldown(s.limit); err != nil {
+						t.Fatalf("step %d: cooldown: %v", i, err)
+					}
+					continue
+				}
+				limit := time.Duration(-1)
+				if s.op == "wait" {
+					limit = s.limit
+				}
+				booked, delay, err := c.take(s.op, limit)
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if booked != s.wantBooked || delay != s.wantDelay {
+					t.Errorf("step %d (%s at +%v): booked, delay = %v, %v; want %v, %v", i, s.op, s.at, booked, delay, s.wantBooked, s.wantDelay)
+				}
+			}
+		})
+	}
+}
+
+func TestLocalWaitDeadlineAndCancel(t *testing.T) {
+	l, err := NewLocal(Config{Rate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = l.Wait(ctx)
+	var de *DelayError
+	if !errors.As(err, &de) || !errors.Is(err, ErrWouldExceedDeadline) || de.Delay <= 100*time.Millisecond || de.Delay > time.Second {
+		t.Fatalf("Wait = %v, want a *DelayError of about 1s", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait = %v, want context.Canceled", err)
+		}
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("Wait did not return promptly after cancel")
+	}
+}

@@ -1,0 +1,142 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisLimiter is a Limiter whose state lives in one Redis key, shared by
+// every RedisLimiter (in any process) configured with the same Prefix and
+// Name. Each grant costs one round trip to Redis; the first call on a
+// connection pool whose Redis has not seen the script yet costs two
+// (EVALSHA, then EVAL).
+type RedisLimiter struct {
+	rdb  redis.UniversalClient
+	cfg  Config
+	g    gcra
+	key  string
+	args [2]string // emission interval and burst tolerance, µs
+}
+
+var (
+	_ Limiter = (*RedisLimiter)(nil)
+	_ Limiter = (*LocalLimiter)(nil)
+)
+
+// NewRedis returns a limiter for cfg on rdb. cfg.Name is required. The
+// caller keeps ownership of rdb (and closes it); its timeouts bound how long
+// a call can take when Redis does not answer.
+func NewRedis(rdb redis.UniversalClient, cfg Config) (*RedisLimiter, error) {
+	if rdb == nil {
+		return nil, errors.New("ratelimit: NewRedis needs a Redis client")
+	}
+	cfg, g, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" {
+		return nil, errors.New(`ratelimit: Config.Name is required, e.g. "test:" + KeyFingerprint(apiKey)`)
+	}
+	return &RedisLimiter{
+		rdb: rdb,
+		cfg: cfg,
+		g:   g,
+		key: cfg.Prefix + cfg.Name,
+		args: [2]string{
+			strconv.FormatInt(g.interval.Microseconds(), 10),
+			strconv.FormatInt(g.tolerance.Microseconds(), 10),
+		},
+	}, nil
+}
+
+// Key returns the Redis key holding the limit's state.
+func (l *RedisLimiter) Key() string { return l.key }
+
+// Wait implements Limiter.
+func (l *RedisLimiter) Wait(ctx context.Context) error {
+	_, err := l.WaitSlot(ctx)
+	return err
+}
+
+// WaitSlot is Wait that also returns the booked slot, on the Redis server's
+// clock. Benchmarks compare it with the actual wake-up time; callers that
+// only need the permission use Wait.
+func (l *RedisLimiter) WaitSlot(ctx context.Context) (time.Time, error) {
+	limit, err := maxDelay(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	booked, delay, slot, err := l.acquire(ctx, "wait", limit)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !booked {
+		return time.Time{}, &DelayError{Delay: delay}
+	}
+	return slot, sleep(ctx, delay)
+}
+
+// Reserve implements Limiter.
+func (l *RedisLimiter) Reserve(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	booked, delay, _, err := l.acquire(ctx, "reserve", -1)
+	if err != nil {
+		return 0, err
+	}
+	if booked {
+		return 0, nil
+	}
+	return delay, nil
+}
+
+// Cooldown implements Limiter. The cooldown is measured on the Redis
+// server's clock from the moment the script runs.
+func (l *RedisLimiter) Cooldown(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	us := d.Microseconds()
+	if us < 1 {
+		us = 1
+	}
+	err := cooldownScript.Run(ctx, l.rdb, []string{l.key}, us, l.args[1]).Err()
+	if err != nil {
+		return l.wrap(ctx, "cooldown", err)
+	}
+	return nil
+}
+
+func (l *RedisLimiter) acquire(ctx context.Context, mode string, limit time.Duration) (booked bool, delay time.Duration, slot time.Time, err error) {
+	maxUS := int64(-1)
+	if limit >= 0 {
+		maxUS = limit.Microseconds()
+	}
+	res, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.args[0], l.args[1], maxUS, mode).Int64Slice()
+	if err != nil {
+		return false, 0, time.Time{}, l.wrap(ctx, mode, err)
+	}
+	if len(res) != 3 {
+		return false, 0, time.Time{}, fmt.Errorf("ratelimit %s: %s: unexpected script reply %v", l.cfg.Name, mode, res)
+	}
+	return res[0] == 1, time.Duration(res[1]) * time.Microsecond, time.UnixMicro(res[2]), nil
+}
+
+// wrap classifies a failed script call: the context's end, an error reply
+// from Redis (which was reachable), or Redis being unreachable.
+func (l *RedisLimiter) wrap(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("ratelimit %s: %s: %w (redis: %w)", l.cfg.Name, op, ctx.Err(), err)
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return fmt.Errorf("ratelimit %s: %s: redis replied: %w", l.cfg.Name, op, err)
+	}
+	return fmt.Errorf("ratelimit %s: %s: %w: %w", l.cfg.Name, op, ErrRedisUnavailable, err)
+}
