@@ -489,8 +489,15 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, wld *world, _
 	var candidates []*task
 	if f.uid != "" {
 		// unique_id lookups (the "500 then 409" resolution) are O(1).
-		if t, ok := wld.uidHolder(f.uid); ok && t.seq < len(order) {
-			candidates = []*task{t}
+		// The holder may be reserved but not inserted yet: only a stored
+		// task is listed (getTask's lock also publishes its seq).
+		if t, ok := wld.uidHolder(f.uid); ok {
+			if _, stored := wld.getTask(t.t.ID); stored {
+				candidates = []*task{t}
+			}
+		}
+		if q.Get("next_token") == "" {
+			tok.Below = math.MaxInt
 		}
 	}
 	resp := listResponse{Docs: []refonte.Task{}, Limit: limit, Offset: tok.Offset}
