@@ -60,6 +60,9 @@ type Config struct {
 	CompleteAfter time.Duration
 	// NoAutoComplete leaves tasks pending until Server.Complete is called.
 	NoAutoComplete bool
+	// DisabledTypes are task types the account is not enabled for: their
+	// creates answer 402.
+	DisabledTypes []refonte.TaskType
 	// CallbackRetries is the number of delivery attempts of one callback
 	// (default 20, as the platform); CallbackBackoff the first retry delay
 	// (default 100ms), doubled per attempt up to CallbackMaxBackoff (5s).

@@ -795,3 +795,49 @@ func TestManyPendingTasksComplete(t *testing.T) {
 		return w.status[statusIndex(refonte.StatusCompleted)].Load() == int64(n)
 	})
 }
+
+func TestDisabledType(t *testing.T) {
+	_, base := start(t, Config{NoAutoComplete: true, DisabledTypes: []refonte.TaskType{refonte.TypeLidarAnnotation}})
+	wantError(t, call(t, http.MethodPost, base+"/task/lidarannotation", testKey, map[string]any{"attachment": "https://e.com/a"}), http.StatusPaymentRequired)
+}
+
+// TestConcurrentMutations races creates, completions, cancels, unique_id
+// changes and lists; run with -race.
+func TestConcurrentMutations(t *testing.T) {
+	rc := newReceiver(t, 0)
+	s, base := start(t, Config{CompleteAfter: 5 * time.Millisecond, CallbackDupRate: 0.3, CallbackBackoff: time.Millisecond})
+	call(t, http.MethodPost, base+"/batches", testKey, map[string]any{"project": "demo", "name": "b"})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 15 {
+				uid := fmt.Sprintf("g%d-%d", g, i)
+				r := call(t, http.MethodPost, base+"/task/imageannotation", testKey, imageTask(map[string]any{"unique_id": uid, "batch": "b", "callback_url": rc.srv.URL}))
+				if r.status != 200 {
+					t.Errorf("create: %d %s", r.status, r.body)
+					return
+				}
+				id := r.task(t).ID
+				switch i % 3 {
+				case 0:
+					call(t, http.MethodPost, base+"/task/"+id+"/cancel?clear_unique_id=true", testKey, nil)
+				case 1:
+					call(t, http.MethodPost, base+"/task/"+id+"/unique_id", testKey, map[string]any{"unique_id": uid + "-new"})
+				}
+				call(t, http.MethodGet, base+"/tasks?batch=b&limit=5", testKey, nil)
+				call(t, http.MethodGet, base+"/tasks?unique_id="+uid, testKey, nil)
+			}
+		})
+	}
+	wg.Wait()
+	call(t, http.MethodPost, base+"/batches/b/finalize", testKey, nil)
+	waitFor(t, 10*time.Second, "batch completed", func() bool {
+		var st batchStatus
+		call(t, http.MethodGet, base+"/batches/b/status", testKey, nil).decode(t, &st)
+		return st.Status == "completed" && st.Completed+st.Canceled == 120
+	})
+	counts := s.CountByStatus(refonte.ModeTest)
+	if counts[refonte.StatusCompleted]+counts[refonte.StatusCanceled] != 120 || s.Stats().UniqueIDsCreatedTwice != 0 {
+		t.Fatalf("counts %v stats %+v", counts, s.Stats())
+	}
+}

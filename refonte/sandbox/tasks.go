@@ -46,6 +46,10 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 		writeError(w, http.StatusBadRequest, "unknown task type %q", args[0])
 		return
 	}
+	if slices.Contains(s.cfg.DisabledTypes, typ) {
+		writeError(w, http.StatusPaymentRequired, "task type %s is not enabled for this account", typ)
+		return
+	}
 	var body refonte.TaskParams
 	if !decodeBody(w, r, &body) {
 		return
