@@ -39,6 +39,7 @@ func run() int {
 	projects := flag.String("projects", sandbox.DefaultProject, "comma-separated projects pre-created in both modes")
 	flag.DurationVar(&cfg.CompleteAfter, "complete-after", sandbox.DefaultCompleteAfter, "tasks complete this long after creation (0: immediately)")
 	flag.BoolVar(&cfg.NoAutoComplete, "no-auto-complete", false, "leave tasks pending forever")
+	flag.BoolVar(&cfg.HoldUntilFinalize, "hold-until-finalize", false, "tasks of a staging batch wait for its finalize before completing")
 	flag.Float64Var(&cfg.RateLimit, "rate-limit", 0, "task creations per second per key; beyond it 429 (0: unlimited)")
 	flag.Float64Var(&cfg.ErrorRate, "error-rate", 0, "probability that a create answers 500/503 without creating")
 	flag.Float64Var(&cfg.LostResponseRate, "lost-response-rate", 0, "probability that a create creates the task and answers 500")

@@ -78,7 +78,12 @@ func (s *Server) finalizeBatch(w http.ResponseWriter, _ *http.Request, wld *worl
 	if b.counts[refonte.StatusPending] == 0 {
 		b.status = batchCompleted
 	}
+	held := b.held
+	b.held = nil
 	b.mu.Unlock()
+	for _, t := range held {
+		s.scheduleCompletion(wld, t)
+	}
 	writeJSON(w, http.StatusOK, b.snapshot())
 }
 

@@ -35,5 +35,6 @@
 //     released when it was created with clear_unique_id_on_error.
 //   - Config.ErrorRate applies to task creation only.
 //   - Tasks in a batch complete on their own timer, even before the batch is
-//     finalized.
+//     finalized, unless Config.HoldUntilFinalize is set.
+//   - Task types listed in Config.DisabledTypes answer 402.
 package sandbox

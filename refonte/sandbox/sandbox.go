@@ -60,6 +60,10 @@ type Config struct {
 	CompleteAfter time.Duration
 	// NoAutoComplete leaves tasks pending until Server.Complete is called.
 	NoAutoComplete bool
+	// HoldUntilFinalize keeps the tasks of a staging batch pending until the
+	// batch is finalized ("work starts"); their CompleteAfter runs from the
+	// finalize. By default they complete on their own timer.
+	HoldUntilFinalize bool
 	// DisabledTypes are task types the account is not enabled for: their
 	// creates answer 402.
 	DisabledTypes []refonte.TaskType

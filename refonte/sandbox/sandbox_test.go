@@ -841,3 +841,23 @@ func TestConcurrentMutations(t *testing.T) {
 		t.Fatalf("counts %v stats %+v", counts, s.Stats())
 	}
 }
+
+func TestHoldUntilFinalize(t *testing.T) {
+	s, base := start(t, Config{CompleteAfter: CompleteImmediately, HoldUntilFinalize: true})
+	call(t, http.MethodPost, base+"/batches", testKey, map[string]any{"project": "demo", "name": "held"})
+	a := call(t, http.MethodPost, base+"/task/imageannotation", testKey, imageTask(map[string]any{"batch": "held"})).task(t)
+	free := call(t, http.MethodPost, base+"/task/imageannotation", testKey, imageTask(nil)).task(t)
+	if free.Status != refonte.StatusCompleted || a.Status != refonte.StatusPending {
+		t.Fatalf("statuses: unbatched %s, held %s", free.Status, a.Status)
+	}
+	call(t, http.MethodPost, base+"/batches/held/finalize", testKey, nil)
+	got, _ := s.Task(refonte.ModeTest, a.ID)
+	if got.Status != refonte.StatusCompleted {
+		t.Fatalf("held task after finalize: %s", got.Status)
+	}
+	var st batchStatus
+	call(t, http.MethodGet, base+"/batches/held/status", testKey, nil).decode(t, &st)
+	if st != (batchStatus{"completed", 0, 1, 0, 0}) {
+		t.Fatalf("batch status %+v", st)
+	}
+}

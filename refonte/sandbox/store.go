@@ -80,6 +80,7 @@ type batch struct {
 	createdAt time.Time
 	metadata  json.RawMessage
 	counts    map[refonte.TaskStatus]int
+	held      []*task // tasks waiting for the finalize (HoldUntilFinalize)
 }
 
 type batchJSON struct {

@@ -129,11 +129,16 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 		writeError(w, http.StatusConflict, "duplicate unique_id: %q is already used by another task", uid)
 		return
 	}
+	held := false
 	if b != nil {
 		b.mu.Lock()
 		staging := b.status == batchStaging
 		if staging {
 			b.counts[refonte.StatusPending]++
+			if s.cfg.HoldUntilFinalize && !s.cfg.NoAutoComplete {
+				b.held = append(b.held, t)
+				held = true
+			}
 		}
 		b.mu.Unlock()
 		if !staging {
@@ -158,14 +163,14 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 	wld.window.add()
 
 	switch {
-	case s.cfg.NoAutoComplete:
+	case s.cfg.NoAutoComplete, held:
 	case s.roll(f.CallbackEarlyRate):
 		s.stats.callbacksEarly.Add(1)
 		s.finish(wld, t, true)
 	case s.cfg.CompleteAfter <= 0:
 		s.finish(wld, t, false)
 	default:
-		s.sched.add(event{at: time.Now().Add(s.cfg.CompleteAfter), w: wld, t: t})
+		s.scheduleCompletion(wld, t)
 	}
 
 	if s.roll(f.LostResponseRate) {
@@ -174,6 +179,14 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 		return
 	}
 	writeJSON(w, http.StatusOK, t.snapshot())
+}
+
+func (s *Server) scheduleCompletion(wld *world, t *task) {
+	if s.cfg.CompleteAfter <= 0 {
+		s.finish(wld, t, false)
+		return
+	}
+	s.sched.add(event{at: time.Now().Add(s.cfg.CompleteAfter), w: wld, t: t})
 }
 
 // failRequested reports whether the create asks the sandbox to end the task
