@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,17 +25,24 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
 
 func main() {
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run() int {
+// run serves until ctx is done and returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var cfg sandbox.Config
+	flag := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	flag.SetOutput(stderr)
 	addr := flag.String("addr", "127.0.0.1:8089", "listen address")
 	projects := flag.String("projects", sandbox.DefaultProject, "comma-separated projects pre-created in both modes")
 	flag.DurationVar(&cfg.CompleteAfter, "complete-after", sandbox.DefaultCompleteAfter, "tasks complete this long after creation (0: immediately)")
@@ -49,21 +57,19 @@ func run() int {
 	flag.Float64Var(&cfg.CallbackEarlyRate, "callback-early-rate", 0, "probability that a task completes and calls back before its create is answered")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault rolls (0: random)")
 	verbose := flag.Bool("v", false, "debug logging")
-	flag.Parse()
+	if err := flag.Parse(args); err != nil {
+		return 2
+	}
 	if cfg.CompleteAfter == 0 {
 		cfg.CompleteAfter = sandbox.CompleteImmediately
 	}
 	cfg.Projects = strings.Split(*projects, ",")
 
-	logCfg := zap.NewProductionConfig()
+	level := zapcore.InfoLevel
 	if *verbose {
-		logCfg.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
+		level = zapcore.DebugLevel
 	}
-	log, err := logCfg.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox:", err)
-		return 1
-	}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(stderr), level))
 	defer func() { _ = log.Sync() }()
 	cfg.Logger = log
 
@@ -78,9 +84,9 @@ func run() int {
 		{"REFONTE_LIVE_API_KEY", &cfg.LiveKey, sandbox.DefaultLiveKey, refonte.ModeLive},
 		{"REFONTE_CALLBACK_AUTH_KEY", &cfg.CallbackAuthKey, sandbox.DefaultCallbackAuthKey, ""},
 	} {
-		v, err := secretFromEnv(k.env)
+		v, err := secretFromEnv(getenv, k.env)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "sandbox:", err)
+			fmt.Fprintln(stderr, "sandbox:", err)
 			return 2
 		}
 		if v == "" {
@@ -89,7 +95,7 @@ func run() int {
 		}
 		if k.mode != "" {
 			if m, err := refonte.ModeOf(v); err != nil || m != k.mode {
-				fmt.Fprintf(os.Stderr, "sandbox: %s must start with %q\n", k.env, string(k.mode)+"_")
+				fmt.Fprintf(stderr, "sandbox: %s must start with %q\n", k.env, string(k.mode)+"_")
 				return 2
 			}
 		}
@@ -100,18 +106,16 @@ func run() int {
 	defer srv.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		fmt.Fprintln(stderr, "sandbox:", err)
 		return 1
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("refonte sandbox listening\nbase URL: http://%s/v1\nstats: http://%s/_sandbox/stats\n", ln.Addr(), ln.Addr())
+	fmt.Fprintf(stdout, "refonte sandbox listening\nbase URL: http://%s/v1\nstats: http://%s/_sandbox/stats\n", ln.Addr(), ln.Addr())
 	if len(defaults) > 0 {
-		fmt.Printf("using quick-try default keys (set the variables to override): %s\n", strings.Join(defaults, " "))
+		fmt.Fprintf(stdout, "using quick-try default keys (set the variables to override): %s\n", strings.Join(defaults, " "))
 	}
 	log.Info("sandbox started", zap.String("addr", ln.Addr().String()), zap.Stringer("config", cfg))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -131,11 +135,11 @@ func run() int {
 
 // secretFromEnv returns $name, or the trimmed content of the file named by
 // $name_FILE. The error never contains the value.
-func secretFromEnv(name string) (string, error) {
-	if v := os.Getenv(name); v != "" {
+func secretFromEnv(getenv func(string) string, name string) (string, error) {
+	if v := getenv(name); v != "" {
 		return v, nil
 	}
-	path := os.Getenv(name + "_FILE")
+	path := getenv(name + "_FILE")
 	if path == "" {
 		return "", nil
 	}
