@@ -15,6 +15,9 @@ type Options struct {
 	Prefix string
 	// Retention is the TTL of run and job keys after their last write. Default DefaultRetention.
 	Retention time.Duration
+	// UnknownCallbacks is how many unknown callbacks are kept. Default
+	// DefaultUnknownCallbacks.
+	UnknownCallbacks int
 }
 
 // Store is the Redis state of runs and jobs. It is safe for concurrent use.
@@ -30,6 +33,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
+	}
+	if opts.UnknownCallbacks <= 0 {
+		opts.UnknownCallbacks = DefaultUnknownCallbacks
 	}
 	return &Store{rdb: rdb, opts: opts}
 }

@@ -137,4 +137,3 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func outcome(taskID string, st refonte.TaskStatus, at time.Time) store.Outcome {
 	return store.Outcome{TaskID: taskID, Status: st, Response: []byte(`{"ok":"` + string(st) + `"}`), At: at}
 }
-

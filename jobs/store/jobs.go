@@ -119,6 +119,12 @@ func parseJob(mode refonte.Mode, uid string, m map[string]string) *Job {
 		UpdatedAt:   fromMS(m["updated"]),
 		Generation:  i("generation"),
 	}
+	if first, _, _ := strings.Cut(m["runs"], " "); j.Run == "" {
+		j.Run = first
+	}
+	if j.UpdatedAt.IsZero() {
+		j.UpdatedAt = j.CreatedAt
+	}
 	if r := m["response"]; r != "" {
 		j.Response = []byte(r)
 	}

@@ -13,8 +13,10 @@ package store
 //
 // Times are unix milliseconds; TTLs are milliseconds (PEXPIRE).
 //
-// Job hash fields: run line type state task_id status attempts error
-// response created submitted delivered updated generation runs.
+// Job hash fields: line type state task_id status attempts error response
+// created submitted delivered updated generation runs (the first run is the
+// one that created the job; `updated` is absent until the first change, to
+// keep a queued row's record small).
 // Run hash fields: dataset type project batch mode callback_url state
 // paused_reason abort_reason created_at enqueued_at finished_at finalized
 // allsub and the counters rows valid invalid enqueued duplicate submitted
@@ -210,8 +212,7 @@ for i = 1, n do
   local line, typ, tid, q, msg = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs')
   if not j[1] then
-    redis.call('HSET', jk, 'run', rid, 'line', line, 'type', typ, 'state', 'enqueued',
-      'created', now, 'updated', now, 'runs', rid)
+    redis.call('HSET', jk, 'line', line, 'type', typ, 'state', 'enqueued', 'created', now, 'runs', rid)
     redis.call('PEXPIRE', jk, ttl)
     put_task(tk, pk, tid, q, msg)
     c.enqueued = c.enqueued + 1

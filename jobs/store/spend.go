@@ -14,9 +14,6 @@ import (
 // cover the whole UTC day from any time zone, short enough to vanish.
 const spendTTL = 48 * time.Hour
 
-// UnknownCallbacksCap is the number of unknown callbacks kept (newest first).
-const UnknownCallbacksCap = 10000
-
 func (s *Store) reserveLiveSpend(ctx context.Context, now time.Time, limit int64) (bool, error) {
 	n, err := s.scriptInt(ctx, reserveSpendScript, []string{s.spendKey(now)}, limit, spendTTL.Milliseconds())
 	if err != nil {
@@ -47,7 +44,7 @@ func (s *Store) recordUnknownCallback(ctx context.Context, mode refonte.Mode, ra
 	ttl := s.opts.Retention
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.LPush(ctx, s.unknownKey(), raw)
-		p.LTrim(ctx, s.unknownKey(), 0, UnknownCallbacksCap-1)
+		p.LTrim(ctx, s.unknownKey(), 0, int64(s.opts.UnknownCallbacks-1))
 		p.PExpire(ctx, s.unknownKey(), ttl)
 		p.Incr(ctx, s.unknownCountKey(mode))
 		p.PExpire(ctx, s.unknownCountKey(mode), ttl)

@@ -31,6 +31,8 @@ import (
 const (
 	DefaultPrefix    = "refonte:"
 	DefaultRetention = 14 * 24 * time.Hour
+	// DefaultUnknownCallbacks is how many unknown callbacks are kept.
+	DefaultUnknownCallbacks = 10000
 )
 
 // Sentinel errors of the store.
@@ -119,17 +121,17 @@ type Run struct {
 	BatchFinalized bool `json:"batch_finalized,omitempty"`
 	// AbortReason is the error that stopped enqueue (state RunAborted).
 	AbortReason string `json:"abort_reason,omitempty"`
-	// FailedWithoutTask counts rows terminal (failed) without any task at
-	// the API, such as a permanent 400 on create.
-	FailedWithoutTask int64 `json:"failed_without_task,omitempty"`
+	// TerminalWithoutTask counts rows terminal without any task at the API
+	// (in practice failed, such as a permanent 400 on create).
+	TerminalWithoutTask int64 `json:"terminal_without_task,omitempty"`
 	Counters
 }
 
 // AllSubmitted reports whether enqueue finished and every valid row has a
-// task at the API or failed without one: the moment to finalize the run's
+// task at the API or is terminal without one: the moment to finalize the run's
 // batch (see Store.ClaimBatchFinalize).
 func (r *Run) AllSubmitted() bool {
-	return r.State != RunEnqueuing && r.State != RunAborted && r.Submitted+r.FailedWithoutTask >= r.Valid
+	return r.State != RunEnqueuing && r.State != RunAborted && r.Submitted+r.TerminalWithoutTask >= r.Valid
 }
 
 // Job is one row's job record.

@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// benchTask builds the task of row i with a ~400-byte imageannotation payload.
+func benchTask(b *testing.B, runID string, i int) (*asynq.Task, string) {
+	uid := fmt.Sprintf("%064x", i) // like enqueue's hashed unique_id
+	params := fmt.Sprintf(`{"attachment":"https://images.example.com/datasets/street-scenes/2026/frame-%08d.jpg",`+
+		`"instruction":"Draw a tight box around every vehicle and pedestrian.","geometries":{"box":{"objects_to_annotate":`+
+		`["car","truck","bus","pedestrian","cyclist"],"min_height":10,"min_width":10}},"unique_id":"%s"}`, i, uid)
+	task, err := jobs.NewSubmitTask(jobs.SubmitPayload{Run: runID, Line: int64(i + 1), UniqueID: uid,
+		TaskType: refonte.TypeImageAnnotation, Mode: refonte.ModeTest, Params: []byte(params)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return task, uid
+}
+
+func usedMemory(b *testing.B, e *env) int64 {
+	info := e.rdb.Info(e.ctx, "memory").Val()
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO")
+	return 0
+}
+
+// BenchmarkAddJobs measures AddJobs (job record + asynq task per row) from
+// a pool of writers calling it with batches of 1,000 rows, as enqueue does.
+// Compare rows/s with BenchmarkAsynqEnqueueLoop in the same run:
+//
+//	go test ./jobs/store -run '^$' -bench 'AddJobs|AsynqEnqueueLoop' -benchtime 100000x
+func BenchmarkAddJobs(b *testing.B) {
+	for _, writers := range []int{1, 4} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			e := newEnv(b)
+			run := e.createRun(refonte.ModeTest)
+			js := make([]store.NewJob, b.N)
+			for i := range js {
+				task, uid := benchTask(b, run.ID, i)
+				js[i] = store.NewJob{Line: int64(i + 1), UniqueID: uid, TaskType: refonte.TypeImageAnnotation,
+					AsynqType: task.Type(), Queue: jobs.Queue(refonte.ModeTest), TaskID: jobs.TaskID(refonte.ModeTest, uid),
+					Payload: task.Payload(), MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout}
+			}
+			const batch = 1000
+			batches := make(chan []store.NewJob, writers)
+			mem0 := usedMemory(b, e)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Go(func() {
+					for bt := range batches {
+						if _, err := e.st.AddJobs(e.ctx, run, bt); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			}
+			for i := 0; i < len(js); i += batch {
+				batches <- js[i:min(i+batch, len(js))]
+			}
+			close(batches)
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(usedMemory(b, e)-mem0)/float64(b.N), "redis-B/row")
+			if c := e.counters(run.ID); c.Enqueued != int64(b.N) {
+				b.Fatalf("enqueued %d of %d", c.Enqueued, b.N)
+			}
+		})
+	}
+}
+
+// BenchmarkAsynqEnqueueLoop is the baseline: a plain single-goroutine
+// asynq.Client.Enqueue loop of the same tasks (no job records).
+func BenchmarkAsynqEnqueueLoop(b *testing.B) {
+	e := newEnv(b)
+	cl := asynq.NewClientFromRedisClient(e.rdb)
+	tasks := make([]*asynq.Task, b.N)
+	for i := range tasks {
+		tasks[i], _ = benchTask(b, "r", i)
+	}
+	mem0 := usedMemory(b, e)
+	b.ResetTimer()
+	for _, t := range tasks {
+		if _, err := cl.EnqueueContext(e.ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(usedMemory(b, e)-mem0)/float64(b.N), "redis-B/row")
+}
