@@ -81,6 +81,7 @@ type batch struct {
 	metadata  json.RawMessage
 	counts    map[refonte.TaskStatus]int
 	held      []*task // tasks waiting for the finalize (HoldUntilFinalize)
+	tasks     []*task // every task of the batch, in creation order
 }
 
 type batchJSON struct {
@@ -277,6 +278,12 @@ func (w *world) insert(t *task) {
 	w.orderMu.Lock()
 	t.seq = len(w.order)
 	w.order = append(w.order, t)
+	if b := t.batch; b != nil {
+		// Under orderMu, so a batch's tasks are in seq order too.
+		b.mu.Lock()
+		b.tasks = append(b.tasks, t)
+		b.mu.Unlock()
+	}
 	w.orderMu.Unlock()
 	sh := &w.tasks[shardOf(t.t.ID)]
 	sh.mu.Lock()

@@ -495,13 +495,12 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, wld *world, _
 		return
 	}
 	order := wld.snapshotOrder()
-	tok := pageToken{Below: len(order)}
+	tok := pageToken{Below: math.MaxInt}
 	if v := q.Get("next_token"); v != "" {
 		if tok, err = decodeToken(v); err != nil {
 			writeError(w, http.StatusBadRequest, "next_token: %v", err)
 			return
 		}
-		tok.Below = min(tok.Below, len(order))
 	}
 	var candidates []*task
 	if f.uid != "" {
@@ -513,16 +512,14 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, wld *world, _
 				candidates = []*task{t}
 			}
 		}
-		if q.Get("next_token") == "" {
-			tok.Below = math.MaxInt
-		}
 	}
 	resp := listResponse{Docs: []refonte.Task{}, Limit: limit, Offset: tok.Offset}
 	matchedBefore := 0 // matches newer than the page (already returned)
 	next := -1
 	visit := func(t *task) {
-		snap := t.snapshot()
-		if !f.match(&snap) {
+		t.mu.Lock()
+		if !f.match(&t.t) {
+			t.mu.Unlock()
 			return
 		}
 		resp.Total++
@@ -530,17 +527,29 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, wld *world, _
 		case t.seq >= tok.Below:
 			matchedBefore++
 		case len(resp.Docs) < limit:
-			resp.Docs = append(resp.Docs, snap)
+			resp.Docs = append(resp.Docs, t.t)
 			next = t.seq
 		default:
 			resp.HasMore = true
 		}
+		t.mu.Unlock()
 	}
-	if f.uid != "" {
+	switch {
+	case f.uid != "":
 		for _, t := range candidates {
 			visit(t)
 		}
-	} else {
+	case f.batch != "":
+		// A batch's own index, in seq order: no scan of the whole mode.
+		if b, ok := wld.batch(f.batch); ok {
+			b.mu.Lock()
+			bt := b.tasks
+			b.mu.Unlock()
+			for i := len(bt) - 1; i >= 0; i-- {
+				visit(bt[i])
+			}
+		}
+	default:
 		for i := len(order) - 1; i >= 0; i-- {
 			visit(order[i])
 		}
