@@ -69,9 +69,9 @@ func (s *Server) finalizeBatch(w http.ResponseWriter, _ *http.Request, wld *worl
 	}
 	b.mu.Lock()
 	if b.status != batchStaging {
-		st := b.status
+		// Finalizing again is a no-op, so a retried finalize succeeds.
 		b.mu.Unlock()
-		writeError(w, http.StatusBadRequest, "batch %q cannot be finalized: it is %s", args[0], st)
+		writeJSON(w, http.StatusOK, b.snapshot())
 		return
 	}
 	b.status = batchInProgress

@@ -36,5 +36,7 @@
 //   - Config.ErrorRate applies to task creation only.
 //   - Tasks in a batch complete on their own timer, even before the batch is
 //     finalized, unless Config.HoldUntilFinalize is set.
+//   - Finalizing a batch that is no longer staging answers 200 with the
+//     batch unchanged, so a retried finalize succeeds.
 //   - Task types listed in Config.DisabledTypes answer 402.
 package sandbox

@@ -413,7 +413,10 @@ func TestBatchLifecycle(t *testing.T) {
 	if r := call(t, http.MethodPost, base+"/batches/"+esc+"/finalize", testKey, nil); r.status != 200 || r.object(t)["status"] != "in_progress" {
 		t.Fatalf("finalize: %d %s", r.status, r.body)
 	}
-	wantError(t, call(t, http.MethodPost, base+"/batches/"+esc+"/finalize", testKey, nil), http.StatusBadRequest)
+	if r := call(t, http.MethodPost, base+"/batches/"+esc+"/finalize", testKey, nil); r.status != 200 || r.object(t)["status"] != "in_progress" {
+		t.Fatalf("second finalize (idempotent): %d %s", r.status, r.body)
+	}
+	wantError(t, call(t, http.MethodPost, base+"/batches/ghost/finalize", testKey, nil), http.StatusNotFound)
 	msg := wantError(t, call(t, http.MethodPost, base+"/task/imageannotation", testKey, imageTask(map[string]any{"batch": name, "unique_id": "late"})), http.StatusBadRequest)
 	if !strings.Contains(msg, "staging") {
 		t.Errorf("message %q", msg)
