@@ -1,0 +1,371 @@
+package callback
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// DefaultTimeout bounds the store work of one callback when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Config configures a Handler.
+type Config struct {
+	// Store holds the job records. Required.
+	Store *store.Store
+	// AuthKey is the callback auth key the platform sends in the
+	// refonte.ai-callback-auth header. Required.
+	AuthKey refonte.Secret
+	// Logger receives the handler's logs. Nil means no logs.
+	Logger *zap.Logger
+	// Registerer receives the handler's Prometheus collectors
+	// (refonte_callbacks_total by outcome and
+	// refonte_callback_duration_seconds). Nil means no metrics.
+	Registerer prometheus.Registerer
+	// MaxBytes is the largest accepted body. Zero means refonte.MaxCallbackBytes (1 MiB).
+	MaxBytes int64
+	// Timeout bounds the store work of one callback; a callback that
+	// cannot be recorded in time is answered 503. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// OnTransition, if set, is called synchronously after every callback
+	// that changed a job (not for duplicates), before the answer is sent;
+	// the worker uses it to finalize batches. It must be quick or hand its
+	// work off. Its context is not canceled when the request ends.
+	OnTransition func(context.Context, store.Transition)
+}
+
+// Outcome labels of the refonte_callbacks_total counter.
+const (
+	OutcomeMatched      = "matched"      // applied to its job (state or response changed)
+	OutcomeDuplicate    = "duplicate"    // matched but a no-op: repeated or older delivery
+	OutcomePending      = "pending"      // a non-terminal status (audit, recall): nothing terminal recorded
+	OutcomeUnknown      = "unknown"      // matches no job: kept with store.RecordUnknownCallback
+	OutcomeUnauthorized = "unauthorized" // missing or wrong auth header: 401
+	OutcomeBadRequest   = "bad_request"  // malformed body or no task ID: 400
+	OutcomeTooLarge     = "too_large"    // body over MaxBytes: 413
+	OutcomeBadMethod    = "bad_method"   // not a POST: 405
+	OutcomeError        = "error"        // the store failed (Redis down): 503
+)
+
+// Handler is the http.Handler of POST /callback. It is safe for concurrent use.
+type Handler struct {
+	store        *store.Store
+	key          refonte.Secret
+	log          *zap.Logger
+	maxBytes     int64
+	timeout      time.Duration
+	onTransition func(context.Context, store.Transition)
+	m            *metrics
+}
+
+// NewHandler returns the callback handler described by cfg.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("callback: Config.Store is required")
+	}
+	if cfg.AuthKey == "" {
+		return nil, errors.New("callback: Config.AuthKey is required: without it callbacks cannot be authenticated")
+	}
+	if cfg.MaxBytes < 0 || cfg.Timeout < 0 {
+		return nil, errors.New("callback: Config.MaxBytes and Config.Timeout must not be negative")
+	}
+	h := &Handler{
+		store:        cfg.Store,
+		key:          cfg.AuthKey,
+		log:          cfg.Logger,
+		maxBytes:     cfg.MaxBytes,
+		timeout:      cfg.Timeout,
+		onTransition: cfg.OnTransition,
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	if h.maxBytes == 0 {
+		h.maxBytes = refonte.MaxCallbackBytes
+	}
+	if h.timeout == 0 {
+		h.timeout = DefaultTimeout
+	}
+	if cfg.Registerer != nil {
+		m, err := newMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("callback: metrics: %w", err)
+		}
+		h.m = m
+	}
+	return h, nil
+}
+
+// ServeHTTP handles one callback delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	outcome := h.serve(w, r)
+	h.m.observe(outcome, time.Since(start))
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "callbacks are POSTed", http.StatusMethodNotAllowed)
+		return OutcomeBadMethod
+	}
+	if !refonte.VerifyCallbackAuth(r.Header, h.key) {
+		h.log.Warn("callback refused: missing or wrong "+refonte.CallbackAuthHeader+" header",
+			zap.String("remote", r.RemoteAddr))
+		http.Error(w, "missing or wrong "+refonte.CallbackAuthHeader+" header", http.StatusUnauthorized)
+		return OutcomeUnauthorized
+	}
+	if r.ContentLength > h.maxBytes {
+		http.Error(w, fmt.Sprintf("callback body over %d bytes", h.maxBytes), http.StatusRequestEntityTooLarge)
+		return OutcomeTooLarge
+	}
+	cb, err := refonte.ParseCallback(r.Body, h.maxBytes)
+	switch {
+	case errors.Is(err, refonte.ErrCallbackTooLarge):
+		http.Error(w, fmt.Sprintf("callback body over %d bytes", h.maxBytes), http.StatusRequestEntityTooLarge)
+		return OutcomeTooLarge
+	case err != nil:
+		h.log.Warn("callback refused: bad body", zap.Error(err))
+		http.Error(w, "bad callback body: "+err.Error(), http.StatusBadRequest)
+		return OutcomeBadRequest
+	}
+	d := delivery(cb)
+	if d.taskID == "" {
+		http.Error(w, "bad callback body: no task_id", http.StatusBadRequest)
+		return OutcomeBadRequest
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
+	defer cancel()
+	outcome, err := h.apply(ctx, d, cb.Raw)
+	if err != nil {
+		h.log.Error("callback not recorded; the platform will deliver it again",
+			zap.String("task_id", d.taskID), zap.Error(err))
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "callback not recorded, retry later", http.StatusServiceUnavailable)
+		return OutcomeError
+	}
+	w.WriteHeader(http.StatusOK)
+	return outcome
+}
+
+// parsed is what the handler uses of a callback.
+type parsed struct {
+	taskID, uniqueID string
+	status           refonte.TaskStatus
+	modes            []refonte.Mode // modes to try, in order
+	modeKnown        bool
+	outcome          store.Outcome
+}
+
+var isTestKey = []byte(`"is_test"`)
+
+// delivery extracts the task ID, unique_id, status, mode and terminal
+// outcome of a callback.
+func delivery(cb *refonte.Callback) parsed {
+	// ParseCallback already resolved the task ID, status, unique_id and
+	// response from the envelope and the task object.
+	d := parsed{taskID: cb.TaskID, uniqueID: cb.UniqueID, status: cb.Status}
+	resp := cb.Response
+	t := cb.Task
+	if t != nil && bytes.Contains(cb.Raw, isTestKey) {
+		// Task.IsTest is a plain bool: the key must be there to trust a false.
+		d.modeKnown = true
+		if t.IsTest {
+			d.modes = []refonte.Mode{refonte.ModeTest}
+		} else {
+			d.modes = []refonte.Mode{refonte.ModeLive}
+		}
+	}
+	if !d.modeKnown {
+		d.modes = []refonte.Mode{refonte.ModeTest, refonte.ModeLive}
+	}
+	if isNull(resp) {
+		resp = nil
+	}
+	d.outcome = store.Outcome{TaskID: d.taskID, Status: d.status, Response: resp, At: deliveryTime(t)}
+	if d.status == refonte.StatusError {
+		d.outcome.Error = ErrorReason(resp)
+	}
+	return d
+}
+
+// TaskOutcome returns the terminal outcome a task object carries (from a
+// callback or GET /task/{id}): its ID, status, response ("null" dropped),
+// the API's reason when its status is error, and its delivery time.
+func TaskOutcome(t *refonte.Task) store.Outcome {
+	o := store.Outcome{TaskID: t.ID, Status: t.Status, At: deliveryTime(t)}
+	if !isNull(t.Response) {
+		o.Response = t.Response
+	}
+	if t.Status == refonte.StatusError {
+		o.Error = ErrorReason(o.Response)
+	}
+	return o
+}
+
+// deliveryTime orders deliveries: the task's updated_at, else its
+// completed_at, else zero (the store then uses the time of receipt).
+func deliveryTime(t *refonte.Task) time.Time {
+	switch {
+	case t == nil:
+		return time.Time{}
+	case !t.UpdatedAt.IsZero():
+		return t.UpdatedAt
+	case t.CompletedAt != nil:
+		return *t.CompletedAt
+	}
+	return time.Time{}
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// ErrorReason returns the API's reason for a task in status error: the
+// "error" string of its response, else a generic message.
+func ErrorReason(response json.RawMessage) string {
+	var r struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(response, &r) == nil && !isNull(r.Error) {
+		var s string
+		if json.Unmarshal(r.Error, &s) == nil {
+			if s != "" {
+				return s
+			}
+		} else {
+			return string(r.Error)
+		}
+	}
+	return "the API reported status error without a reason"
+}
+
+// step is one way of finding a callback's job.
+type step struct {
+	mode    refonte.Mode
+	byIndex bool // by the task ID index, else by the unique_id
+}
+
+func (d *parsed) steps() []step {
+	var s []step
+	if d.modeKnown {
+		if d.uniqueID != "" {
+			s = append(s, step{mode: d.modes[0]})
+		}
+		return append(s, step{mode: d.modes[0], byIndex: true})
+	}
+	// Mode unknown: exact task ID matches first, then unique_ids.
+	for _, m := range d.modes {
+		s = append(s, step{mode: m, byIndex: true})
+	}
+	if d.uniqueID != "" {
+		for _, m := range d.modes {
+			s = append(s, step{mode: m})
+		}
+	}
+	return s
+}
+
+// apply matches the callback to its job and records it. It returns the
+// outcome label, or an error when the store failed.
+func (h *Handler) apply(ctx context.Context, d parsed, raw []byte) (string, error) {
+	pending := !d.status.Terminal()
+	for _, st := range d.steps() {
+		uid := d.uniqueID
+		if st.byIndex {
+			u, err := h.store.UniqueIDByTaskID(ctx, st.mode, d.taskID)
+			if errors.Is(err, store.ErrJobNotFound) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if pending {
+				// Indexed means already recorded as submitted.
+				return OutcomePending, nil
+			}
+			uid = u
+		}
+		var (
+			t   store.Transition
+			err error
+		)
+		if pending {
+			t, err = h.store.MarkSubmitted(ctx, st.mode, uid, d.taskID)
+		} else {
+			t, err = h.store.Complete(ctx, st.mode, uid, d.outcome)
+		}
+		if errors.Is(err, store.ErrJobNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return h.applied(ctx, st.mode, uid, d, t), nil
+	}
+	mode := d.modes[0]
+	if err := h.store.RecordUnknownCallback(ctx, mode, raw); err != nil {
+		return "", err
+	}
+	h.log.Warn("callback for an unknown task kept for inspection",
+		zap.String("task_id", d.taskID), zap.String("unique_id", d.uniqueID),
+		zap.String("status", string(d.status)), zap.Stringer("mode", mode))
+	return OutcomeUnknown, nil
+}
+
+func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d parsed, t store.Transition) string {
+	if !d.status.Terminal() {
+		if t.Changed {
+			h.log.Debug("callback recorded a submission",
+				zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+			h.changed(ctx, t)
+		}
+		return OutcomePending
+	}
+	if !t.Changed {
+		h.log.Debug("duplicate or older callback ignored",
+			zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+		return OutcomeDuplicate
+	}
+	h.log.Debug("callback applied", zap.Stringer("mode", mode), zap.String("unique_id", uid),
+		zap.String("task_id", d.taskID), zap.String("from", string(t.From)), zap.String("to", string(t.To)))
+	h.changed(ctx, t)
+	return OutcomeMatched
+}
+
+func (h *Handler) changed(ctx context.Context, t store.Transition) {
+	for _, id := range t.RunsDone {
+		LogRunDone(ctx, h.log, h.store, id)
+	}
+	if h.onTransition != nil {
+		h.onTransition(ctx, t)
+	}
+}
+
+// LogRunDone logs "run done" at info with the run's counters (one read of
+// the run record). The reconciler and the callback handler call it for
+// every run in a transition's RunsDone.
+func LogRunDone(ctx context.Context, log *zap.Logger, s *store.Store, runID string) {
+	run, err := s.GetRun(ctx, runID)
+	if err != nil {
+		log.Info("run done", zap.String("run_id", runID), zap.NamedError("counters_error", err))
+		return
+	}
+	log.Info("run done", zap.String("run_id", runID), zap.String("dataset", run.Dataset),
+		zap.Stringer("mode", run.Mode), zap.Int64("rows", run.Rows), zap.Int64("valid", run.Valid),
+		zap.Int64("invalid", run.Invalid), zap.Int64("duplicate", run.Duplicate),
+		zap.Int64("submitted", run.Submitted), zap.Int64("completed", run.Completed),
+		zap.Int64("failed", run.Failed), zap.Int64("canceled", run.Canceled))
+}

@@ -1,0 +1,18 @@
+// Package callback receives the Refonte API's completion callbacks
+// (POST /callback on the worker's -listen address) and applies them to the
+// job records of package jobs/store.
+//
+// A callback is authenticated first (constant-time comparison of the
+// refonte.ai-callback-auth header): a request without the right key gets
+// 401 and nothing of it is recorded. The body is limited to
+// refonte.MaxCallbackBytes (413 beyond) and must be a callback object (400
+// otherwise). A good callback is matched to its job by the unique_id of the
+// task it carries, in the task's mode, else by the task ID index, and
+// applied with one atomic store transition: duplicates, late and
+// out-of-order deliveries are idempotent (the newest delivery wins and the
+// run counters stay exact), and a callback that arrives before the
+// submission was recorded completes the job all the same. A callback that
+// matches no job is answered 200, counted and kept for inspection
+// (store.RecordUnknownCallback). When Redis cannot be reached the answer is
+// 503 so that the platform delivers the callback again later.
+package callback

@@ -1,0 +1,63 @@
+package callback
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the handler's collectors. A nil *metrics records nothing.
+type metrics struct {
+	byOutcome map[string]prometheus.Counter
+	duration  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	total := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "refonte_callbacks_total",
+		Help: "Callback deliveries received on POST /callback, by outcome.",
+	}, []string{"outcome"})
+	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "refonte_callback_duration_seconds",
+		Help:    "Time to handle one callback delivery, from request to answer.",
+		Buckets: []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+	})
+	var err error
+	if total, err = register(reg, total); err != nil {
+		return nil, err
+	}
+	if duration, err = register(reg, duration); err != nil {
+		return nil, err
+	}
+	m := &metrics{byOutcome: make(map[string]prometheus.Counter), duration: duration}
+	for _, o := range []string{OutcomeMatched, OutcomeDuplicate, OutcomePending, OutcomeUnknown,
+		OutcomeUnauthorized, OutcomeBadRequest, OutcomeTooLarge, OutcomeBadMethod, OutcomeError} {
+		m.byOutcome[o] = total.WithLabelValues(o)
+	}
+	return m, nil
+}
+
+// register registers c, or returns the identical collector already
+// registered (several handlers on one registry share their metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+func (m *metrics) observe(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.byOutcome[outcome].Inc()
+	m.duration.Observe(d.Seconds())
+}
