@@ -77,7 +77,10 @@ func summarize(o options, reports []report) summary {
 		}
 	}
 	check(s.Achieved >= minAchieved, fmt.Sprintf("achieved >= %.2f", minAchieved))
-	check(s.MaxWindowWake <= s.WindowLimit && s.MaxWindowSlot <= s.WindowLimit, "no 1-s window above rate+burst")
+	// The limiter's guarantee is on the slots it books; wake-ups add the
+	// processes' scheduling jitter (a stalled process wakes late and its
+	// grants bunch), so their window is reported beside it, not judged.
+	check(s.MaxWindowSlot <= s.WindowLimit, "no 1-s window of booked slots above rate+burst")
 	check(s.CallsPerGrant <= maxCallsPerGrant, fmt.Sprintf("<= %.1f Redis calls per grant", maxCallsPerGrant))
 	check(percentile(late, 0.99) <= int64(maxP99Lateness), fmt.Sprintf("p99 lateness <= %v", maxP99Lateness))
 	check(s.Errors == 0, "no errors")
@@ -140,7 +143,8 @@ func (s summary) print(w io.Writer) {
 	fmt.Fprintf(w, "limit %.0f/s burst %d, %d procs x %d goroutines, %.0fs\n", s.Rate, s.Burst, s.Procs, s.Goroutines, s.DurationS)
 	fmt.Fprintf(w, "grants                      %d\n", s.Grants)
 	fmt.Fprintf(w, "achieved / limit            %.4f   (target >= %.2f)\n", s.Achieved, minAchieved)
-	fmt.Fprintf(w, "max grants in a 1-s window  %d wake-ups, %d slots   (limit+burst %d)\n", s.MaxWindowWake, s.MaxWindowSlot, s.WindowLimit)
+	fmt.Fprintf(w, "max grants in a 1-s window  %d booked slots   (target <= limit+burst = %d)\n", s.MaxWindowSlot, s.WindowLimit)
+	fmt.Fprintf(w, "  same, by actual wake-up   %d, from %.3f s after the first slot   (adds scheduling jitter)\n", s.MaxWindowWake, s.MaxWindowWakeAt)
 	fmt.Fprintf(w, "Redis calls per grant       %.3f   (target <= %.1f)\n", s.CallsPerGrant, maxCallsPerGrant)
 	fmt.Fprintf(w, "wake-up lateness            p50 %.3f ms, p99 %.3f ms, max %.3f ms   (target p99 <= %v)\n", s.LatenessP50Ms, s.LatenessP99Ms, s.LatenessMaxMs, maxP99Lateness)
 	fmt.Fprintf(w, "errors                      %d %s\n", s.Errors, s.FirstError)
