@@ -174,13 +174,16 @@ func TestTransitionErrors(t *testing.T) {
 	e.addRows(run, 1, 1)
 	m := refonte.ModeTest
 	for name, f := range map[string]func() error{
-		"submit":   func() error { _, err := e.st.MarkSubmitted(e.ctx, m, "nope", "t"); return err },
-		"complete": func() error { _, err := e.st.Complete(e.ctx, m, "nope", outcome("t", refonte.StatusCompleted, time.Now())); return err },
-		"fail":     func() error { _, err := e.st.Fail(e.ctx, m, "nope", "x"); return err },
-		"requeue":  func() error { _, err := e.st.Requeue(e.ctx, m, "nope"); return err },
-		"attempt":  func() error { return e.st.RecordAttempt(e.ctx, m, "nope", "x") },
-		"get":      func() error { _, err := e.st.GetJob(e.ctx, m, "nope"); return err },
-		"index":    func() error { _, err := e.st.UniqueIDByTaskID(e.ctx, m, "nope"); return err },
+		"submit": func() error { _, err := e.st.MarkSubmitted(e.ctx, m, "nope", "t"); return err },
+		"complete": func() error {
+			_, err := e.st.Complete(e.ctx, m, "nope", outcome("t", refonte.StatusCompleted, time.Now()))
+			return err
+		},
+		"fail":    func() error { _, err := e.st.Fail(e.ctx, m, "nope", "x"); return err },
+		"requeue": func() error { _, err := e.st.Requeue(e.ctx, m, "nope"); return err },
+		"attempt": func() error { return e.st.RecordAttempt(e.ctx, m, "nope", "x") },
+		"get":     func() error { _, err := e.st.GetJob(e.ctx, m, "nope"); return err },
+		"index":   func() error { _, err := e.st.UniqueIDByTaskID(e.ctx, m, "nope"); return err },
 		"other mode": func() error {
 			_, err := e.st.MarkSubmitted(e.ctx, refonte.ModeLive, "uid-1", "t")
 			return err

@@ -1,0 +1,326 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+func TestReserveLiveSpendNeverOvershoots(t *testing.T) {
+	e := newEnv(t)
+	now := time.Date(2026, 11, 27, 23, 59, 0, 0, time.UTC)
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for range 150 {
+		wg.Go(func() {
+			ok, err := e.st.ReserveLiveSpend(e.ctx, now, 50)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				granted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if granted.Load() != 50 {
+		t.Fatalf("granted %d reservations under a cap of 50", granted.Load())
+	}
+	if n, _ := e.st.LiveSpend(e.ctx, now); n != 50 {
+		t.Fatalf("LiveSpend = %d", n)
+	}
+	// Release gives one back; the next day has its own counter.
+	if err := e.st.ReleaseLiveSpend(e.ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := e.st.ReserveLiveSpend(e.ctx, now, 50); !ok {
+		t.Fatal("no reservation after a release")
+	}
+	if ok, _ := e.st.ReserveLiveSpend(e.ctx, now, 50); ok {
+		t.Fatal("reservation past the cap")
+	}
+	if ok, _ := e.st.ReserveLiveSpend(e.ctx, now, 51); !ok {
+		t.Fatal("no reservation after raising the cap")
+	}
+	tomorrow := now.Add(2 * time.Minute)
+	if ok, _ := e.st.ReserveLiveSpend(e.ctx, tomorrow, 1); !ok {
+		t.Fatal("next UTC day refused")
+	}
+	for range 3 {
+		if ok, _ := e.st.ReserveLiveSpend(e.ctx, tomorrow, 0); !ok {
+			t.Fatal("limit 0 (no cap) refused")
+		}
+	}
+	if n, _ := e.st.LiveSpend(e.ctx, tomorrow); n != 4 {
+		t.Fatalf("LiveSpend(tomorrow) = %d", n)
+	}
+	// Releasing never goes below zero.
+	empty := now.Add(72 * time.Hour)
+	if err := e.st.ReleaseLiveSpend(e.ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.st.LiveSpend(e.ctx, empty); n != 0 {
+		t.Fatalf("LiveSpend after release on an empty day = %d", n)
+	}
+	for _, k := range e.rdb.Keys(e.ctx, "*live-spend*").Val() {
+		if ttl := e.rdb.PTTL(e.ctx, k).Val(); ttl <= 47*time.Hour || ttl > 48*time.Hour {
+			t.Errorf("%s TTL = %v, want 48h", k, ttl)
+		}
+	}
+}
+
+func TestUnknownCallbacksCapped(t *testing.T) {
+	e := newEnvOn(t, testredis.Fresh(t), store.Options{UnknownCallbacks: 5})
+	for i := range 8 {
+		if err := e.st.RecordUnknownCallback(e.ctx, refonte.ModeTest, fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.st.RecordUnknownCallback(e.ctx, refonte.ModeLive, []byte(`{"n":"live"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.st.UnknownCallbacks(e.ctx, 100)
+	if err != nil || len(got) != 5 || string(got[0]) != `{"n":"live"}` || string(got[4]) != `{"n":4}` {
+		t.Fatalf("UnknownCallbacks = %q, %v", got, err)
+	}
+	if got, _ := e.st.UnknownCallbacks(e.ctx, 2); len(got) != 2 {
+		t.Fatalf("limit 2 gave %d", len(got))
+	}
+	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeTest); n != 8 {
+		t.Fatalf("count = %d, want 8", n)
+	}
+}
+
+func TestRetentionTTLOnEveryKey(t *testing.T) {
+	const retention = time.Hour
+	e := newEnvOn(t, testredis.Fresh(t), store.Options{Retention: retention, Prefix: "ret:"})
+	m := refonte.ModeTest
+	run := e.createRun(m)
+	e.addRows(run, 1, 3)
+	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Complete(e.ctx, m, "uid-2", outcome("t2", refonte.StatusCompleted, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.RecordUnknownCallback(e.ctx, m, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	keys := e.rdb.Keys(e.ctx, "ret:*").Val()
+	want := []string{"ret:runs", "ret:run:" + run.ID, "ret:run:" + run.ID + ":rows", "ret:job:test:uid-1",
+		"ret:taskidx:test:t1", "ret:taskidx:test:t2", "ret:inflight:test", "ret:unknown-callbacks"}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(keys, " "), w) {
+			t.Errorf("key %s missing from %v", w, keys)
+		}
+	}
+	for _, k := range keys {
+		if ttl := e.rdb.PTTL(e.ctx, k).Val(); ttl <= 0 || ttl > retention {
+			t.Errorf("%s TTL = %v, want within %v", k, ttl, retention)
+		}
+	}
+}
+
+func TestRecordAttemptAndInFlight(t *testing.T) {
+	e := newEnv(t)
+	m := refonte.ModeTest
+	run := e.createRun(m)
+	e.addRows(run, 1, 3)
+	for _, errText := range []string{"503 unavailable", "timeout", ""} {
+		if err := e.st.RecordAttempt(e.ctx, m, "uid-1", errText); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j := e.job(m, "uid-1"); j.Attempts != 3 || j.Error != "" || j.UpdatedAt.Before(j.CreatedAt) {
+		t.Fatalf("job = %+v", j)
+	}
+	_ = e.st.RecordAttempt(e.ctx, m, "uid-2", "429")
+	if j := e.job(m, "uid-2"); j.Attempts != 1 || j.Error != "429" {
+		t.Fatalf("job = %+v", j)
+	}
+	for _, u := range []string{"uid-3", "uid-1", "uid-2"} {
+		if _, err := e.st.MarkSubmitted(e.ctx, m, u, "t-"+u); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct submitted times (ms) to check the order
+	}
+	ids, err := e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Second), 2)
+	if err != nil || len(ids) != 2 || ids[0] != "uid-3" || ids[1] != "uid-1" {
+		t.Fatalf("InFlightBefore = %v, %v", ids, err)
+	}
+	if ids, _ := e.st.InFlightBefore(e.ctx, m, time.Now().Add(-time.Hour), 10); len(ids) != 0 {
+		t.Fatalf("InFlightBefore(an hour ago) = %v", ids)
+	}
+	if _, err := e.st.Complete(e.ctx, m, "uid-3", outcome("t-uid-3", refonte.StatusCompleted, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Second), 10); len(ids) != 2 || ids[0] != "uid-1" {
+		t.Fatalf("InFlightBefore after a completion = %v", ids)
+	}
+	if ids, _ := e.st.InFlightBefore(e.ctx, refonte.ModeLive, time.Now().Add(time.Second), 10); len(ids) != 0 {
+		t.Fatalf("live in-flight = %v", ids)
+	}
+}
+
+// TestConcurrentDeliveries races submits and duplicate, stale and
+// out-of-order callbacks for the same jobs: the counters stay exact.
+func TestConcurrentDeliveries(t *testing.T) {
+	e := newEnv(t)
+	m := refonte.ModeTest
+	r1 := e.createRun(m)
+	const n = 40
+	e.addRows(r1, 1, n)
+	r2 := e.createRun(m)
+	e.addRows(r2, 1, n/2) // a re-run sharing half the jobs
+	for _, r := range []*store.Run{r1, r2} {
+		if err := e.st.FinishEnqueue(e.ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	var done, allSub sync.Map
+	var doneCount, allSubCount atomic.Int64
+	note := func(tr store.Transition) {
+		for _, id := range tr.RunsDone {
+			if _, dup := done.LoadOrStore(id, true); dup {
+				t.Errorf("run %s reported done twice", id)
+			}
+			doneCount.Add(1)
+		}
+		for _, id := range tr.RunsAllSubmitted {
+			if _, dup := allSub.LoadOrStore(id, true); dup {
+				t.Errorf("run %s reported all-submitted twice", id)
+			}
+			allSubCount.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 1; i <= n; i++ {
+				uid := fmt.Sprintf("uid-%d", i)
+				tid := "task-" + uid
+				var tr store.Transition
+				var err error
+				switch (g + i) % 4 {
+				case 0:
+					tr, err = e.st.MarkSubmitted(e.ctx, m, uid, tid)
+				case 1: // the final answer, delivered many times
+					tr, err = e.st.Complete(e.ctx, m, uid, outcome(tid, refonte.StatusCompleted, t0.Add(2*time.Second)))
+				case 2: // an older, stale delivery
+					tr, err = e.st.Complete(e.ctx, m, uid, outcome(tid, refonte.StatusCanceled, t0.Add(time.Second)))
+				case 3:
+					err = e.st.RecordAttempt(e.ctx, m, uid, "")
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				note(tr)
+			}
+		})
+	}
+	wg.Wait()
+	for _, tc := range []struct {
+		run  *store.Run
+		rows int64
+	}{{r1, n}, {r2, n / 2}} {
+		r := e.run(tc.run.ID)
+		want := store.Counters{Rows: tc.rows, Valid: tc.rows, Submitted: tc.rows, Completed: tc.rows}
+		if tc.run == r1 {
+			want.Enqueued = n
+		} else {
+			want.Duplicate = n / 2
+		}
+		if r.Counters != want || r.State != store.RunDone {
+			t.Fatalf("run %s = %+v (%s), want %+v", r.ID, r.Counters, r.State, want)
+		}
+	}
+	if doneCount.Load() != 2 || allSubCount.Load() != 2 {
+		t.Fatalf("done reported %d times, all-submitted %d times; want 2 each", doneCount.Load(), allSubCount.Load())
+	}
+	for i := 1; i <= n; i++ {
+		if j := e.job(m, fmt.Sprintf("uid-%d", i)); j.State != store.JobCompleted || j.Attempts == 0 {
+			t.Fatalf("job %d = %+v", i, j)
+		}
+	}
+}
+
+// TestCrashRepair SIGKILLs an AOF redis-server (appendfsync everysec) right
+// after AddJobs and restarts it from its AOF. A SIGKILL alone loses nothing
+// the server acknowledged (the AOF is written before replies; only an OS
+// crash loses the last second), so the test then drops what such a crash
+// can drop, whole scripts' effects: some rows' job record with their task,
+// and some tasks alone (records kept). Re-running the same rows repairs
+// every one of them and duplicates none.
+func TestCrashRepair(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{AOF: true})
+	const n = 2000
+	m := refonte.ModeTest
+	e := newEnvOn(t, srv.URL(), store.Options{Prefix: "crash:"})
+	run := e.createRun(m)
+	e.addRows(run, 1, n)
+	srv.Kill()
+	srv.Restart()
+
+	e2 := newEnvOn(t, srv.URL(), store.Options{Prefix: "crash:"})
+	ctx := context.Background()
+	if got := len(e2.rdb.Keys(ctx, "crash:job:*").Val()); got != n {
+		t.Fatalf("%d of %d job records survived a SIGKILL", got, n)
+	}
+	q := jobs.Queue(m)
+	pendingKey := "asynq:{" + q + "}:pending"
+	lose := func(i int, record bool) {
+		id := jobs.TaskID(m, fmt.Sprintf("uid-%d", i))
+		e2.rdb.Del(ctx, "asynq:{"+q+"}:t:"+id)
+		e2.rdb.LRem(ctx, pendingKey, 0, id)
+		if record {
+			e2.rdb.Del(ctx, fmt.Sprintf("crash:job:test:uid-%d", i))
+		}
+	}
+	for i := n - 9; i <= n; i++ {
+		lose(i, true) // the last rows: record and task lost
+	}
+	for i := 1; i <= 10; i++ {
+		lose(i, false) // task lost, record kept
+	}
+	rerun := e2.createRun(m)
+	outs := e2.addRows(rerun, 1, n)
+	if nw, rp, dp := count(outs, store.AddedNew), count(outs, store.AddedRepaired), count(outs, store.AddedDuplicate); nw != 10 || rp != 10 || dp != n-20 {
+		t.Fatalf("outcomes: new %d, repaired %d, duplicate %d", nw, rp, dp)
+	}
+	pending := e2.rdb.LRange(ctx, pendingKey, 0, -1).Val()
+	seen := map[string]bool{}
+	for _, id := range pending {
+		if seen[id] {
+			t.Fatalf("task %s queued twice", id)
+		}
+		seen[id] = true
+	}
+	if len(pending) != n {
+		t.Fatalf("%d tasks pending, want %d", len(pending), n)
+	}
+	for i := 1; i <= n; i++ {
+		uid := fmt.Sprintf("uid-%d", i)
+		if j := e2.job(m, uid); j.State != store.JobEnqueued {
+			t.Fatalf("job %s = %+v", uid, j)
+		}
+		if e2.rdb.Exists(ctx, "asynq:{"+q+"}:t:"+jobs.TaskID(m, uid)).Val() != 1 || !seen[jobs.TaskID(m, uid)] {
+			t.Fatalf("job %s has no queued task after the repair", uid)
+		}
+	}
+	if c := e2.counters(rerun.ID); c != (store.Counters{Rows: n, Valid: n, Enqueued: 10, Duplicate: n - 10}) {
+		t.Fatalf("re-run counters = %+v", c)
+	}
+}
