@@ -95,13 +95,13 @@ type credentials struct {
 // concurrent use. Its key never appears in its formatting, its errors or
 // its logs.
 type Client struct {
-	cred    *credentials
-	mode    Mode
-	base    string // without a trailing slash
-	http    *http.Client
-	log     *zap.Logger
-	retry   RetryPolicy
-	agent   string
+	cred  *credentials
+	mode  Mode
+	base  string // without a trailing slash
+	http  *http.Client
+	log   *zap.Logger
+	retry RetryPolicy
+	agent string
 }
 
 // NewClient returns a client for apiKey, whose "test_" or "live_" prefix
@@ -140,12 +140,12 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 			key:  Secret(apiKey),
 			auth: Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":"))),
 		},
-		mode:    mode,
-		base:    strings.TrimRight(cfg.baseURL, "/"),
-		http:    cfg.http,
-		log:     cfg.logger,
-		retry:   cfg.retry.withDefaults(),
-		agent:   cfg.userAgent,
+		mode:  mode,
+		base:  strings.TrimRight(cfg.baseURL, "/"),
+		http:  cfg.http,
+		log:   cfg.logger,
+		retry: cfg.retry.withDefaults(),
+		agent: cfg.userAgent,
 	}, nil
 }
 

@@ -278,3 +278,6 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// jsonEncode writes v as JSON to w.
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,252 @@
+package refonte
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func TestRetryTransientThenSuccess(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n <= 2 {
+			apiError(w, 503, "queueing timeout")
+			return
+		}
+		writeJSON(w, 200, taskJSON)
+	}, WithLogger(zap.New(core)))
+	task, err := c.GetTask(t.Context(), "t-1")
+	must(t, err)
+	if task.ID != "t-1" || len(rec.requests()) != 3 {
+		t.Errorf("task %q after %d requests, want t-1 after 3", task.ID, len(rec.requests()))
+	}
+	entries := logs.FilterMessage("retrying the request").All()
+	if len(entries) != 2 {
+		t.Fatalf("%d retry log entries, want 2", len(entries))
+	}
+	for i, e := range entries {
+		f := e.ContextMap()
+		if e.Level != zapcore.DebugLevel || f["method"] != "GET" || f["path"] != "/task/t-1" ||
+			f["status"] != int64(503) || f["attempt"] != int64(i+1) || f["delay"] == nil {
+			t.Errorf("entry %d: %v %v", i, e.Level, f)
+		}
+	}
+}
+
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			apiError(w, 429, "too many requests")
+			return
+		}
+		writeJSON(w, 200, taskJSON)
+	})
+	_, err := c.CreateTask(t.Context(), TypeImageAnnotation, TaskParams{"unique_id": "u-1"})
+	must(t, err)
+	reqs := rec.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	// The policy's own delay is ~1ms: the gap is the server's Retry-After.
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < 900*time.Millisecond {
+		t.Errorf("retried after %v, want about 1s (Retry-After)", gap)
+	}
+}
+
+func TestRetryAfterBeyondMaxElapsedStops(t *testing.T) {
+	rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Retry-After", "60")
+		apiError(w, 429, "too many requests")
+	}, WithRetry(RetryPolicy{MaxElapsed: time.Second, InitialInterval: time.Millisecond}))
+	start := time.Now()
+	_, err := c.GetTask(t.Context(), "t")
+	if !errors.Is(err, ErrRateLimited) || len(rec.requests()) != 1 || time.Since(start) > 5*time.Second {
+		t.Errorf("error %v after %d requests in %v, want ErrRateLimited at once", err, len(rec.requests()), time.Since(start))
+	}
+	if ra, ok := RetryAfter(err); !ok || ra != time.Minute {
+		t.Errorf("RetryAfter %v %v, want 1m", ra, ok)
+	}
+}
+
+func TestCreateRetries(t *testing.T) {
+	tests := []struct {
+		name       string
+		params     TaskParams
+		statuses   []int // answers of the create attempts; 200 answers taskJSON
+		wantCalls  int
+		wantErr    error
+		wantLookup bool
+	}{
+		{name: "no unique_id: not retried", params: TaskParams{"project": "demo"}, statuses: []int{503, 200},
+			wantCalls: 1, wantErr: ErrServer},
+		{name: "empty unique_id: not retried", params: TaskParams{"unique_id": ""}, statuses: []int{500, 200},
+			wantCalls: 1, wantErr: ErrServer},
+		{name: "no unique_id: 429 not retried", params: TaskParams{}, statuses: []int{429, 200},
+			wantCalls: 1, wantErr: ErrRateLimited},
+		{name: "unique_id: retried", params: TaskParams{"unique_id": "u-1"}, statuses: []int{503, 502, 200}, wantCalls: 3},
+		{name: "409 on first attempt is a conflict", params: TaskParams{"unique_id": "u-1"}, statuses: []int{409},
+			wantCalls: 1, wantErr: ErrConflict},
+		{name: "500 then 409 resolves", params: TaskParams{"unique_id": "u-1"}, statuses: []int{500, 409},
+			wantCalls: 2, wantLookup: true},
+		{name: "400 not retried", params: TaskParams{"unique_id": "u-1"}, statuses: []int{400, 200},
+			wantCalls: 1, wantErr: ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, c := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				if r.Method == http.MethodGet {
+					if r.URL.Path != "/v1/tasks" || r.URL.Query().Get("unique_id") != "u-1" {
+						apiError(w, 400, "unexpected lookup "+r.URL.String())
+						return
+					}
+					writeJSON(w, 200, `{"docs":[`+taskJSON+`],"total":1,"limit":100,"offset":0,"has_more":false,"next_token":null}`)
+					return
+				}
+				switch s := tt.statuses[min(n, len(tt.statuses))-1]; s {
+				case 200:
+					writeJSON(w, 200, taskJSON)
+				default:
+					apiError(w, s, "status "+http.StatusText(s))
+				}
+			})
+			task, err := c.CreateTask(t.Context(), TypeImageAnnotation, tt.params)
+			var creates, lookups int
+			for _, r := range rec.requests() {
+				if r.Method == http.MethodPost {
+					creates++
+					assertJSONEqual(t, r.Body, mustJSON(t, tt.params))
+				} else {
+					lookups++
+				}
+			}
+			if creates != tt.wantCalls || (lookups == 1) != tt.wantLookup || lookups > 1 {
+				t.Errorf("%d creates and %d lookups, want %d and lookup %v", creates, lookups, tt.wantCalls, tt.wantLookup)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("error %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			must(t, err)
+			if task.ID != "t-1" {
+				t.Errorf("task %+v", task)
+			}
+		})
+	}
+}
+
+// TestCreate500Then409LookupFails reports both errors when the 409 cannot
+// be resolved.
+func TestCreate500Then409LookupFails(t *testing.T) {
+	_, c := newRecorder(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch {
+		case r.Method == http.MethodGet:
+			writeJSON(w, 200, `{"docs":[],"total":0,"limit":100,"offset":0,"has_more":false,"next_token":null}`)
+		case n == 1:
+			apiError(w, 500, "oops")
+		default:
+			apiError(w, 409, "unique_id already used")
+		}
+	})
+	_, err := c.CreateTask(t.Context(), TypeImageAnnotation, TaskParams{"unique_id": "u-1"})
+	if !errors.Is(err, ErrConflict) || !errors.Is(err, ErrNotFound) {
+		t.Errorf("error %v, want ErrConflict and ErrNotFound", err)
+	}
+}
+
+func TestRetryStopsOnContextCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 2 {
+			cancel()
+		}
+		apiError(w, 503, "queueing timeout")
+	}, WithRetry(RetryPolicy{MaxElapsed: time.Minute, InitialInterval: 50 * time.Millisecond, MaxInterval: 50 * time.Millisecond}))
+	start := time.Now()
+	_, err := c.GetTask(ctx, "t")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+	if Retryable(err) {
+		t.Error("an error of the caller's canceled context must not be retryable")
+	}
+	if n := len(rec.requests()); n != 2 {
+		t.Errorf("%d requests, want 2 (no retry after the cancel)", n)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+func TestRetryLimits(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy RetryPolicy
+		want   int
+	}{
+		{"disabled", RetryPolicy{Disabled: true}, 1},
+		{"max attempts", RetryPolicy{MaxAttempts: 4, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}, 4},
+		{"max elapsed", RetryPolicy{MaxElapsed: 150 * time.Millisecond, InitialInterval: 20 * time.Millisecond, MaxInterval: 20 * time.Millisecond}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+				apiError(w, 502, "bad gateway")
+			}, WithRetry(tt.policy))
+			start := time.Now()
+			_, err := c.FinalizeBatch(t.Context(), "b")
+			if !errors.Is(err, ErrServer) {
+				t.Errorf("error %v", err)
+			}
+			n := len(rec.requests())
+			if tt.want > 0 && n != tt.want {
+				t.Errorf("%d requests, want %d", n, tt.want)
+			}
+			if tt.want == 0 && (n < 2 || time.Since(start) > 2*time.Second) {
+				t.Errorf("%d requests in %v, want several within about 150ms", n, time.Since(start))
+			}
+		})
+	}
+}
+
+// TestRetryNetworkError retries a GET whose connection was closed without
+// an answer.
+func TestRetryNetworkError(t *testing.T) {
+	rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = conn.Close()
+			return
+		}
+		writeJSON(w, 200, taskJSON)
+	})
+	_, err := c.GetTask(t.Context(), "t-1")
+	must(t, err)
+	if n := len(rec.requests()); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
+
+// mustJSON encodes v.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	var b strings.Builder
+	if err := jsonEncode(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
