@@ -12,17 +12,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -109,25 +106,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "sandbox:", err)
 		return 1
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "refonte sandbox listening\nbase URL: http://%s/v1\nstats: http://%s/_sandbox/stats\n", ln.Addr(), ln.Addr())
+	base := sandbox.BaseURL(ln.Addr())
+	fmt.Fprintf(stdout, "refonte sandbox listening\nbase URL: %s\nstats: http://%s/_sandbox/stats\n", base, ln.Addr())
 	if len(defaults) > 0 {
 		fmt.Fprintf(stdout, "using quick-try default keys (set the variables to override): %s\n", strings.Join(defaults, " "))
 	}
-	log.Info("sandbox started", zap.String("addr", ln.Addr().String()), zap.Stringer("config", cfg))
-
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
+	log.Info("sandbox started", zap.String("base_url", base), zap.Stringer("config", cfg))
+	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("serve", zap.Error(err))
 		return 1
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown", zap.Error(err))
 	}
 	log.Info("sandbox stopped")
 	return 0

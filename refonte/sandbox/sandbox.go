@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -630,3 +632,27 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, seg []stri
 		writeError(w, http.StatusNotFound, "no such sandbox endpoint: %s %s", r.Method, r.URL.Path)
 	}
 }
+
+// Serve serves the sandbox on ln until ctx is done, then shuts the HTTP
+// server down gracefully (waiting up to 10s for in-flight calls). It does
+// not Close the Server. BaseURL(ln.Addr()) is the API base URL it serves.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// BaseURL returns the API base URL of a sandbox listening on addr:
+// "http://<addr>/v1".
+func BaseURL(addr net.Addr) string { return "http://" + addr.String() + "/v1" }
