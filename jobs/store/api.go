@@ -102,13 +102,21 @@ const (
 // exists, the run follows that job (rows, valid, duplicate, and the counter
 // of the job's current state) and, if the job is still enqueued but its
 // asynq task is gone, the task is written again. It returns one outcome per
-// row, in order. Rows are written in pipelined batches.
+// row, in order. Rows are written in pipelined batches of 256 rows, one Lua
+// script each. An existing asynq task with the row's task ID (enqueued by
+// asynq.Client, say) is never overwritten nor queued twice.
+//
+// AddJobs may be called concurrently: each call should hold contiguous
+// lines (in any order) so that RunRows returns the rows in dataset order.
+// A unique_id must not contain a line break (ErrBadJob).
 func (s *Store) AddJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutcome, error) {
 	return s.addJobs(ctx, run, jobs)
 }
 
 // FinishEnqueue marks the end of enqueuing: the run goes to RunRunning, or
-// RunDone if every valid row is already terminal.
+// RunDone if every valid row is already terminal (no Transition reports
+// that; see Run.AllSubmitted for runs whose batch still needs finalizing).
+// It is a no-op for a run no longer enqueuing.
 func (s *Store) FinishEnqueue(ctx context.Context, runID string) error {
 	return s.finishEnqueue(ctx, runID)
 }
@@ -129,7 +137,10 @@ type Transition struct {
 	// RunsDone lists runs that became RunDone by this transition.
 	RunsDone []string
 	// RunsAllSubmitted lists runs whose every valid row now has a task at the
-	// API or is terminal (the moment to finalize the run's batch).
+	// API or is terminal without one (the moment to finalize the run's
+	// batch). Each run is reported once, by the first transition after
+	// FinishEnqueue that finds it so; ClaimBatchFinalize makes acting on it
+	// once safe.
 	RunsAllSubmitted []string
 }
 
@@ -171,7 +182,11 @@ func (s *Store) RecordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, 
 }
 
 // Requeue moves a failed job back to enqueued for `enqueue retry`
-// (failed -> enqueued, generation+1). Changed is false if it was not failed.
+// (failed -> enqueued, generation+1, error cleared); a run that was done
+// goes back to running. It does not touch asynq: the caller queues the task
+// again. The task ID and delivery time are kept, so Submitted stays
+// monotone and stale deliveries stay ignored. Changed is false if it was
+// not failed.
 func (s *Store) Requeue(ctx context.Context, mode refonte.Mode, uniqueID string) (Transition, error) {
 	return s.requeue(ctx, mode, uniqueID)
 }
@@ -193,13 +208,15 @@ func (s *Store) InFlightBefore(ctx context.Context, mode refonte.Mode, t time.Ti
 }
 
 // RunRows calls fn for every row of the run in dataset order, with the
-// job record (nil if it expired), fetching jobs in pipelined pages.
+// job record (nil if it expired), fetching jobs in pipelined pages of about
+// 1,000 rows. It stops at fn's first error and returns it.
 func (s *Store) RunRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
 	return s.runRows(ctx, runID, fn)
 }
 
 // RecordUnknownCallback keeps the raw body of a callback that matches no job
-// (capped list, newest first) and counts it.
+// (capped list of Options.UnknownCallbacks, newest first) and counts it per
+// mode (UnknownCallbackCount).
 func (s *Store) RecordUnknownCallback(ctx context.Context, mode refonte.Mode, raw []byte) error {
 	return s.recordUnknownCallback(ctx, mode, raw)
 }

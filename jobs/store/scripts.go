@@ -174,7 +174,8 @@ return 1
 // addJobsScript adds one batch of valid rows to a run; see Store.AddJobs.
 // Per row, atomically with the whole batch: a new job record plus its
 // pending asynq task (asynq v0.26's enqueueCmd: HSET msg/state/pending_since
-// unless the task key exists, LPUSH the pending list), or, for an existing
+// unless the task key exists, LPUSH the pending list; one LPUSH per queue
+// per batch, in row order), or, for an existing
 // job, the run joins its `runs` and counts its current state; an enqueued
 // job whose task key is gone gets its task written again. The batch's rows
 // ("line:unique_id" lines, sorted by line) become one member of the run's
@@ -194,8 +195,11 @@ var addJobsScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local rid, now, ns, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = (#KEYS - 3) / 3
-local out, queues = {}, {}
+local out, queues, pushes = {}, {}, {}
 local c = {enqueued = 0, duplicate = 0, submitted = 0, completed = 0, failed = 0, canceled = 0, notask = 0}
+-- put_task writes the task hash; the pending list gets the IDs in row
+-- order at the end of the batch (one LPUSH per queue, same order as one
+-- LPUSH per row).
 local function put_task(tk, pk, id, q, msg)
   if not queues[q] then
     redis.call('SADD', KEYS[3], q)
@@ -203,7 +207,12 @@ local function put_task(tk, pk, id, q, msg)
   end
   if redis.call('EXISTS', tk) == 1 then return false end
   redis.call('HSET', tk, 'msg', msg, 'state', 'pending', 'pending_since', ns)
-  redis.call('LPUSH', pk, id)
+  local ids = pushes[pk]
+  if not ids then
+    ids = {}
+    pushes[pk] = ids
+  end
+  ids[#ids + 1] = id
   return true
 end
 for i = 1, n do
@@ -232,6 +241,9 @@ for i = 1, n do
     out[i] = 2
     if st == 'enqueued' and put_task(tk, pk, tid, q, msg) then out[i] = 3 end
   end
+end
+for pk, ids in pairs(pushes) do
+  redis.call('LPUSH', pk, unpack(ids))
 end
 if n > 0 then
   local seq = redis.call('HINCRBY', KEYS[1], 'chunks', 1)
