@@ -18,6 +18,8 @@
 // A 429 answer should be reported with [Limiter.Cooldown] and its Retry-After:
 // every limiter sharing the limit then grants nothing until the cooldown
 // ends, and resumes at the steady rate (the burst refills from that moment).
+// With Config.Adaptive, each new cooldown also lowers the shared rate
+// (×0.8, down to 10%), which then recovers by 1% of the rate per second.
 //
 // Long waits: a worker that should not hold a goroutine for a long wait gives
 // Wait a context with a deadline; when the next slot would come after it,

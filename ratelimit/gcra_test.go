@@ -125,48 +125,21 @@ func (c *miniClocked) take(mode string, limit time.Duration) (bool, time.Duratio
 }
 func (c *miniClocked) cooldown(d time.Duration) error { return c.l.Cooldown(context.Background(), d) }
 
-// TestGCRASteps runs one script of calls against both implementations on a
-// controlled clock (miniredis runs the Lua script, TIME included, and its
-// TIME follows SetTime), so the Redis script and the local arithmetic are
-// held to the same expected slots.
-func TestGCRASteps(t *testing.T) {
-	const ms = time.Millisecond
-	type step struct {
-		at         time.Duration // clock offset from t0
-		op         string        // "reserve", "wait", "cooldown"
-		limit      time.Duration // wait: longest acceptable delay, -1 unbounded; cooldown: d
-		wantBooked bool
-		wantDelay  time.Duration
-	}
-	// Rate 10/s (T = 100 ms), burst 3 (tau = 200 ms).
-	steps := []step{
-		{0, "reserve", 0, true, 0},
-		{0, "reserve", 0, true, 0},
-		{0, "reserve", 0, true, 0},
-		{0, "reserve", 0, false, 100 * ms}, // burst used up
-		{50 * ms, "reserve", 0, false, 50 * ms},
-		{50 * ms, "wait", -1, true, 50 * ms},
-		{50 * ms, "wait", -1, true, 150 * ms},
-		{50 * ms, "wait", 200 * ms, false, 250 * ms}, // would exceed: nothing booked
-		{50 * ms, "wait", 250 * ms, true, 250 * ms},  // still the same slot
-		{2000 * ms, "reserve", 0, true, 0},           // idle: burst refilled
-		{2000 * ms, "reserve", 0, true, 0},
-		{2000 * ms, "reserve", 0, true, 0},
-		{2000 * ms, "reserve", 0, false, 100 * ms},
-		{3000 * ms, "cooldown", 500 * ms, true, 0},
-		{3100 * ms, "cooldown", 100 * ms, true, 0}, // never shortens
-		{3100 * ms, "reserve", 0, false, 400 * ms},
-		{3200 * ms, "wait", -1, true, 300 * ms},
-		{3200 * ms, "wait", -1, true, 400 * ms}, // no burst right after a cooldown
-		{3200 * ms, "wait", -1, true, 500 * ms},
-		{4500 * ms, "reserve", 0, true, 0}, // the burst refills from the cooldown's end
-		{4500 * ms, "reserve", 0, true, 0},
-		{4500 * ms, "reserve", 0, true, 0},
-		{4500 * ms, "reserve", 0, false, 100 * ms},
-		{4600 * ms, "cooldown", 0, true, 0}, // d <= 0 does nothing
-		{4600 * ms, "reserve", 0, true, 0},
-	}
-	cfg := Config{Rate: 10, Burst: 3, Name: "steps"}
+// step is one call in a scripted sequence run by runSteps.
+type step struct {
+	at         time.Duration // clock offset from t0
+	op         string        // "reserve", "wait", "cooldown"
+	limit      time.Duration // wait: longest acceptable delay, -1 unbounded; cooldown: d
+	wantBooked bool
+	wantDelay  time.Duration
+}
+
+// runSteps runs steps against both implementations on a controlled clock
+// (miniredis runs the Lua script, TIME included, and its TIME follows
+// SetTime), so the Redis script and the local arithmetic are held to the
+// same expected slots. Delays may differ from the expected ones by 2 µs (the
+// script rounds to whole microseconds).
+func runSteps(t *testing.T, cfg Config, steps []step) {
 	t0 := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
 	impls := map[string]func(t *testing.T) clocked{
 		"local": func(t *testing.T) clocked {
@@ -208,12 +181,73 @@ func TestGCRASteps(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				}
-				if booked != s.wantBooked || delay != s.wantDelay {
+				if diff := delay - s.wantDelay; booked != s.wantBooked || diff < -2*time.Microsecond || diff > 2*time.Microsecond {
 					t.Errorf("step %d (%s at +%v): booked, delay = %v, %v; want %v, %v", i, s.op, s.at, booked, delay, s.wantBooked, s.wantDelay)
 				}
 			}
 		})
 	}
+}
+
+func TestGCRASteps(t *testing.T) {
+	const ms = time.Millisecond
+	// Rate 10/s (T = 100 ms), burst 3 (tau = 200 ms).
+	runSteps(t, Config{Rate: 10, Burst: 3, Name: "steps"}, []step{
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, true, 0},
+		{0, "reserve", 0, false, 100 * ms}, // burst used up
+		{50 * ms, "reserve", 0, false, 50 * ms},
+		{50 * ms, "wait", -1, true, 50 * ms},
+		{50 * ms, "wait", -1, true, 150 * ms},
+		{50 * ms, "wait", 200 * ms, false, 250 * ms}, // would exceed: nothing booked
+		{50 * ms, "wait", 250 * ms, true, 250 * ms},  // still the same slot
+		{2000 * ms, "reserve", 0, true, 0},           // idle: burst refilled
+		{2000 * ms, "reserve", 0, true, 0},
+		{2000 * ms, "reserve", 0, true, 0},
+		{2000 * ms, "reserve", 0, false, 100 * ms},
+		{3000 * ms, "cooldown", 500 * ms, true, 0},
+		{3100 * ms, "cooldown", 100 * ms, true, 0}, // never shortens
+		{3100 * ms, "reserve", 0, false, 400 * ms},
+		{3200 * ms, "wait", -1, true, 300 * ms},
+		{3200 * ms, "wait", -1, true, 400 * ms}, // no burst right after a cooldown
+		{3200 * ms, "wait", -1, true, 500 * ms},
+		{4500 * ms, "reserve", 0, true, 0}, // the burst refills from the cooldown's end
+		{4500 * ms, "reserve", 0, true, 0},
+		{4500 * ms, "reserve", 0, true, 0},
+		{4500 * ms, "reserve", 0, false, 100 * ms},
+		{4600 * ms, "cooldown", 0, true, 0}, // d <= 0 does nothing
+		{4600 * ms, "reserve", 0, true, 0},
+	})
+}
+
+func TestAdaptiveSteps(t *testing.T) {
+	const ms, s = time.Millisecond, time.Second
+	// Rate 10/s (T = 100 ms), burst 1. A new cooldown multiplies the rate
+	// factor by 0.8; it recovers by 0.01 per second.
+	steps := []step{
+		{0, "reserve", 0, true, 0},
+		{0, "cooldown", s, true, 0},            // f = 0.8 at 0 s
+		{500 * ms, "cooldown", 2 * s, true, 0}, // cooldown running: no second decrease
+		{2500 * ms, "wait", -1, true, 0},       // f = 0.825: next slot 100/0.825 ms later
+		{2500 * ms, "wait", -1, true, 121212 * time.Microsecond},
+		{30 * s, "reserve", 0, true, 0}, // f recovered to 1
+		{30 * s, "reserve", 0, false, 100 * ms},
+		{40 * s, "cooldown", s, true, 0}, // a new episode: f = 0.8 at 40 s
+		{40 * s, "cooldown", s, true, 0}, // the same episode (another pod's 429)
+		{41 * s, "wait", -1, true, 0},
+		{41 * s, "wait", -1, true, 123457 * time.Microsecond}, // 100/0.81 ms
+	}
+	// Twenty episodes, one every 2 s: the factor bottoms out at 0.1, so
+	// slots are 1 s apart (recovery over the 2 s since the last is 0.02).
+	for i := 0; i < 20; i++ {
+		steps = append(steps, step{at: 100*s + time.Duration(i)*2*s, op: "cooldown", limit: s, wantBooked: true})
+	}
+	steps = append(steps,
+		step{140 * s, "wait", -1, true, 0},
+		step{140 * s, "wait", -1, true, 833333 * time.Microsecond}, // 100/0.12 ms
+	)
+	runSteps(t, Config{Rate: 10, Burst: 1, Name: "adaptive", Adaptive: true}, steps)
 }
 
 func TestLocalWaitDeadlineAndCancel(t *testing.T) {

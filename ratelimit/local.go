@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -16,6 +17,8 @@ type LocalLimiter struct {
 	mu  sync.Mutex
 	tat time.Time // theoretical arrival time
 	cd  time.Time // end of the cooldown
+	f   float64   // adaptive rate factor set at fAt (0: never lowered)
+	fAt time.Time
 }
 
 // NewLocal returns an in-process limiter for cfg (Name and Prefix are not
@@ -69,7 +72,12 @@ func (l *LocalLimiter) Cooldown(ctx context.Context, d time.Duration) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if until := l.now().Add(d); until.After(l.cd) {
+	now := l.now()
+	if l.g.adaptive && !l.cd.After(now) { // a new cooldown: lower the rate once
+		l.f = math.Max(AdaptiveFloor, factorAt(l.f, l.fAt, now)*AdaptiveDecrease)
+		l.fAt = now
+	}
+	if until := now.Add(d); until.After(l.cd) {
 		l.cd = until
 	}
 	return nil
@@ -95,6 +103,12 @@ func (l *LocalLimiter) acquire(reserve bool, limit time.Duration) (booked bool, 
 	if (reserve && delay > 0) || (limit >= 0 && delay > limit) {
 		return false, delay, slot
 	}
-	l.tat = tat.Add(l.g.interval)
+	interval := l.g.interval
+	if l.g.adaptive {
+		if f := factorAt(l.f, l.fAt, now); f < 1 {
+			interval = time.Duration(math.Round(float64(interval) / f))
+		}
+	}
+	l.tat = tat.Add(interval)
 	return true, delay, slot
 }

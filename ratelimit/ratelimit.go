@@ -79,7 +79,24 @@ type Config struct {
 	Name string
 	// Prefix is the Redis key prefix; empty means DefaultPrefix.
 	Prefix string
+	// Adaptive lowers the rate after 429s and recovers it slowly, for every
+	// limiter sharing the limit (the state lives in the same Redis key): a
+	// Cooldown that starts a new cooldown (none running) multiplies the
+	// current rate by AdaptiveDecrease, down to AdaptiveFloor × Rate, and
+	// the rate then climbs back by AdaptiveRecovery × Rate per second. All
+	// limiters sharing a limit should agree on Adaptive.
+	Adaptive bool
 }
+
+// Adaptive mode's constants (see Config.Adaptive).
+const (
+	// AdaptiveDecrease multiplies the rate at the start of each cooldown.
+	AdaptiveDecrease = 0.8
+	// AdaptiveFloor is the lowest fraction of Config.Rate adaptive mode goes to.
+	AdaptiveFloor = 0.1
+	// AdaptiveRecovery is the fraction of Config.Rate regained per second.
+	AdaptiveRecovery = 0.01
+)
 
 // KeyFingerprint returns a short hexadecimal digest (the first 8 bytes of
 // SHA-256) of apiKey, suitable for naming a limit in Redis or in logs
@@ -93,6 +110,20 @@ func KeyFingerprint(apiKey string) string {
 type gcra struct {
 	interval  time.Duration // emission interval T = 1/Rate
 	tolerance time.Duration // burst tolerance tau = (Burst-1)*T
+	adaptive  bool
+}
+
+// factorAt returns the adaptive rate factor at now, given the factor f set at
+// time at (f == 0: never lowered); 1 means the full rate.
+func factorAt(f float64, at, now time.Time) float64 {
+	if f <= 0 {
+		return 1
+	}
+	f += AdaptiveRecovery * now.Sub(at).Seconds()
+	if f > 1 {
+		return 1
+	}
+	return f
 }
 
 func (c Config) normalize() (Config, gcra, error) {
@@ -113,7 +144,7 @@ func (c Config) normalize() (Config, gcra, error) {
 		t = time.Microsecond
 	}
 	t = t.Round(time.Microsecond)
-	return c, gcra{interval: t, tolerance: time.Duration(c.Burst-1) * t}, nil
+	return c, gcra{interval: t, tolerance: time.Duration(c.Burst-1) * t, adaptive: c.Adaptive}, nil
 }
 
 // maxDelay returns the longest acceptable delay for ctx (-1 when ctx has no

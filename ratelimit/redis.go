@@ -21,6 +21,7 @@ type RedisLimiter struct {
 	g    gcra
 	key  string
 	args [2]string // emission interval and burst tolerance, µs
+	adap [3]string // adaptive decrease, floor, recovery per second ("0": off)
 }
 
 var (
@@ -51,7 +52,16 @@ func NewRedis(rdb redis.UniversalClient, cfg Config) (*RedisLimiter, error) {
 			strconv.FormatInt(g.interval.Microseconds(), 10),
 			strconv.FormatInt(g.tolerance.Microseconds(), 10),
 		},
+		adap: adaptiveArgs(cfg.Adaptive),
 	}, nil
+}
+
+func adaptiveArgs(on bool) [3]string {
+	if !on {
+		return [3]string{"0", "0", "0"}
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	return [3]string{f(AdaptiveDecrease), f(AdaptiveFloor), f(AdaptiveRecovery)}
 }
 
 // Key returns the Redis key holding the limit's state.
@@ -106,7 +116,7 @@ func (l *RedisLimiter) Cooldown(ctx context.Context, d time.Duration) error {
 	if us < 1 {
 		us = 1
 	}
-	err := cooldownScript.Run(ctx, l.rdb, []string{l.key}, us, l.args[1]).Err()
+	err := cooldownScript.Run(ctx, l.rdb, []string{l.key}, us, l.args[1], l.adap[0], l.adap[1], l.adap[2]).Err()
 	if err != nil {
 		return l.wrap(ctx, "cooldown", err)
 	}
@@ -118,7 +128,7 @@ func (l *RedisLimiter) acquire(ctx context.Context, mode string, limit time.Dura
 	if limit >= 0 {
 		maxUS = limit.Microseconds()
 	}
-	res, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.args[0], l.args[1], maxUS, mode).Int64Slice()
+	res, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.args[0], l.args[1], maxUS, mode, l.adap[2]).Int64Slice()
 	if err != nil {
 		return false, 0, time.Time{}, l.wrap(ctx, mode, err)
 	}

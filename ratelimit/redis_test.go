@@ -153,6 +153,41 @@ func TestRedisCooldownShared(t *testing.T) {
 	}
 }
 
+// TestRedisAdaptiveShared checks that adaptive mode's lowered rate lives in
+// the shared key: a 429 reported by one instance slows the other, and a
+// second report during the same cooldown does not lower it again.
+func TestRedisAdaptiveShared(t *testing.T) {
+	url := testredis.URL(t)
+	cfg := Config{Rate: 20, Burst: 1, Name: uniqueName(t), Adaptive: true}
+	a := newRedisLimiter(t, newClient(t, url), cfg)
+	b := newRedisLimiter(t, newClient(t, url), cfg)
+	ctx := context.Background()
+	if err := a.Cooldown(ctx, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Cooldown(ctx, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var slots []time.Time
+	for i := 0; i < 3; i++ {
+		booked, _, slot, err := b.acquire(ctx, "wait", -1)
+		if err != nil || !booked {
+			t.Fatalf("acquire %d: booked=%v err=%v", i, booked, err)
+		}
+		slots = append(slots, slot)
+	}
+	// Rate 20/s × 0.8 = 16/s: 62.5 ms apart (not 50 ms, nor 78 ms for 0.64).
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < 61*time.Millisecond || gap > 63*time.Millisecond {
+			t.Errorf("slots %d and %d are %v apart, want 62.5ms", i-1, i, gap)
+		}
+	}
+	n, err := b.rdb.Exists(ctx, a.Key()).Result()
+	if err != nil || n != 1 {
+		t.Fatalf("EXISTS %s = %v, %v; want the one key", a.Key(), n, err)
+	}
+}
+
 func TestRedisWaitCancel(t *testing.T) {
 	l := newRedisLimiter(t, testredis.Client(t), Config{Rate: 0.5, Name: uniqueName(t)})
 	if err := l.Wait(context.Background()); err != nil {

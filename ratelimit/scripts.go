@@ -8,6 +8,9 @@ import "github.com/redis/go-redis/v9"
 //
 //	tat  the theoretical arrival time: the next slot is tat - tau
 //	cd   the end of the cooldown (absent or past: none)
+//	f    adaptive mode: the rate factor set at time ft (absent: full rate);
+//	     the factor at time now is min(1, f + recovery*(now-ft)/1e6)
+//	ft   adaptive mode: when f was set
 //
 // Both scripts read the clock with TIME; Redis >= 5 replicates the effects of
 // a script, not the script, so a non-deterministic TIME before a write is
@@ -21,7 +24,9 @@ import "github.com/redis/go-redis/v9"
 // ARGV[1] emission interval T in µs (1/rate); ARGV[2] burst tolerance tau in
 // µs ((burst-1)*T); ARGV[3] the longest acceptable delay in µs, -1 for
 // unbounded; ARGV[4] the mode: "wait" books the next slot unless its delay
-// exceeds ARGV[3], "reserve" books only a slot that is free now.
+// exceeds ARGV[3], "reserve" books only a slot that is free now; ARGV[5]
+// adaptive recovery per second (0: adaptive mode off, f is ignored): the
+// booked slot moves the TAT by T divided by the current rate factor.
 //
 // Returns {booked (1 or 0), delay until the slot in µs, the slot in µs on the
 // server clock}. When nothing is booked the key is not written.
@@ -38,9 +43,17 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
 local maxdelay = tonumber(ARGV[3])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'cd')
+local rec = tonumber(ARGV[5])
+local st = redis.call('HMGET', KEYS[1], 'tat', 'cd', 'f', 'ft')
 local tat = tonumber(st[1]) or now
 local cd = tonumber(st[2]) or 0
+local fhorizon = 0
+if rec > 0 and st[3] then
+  local f0, ft = tonumber(st[3]), tonumber(st[4])
+  local f = f0 + rec * (now - ft) / 1000000
+  if f < 1 then interval = interval / f end
+  fhorizon = ft + (1 - f0) / rec * 1000000
+end
 if tat < now then tat = now end
 if cd + tau > tat then tat = cd + tau end
 local slot = tat - tau
@@ -53,6 +66,7 @@ local newtat = tat + interval
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', newtat))
 local horizon = newtat
 if cd + tau > horizon then horizon = cd + tau end
+if fhorizon > horizon then horizon = fhorizon end
 redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((horizon - now) / 1000) + 1000))
 return {1, delay, slot}
 `)
@@ -60,10 +74,15 @@ return {1, delay, slot}
 // cooldownScript extends the limit's cooldown.
 //
 // KEYS[1] the limit's hash. ARGV[1] the cooldown length d in µs (> 0);
-// ARGV[2] burst tolerance tau in µs (only to size the key's expiry).
+// ARGV[2] burst tolerance tau in µs (only to size the key's expiry); ARGV[3]
+// adaptive decrease (0: adaptive mode off), ARGV[4] adaptive floor, ARGV[5]
+// adaptive recovery per second.
 //
 // Sets cd to max(cd, now+d) on the server clock, so a cooldown is never
-// shortened, and returns the resulting cd in µs.
+// shortened, and returns the resulting cd in µs. In adaptive mode, a call
+// that starts a new cooldown (none running) also sets f to max(floor,
+// current factor × decrease) and ft to now: one decrease per 429 episode,
+// however many pods report it.
 //
 // Atomicity: one unit on the server; every acquireScript call that runs
 // after it grants nothing before cd, whichever client or pod makes it.
@@ -71,9 +90,25 @@ var cooldownScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tau = tonumber(ARGV[2])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'cd')
+local dec, floor, rec = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local st = redis.call('HMGET', KEYS[1], 'tat', 'cd', 'f', 'ft')
 local tat = tonumber(st[1]) or now
 local cd = tonumber(st[2]) or 0
+local fhorizon = 0
+if rec > 0 and st[3] then
+  fhorizon = tonumber(st[4]) + (1 - tonumber(st[3])) / rec * 1000000
+end
+if dec > 0 and cd <= now then
+  local f = 1
+  if st[3] then
+    f = tonumber(st[3]) + rec * (now - tonumber(st[4])) / 1000000
+    if f > 1 then f = 1 end
+  end
+  f = f * dec
+  if f < floor then f = floor end
+  redis.call('HSET', KEYS[1], 'f', string.format('%.9f', f), 'ft', string.format('%.0f', now))
+  fhorizon = now + (1 - f) / rec * 1000000
+end
 local want = now + tonumber(ARGV[1])
 if want > cd then
   cd = want
@@ -81,6 +116,7 @@ if want > cd then
 end
 local horizon = tat
 if cd + tau > horizon then horizon = cd + tau end
+if fhorizon > horizon then horizon = fhorizon end
 if horizon > now then
   redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((horizon - now) / 1000) + 1000))
 end
