@@ -1,0 +1,204 @@
+package dataset
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Format is the syntax of a dataset file.
+type Format string
+
+// The dataset formats.
+const (
+	// FormatCSV is comma-separated values with a header line naming the params.
+	FormatCSV Format = "csv"
+	// FormatJSONL is one JSON object of params per line (also called NDJSON).
+	FormatJSONL Format = "jsonl"
+)
+
+// Limits and defaults.
+const (
+	// DefaultMaxLineBytes is the default longest line (JSONL) or record (CSV)
+	// accepted: 10 MiB. Longer ones are rejected and reading continues.
+	DefaultMaxLineBytes = 10 << 20
+	// MaxUniqueIDBytes is the longest unique_id accepted from a row or an
+	// ID column.
+	MaxUniqueIDBytes = 255
+	// RawLimit is how many bytes of a rejected record Reject.Raw keeps.
+	RawLimit = 4 << 10
+	// UniqueIDPrefix starts every unique_id computed by UniqueID; the digit
+	// is the version of the hashing scheme.
+	UniqueIDPrefix = "rb1_"
+)
+
+// ErrFormat reports a dataset whose format cannot be determined or is not
+// supported.
+var ErrFormat = errors.New("dataset: unknown format")
+
+// ErrHeader reports an unusable CSV header (missing, duplicate or
+// conflicting names); it stops reading.
+var ErrHeader = errors.New("dataset: bad CSV header")
+
+// ErrEncoding reports a file that is not UTF-8 (for example UTF-16 with a
+// byte order mark); it stops reading.
+var ErrEncoding = errors.New("dataset: not UTF-8")
+
+// ParseFormat parses "csv" or "jsonl" (also "ndjson"), case-insensitively.
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "csv":
+		return FormatCSV, nil
+	case "jsonl", "ndjson":
+		return FormatJSONL, nil
+	}
+	return "", fmt.Errorf("%w %q (want csv or jsonl)", ErrFormat, s)
+}
+
+// DetectFormat returns the format named by a path's extension: .csv, .jsonl
+// or .ndjson, optionally followed by .gz. Stdin ("-") has no extension, so it
+// fails with an error saying -format is required.
+func DetectFormat(path string) (Format, error) {
+	if path == "-" {
+		return "", fmt.Errorf("%w: -format is required for stdin", ErrFormat)
+	}
+	base := strings.ToLower(filepath.Base(path))
+	base = strings.TrimSuffix(base, ".gz")
+	switch filepath.Ext(base) {
+	case ".csv":
+		return FormatCSV, nil
+	case ".jsonl", ".ndjson":
+		return FormatJSONL, nil
+	}
+	return "", fmt.Errorf("%w: cannot tell the format of %q from its extension (want .csv, .jsonl or .ndjson, optionally .gz); use -format", ErrFormat, path)
+}
+
+// OpenFile opens a dataset: "-" is stdin (closing it does not close
+// os.Stdin), a name ending in .gz is decompressed. NewReader also detects
+// gzip by its magic bytes, so either may be used on a compressed file.
+func OpenFile(path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(strings.ToLower(path), ".gz") {
+		return f, nil
+	}
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &gzipFile{Reader: gz, f: f}, nil
+}
+
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
+}
+
+func (g *gzipFile) Close() error {
+	err := g.Reader.Close()
+	if cerr := g.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Options says how rows become task creation bodies. The zero value reads
+// rows that each carry a "type", with no defaults and a 10 MiB line limit;
+// Format must be set.
+type Options struct {
+	// Format is the dataset's syntax (see DetectFormat).
+	Format Format
+	// TaskType is the type of every row; "" means each row names its own in
+	// a "type" column or field.
+	TaskType refonte.TaskType
+	// Project, Batch, CallbackURL and Instruction fill the params of the same
+	// name when a row does not set them.
+	Project, Batch, CallbackURL, Instruction string
+	// DefaultParams are params under every row: the row's values win, and
+	// nested objects (metadata…) are merged one level deep. The map is only
+	// read.
+	DefaultParams map[string]any
+	// IDColumn names the column or field holding each row's unique_id;
+	// "" means the row's own unique_id or else UniqueID's hash.
+	IDColumn string
+	// MaxLineBytes is the longest JSONL line or CSV record; 0 means
+	// DefaultMaxLineBytes.
+	MaxLineBytes int
+}
+
+// Row is one valid dataset row. Params, and the maps inside, belong to the
+// caller until the next call of Next, and should be treated as read-only
+// because nested values of Options.DefaultParams may be shared between rows.
+type Row struct {
+	// Line is the 1-based physical line where the record starts.
+	Line int64
+	// Type is the row's task type.
+	Type refonte.TaskType
+	// UniqueID is the row's unique_id, also present in Params.
+	UniqueID string
+	// Params is the full creation body: the row's params, defaults,
+	// project/batch/callback_url/instruction and unique_id.
+	Params refonte.TaskParams
+	// Body is Params as compact JSON with sorted keys, byte for byte what
+	// json.Marshal(Params) gives. It is a fresh slice for every row.
+	Body []byte
+}
+
+// Reject is an invalid row: where it starts, why, and its text.
+type Reject struct {
+	// Line is the 1-based physical line where the record starts.
+	Line int64 `json:"line"`
+	// Error names the field and the reason, e.g. "geometries: is required"
+	// or `attachment: must be an http(s) URL, got "ftp://x"`.
+	Error string `json:"error"`
+	// Raw is the record's original text, at most RawLimit bytes, with
+	// invalid UTF-8 replaced by U+FFFD.
+	Raw string `json:"raw"`
+}
+
+// String returns "line N: error".
+func (r *Reject) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.Error) }
+
+// UniqueID returns the content-derived unique_id of a task: UniqueIDPrefix
+// followed by the first 32 hex digits of the SHA-256 of the project, the
+// task type and the canonical JSON of params without unique_id and
+// callback_url (operational, not content). The canonical JSON is what
+// json.Marshal gives for the map: compact, keys sorted at every level. The
+// same row read from CSV or JSONL with the same values gets the same ID.
+func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) string {
+	var e encoder
+	if err := e.canonical(params); err != nil {
+		// A value encoding/json cannot encode either (NaN, a channel…):
+		// hash its fmt text so the result stays deterministic.
+		e.buf = fmt.Appendf(e.buf[:0], "%v", map[string]any(params))
+	}
+	return hashID(project, typ, e.buf)
+}
+
+func hashID(project string, typ refonte.TaskType, canonical []byte) string {
+	h := sha256.New()
+	h.Write([]byte(project))
+	h.Write([]byte{0})
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write(canonical)
+	var sum [sha256.Size]byte
+	var out [len(UniqueIDPrefix) + 32]byte
+	copy(out[:], UniqueIDPrefix)
+	hex.Encode(out[len(UniqueIDPrefix):], h.Sum(sum[:0])[:16])
+	return string(out[:])
+}

@@ -1,0 +1,349 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+const readBufferSize = 64 << 10
+
+// Reader streams the rows of one dataset. It is not safe for concurrent use.
+type Reader struct {
+	name string
+	opts Options
+	src  *bufio.Reader
+	lr   lineReader
+	enc  encoder
+	err  error // sticky: io.EOF or a fatal error
+	init bool
+
+	// CSV state.
+	cols      []column
+	typeCol   int
+	fieldBuf  []byte
+	fieldEnds []int
+	raw       []byte
+	inQuote   bool
+	quoteLine int64
+}
+
+type cellKind uint8
+
+const (
+	cellString cellKind = iota
+	cellJSON
+	cellInt
+	cellBool
+)
+
+type column struct {
+	header string   // as written, e.g. "geometries:json"
+	param  string   // dotted param path, e.g. "metadata.source"
+	path   []string // param split on dots
+	kind   cellKind
+}
+
+// NewReader returns a Reader of the dataset r, whose name (e.g.
+// "images.csv") prefixes fatal errors. Gzip input is detected by its magic
+// bytes and decompressed. It fails only on invalid options; problems with
+// the data are reported by Next.
+func NewReader(r io.Reader, name string, opts Options) (*Reader, error) {
+	switch opts.Format {
+	case FormatCSV, FormatJSONL:
+	default:
+		return nil, fmt.Errorf("%w %q (want csv or jsonl)", ErrFormat, opts.Format)
+	}
+	if opts.TaskType != "" {
+		t, err := refonte.ParseTaskType(string(opts.TaskType))
+		if err != nil {
+			return nil, err
+		}
+		opts.TaskType = t
+	}
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = DefaultMaxLineBytes
+	}
+	opts.IDColumn = strings.TrimSpace(opts.IDColumn)
+	return &Reader{name: name, opts: opts, src: bufio.NewReaderSize(r, readBufferSize), typeCol: -1}, nil
+}
+
+// start detects gzip and the byte order mark.
+func (r *Reader) start() error {
+	br := r.src
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s:1: %w", r.name, err)
+		}
+		gz.Multistream(true)
+		br = bufio.NewReaderSize(gz, readBufferSize)
+	} else if err != nil && err != io.EOF {
+		return fmt.Errorf("%s:1: %w", r.name, err)
+	}
+	head, err := br.Peek(3)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s:1: %w", r.name, err)
+	}
+	switch {
+	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
+		br.Discard(3)
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		return fmt.Errorf("%s:1: %w: the file starts with a UTF-16 byte order mark; convert it to UTF-8", r.name, ErrEncoding)
+	}
+	r.lr = lineReader{br: br, max: r.opts.MaxLineBytes}
+	return nil
+}
+
+// Next returns the next row. Exactly one of these happens: a valid row (rej
+// nil, err nil); an invalid row as a *Reject, after which reading continues;
+// io.EOF at the end; or a fatal error (I/O, gzip corruption, unusable CSV
+// header) prefixed with "name:line:", after which Next keeps returning it.
+func (r *Reader) Next() (row Row, rej *Reject, err error) {
+	if r.err != nil {
+		return Row{}, nil, r.err
+	}
+	if !r.init {
+		r.init = true
+		if err := r.start(); err != nil {
+			r.err = err
+			return Row{}, nil, err
+		}
+		if r.opts.Format == FormatCSV {
+			if err := r.readHeader(); err != nil {
+				r.err = err
+				return Row{}, nil, err
+			}
+		}
+	}
+	if r.opts.Format == FormatCSV {
+		row, rej, err = r.nextCSV()
+	} else {
+		row, rej, err = r.nextJSONL()
+	}
+	if err != nil {
+		r.err = err
+	}
+	return row, rej, err
+}
+
+func (r *Reader) fatal(err error) error {
+	if err == io.EOF {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", r.name, r.lr.n+1, err)
+}
+
+func reject(line int64, raw []byte, format string, args ...any) *Reject {
+	return &Reject{Line: line, Error: fmt.Sprintf(format, args...), Raw: rawText(raw)}
+}
+
+func rawText(raw []byte) string {
+	if len(raw) > RawLimit {
+		raw = raw[:RawLimit]
+	}
+	if utf8.Valid(raw) {
+		return string(raw)
+	}
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+func (r *Reader) nextJSONL() (Row, *Reject, error) {
+	for {
+		line, tooLong, err := r.lr.next()
+		if err != nil {
+			return Row{}, nil, r.fatal(err)
+		}
+		n := r.lr.n
+		if tooLong {
+			return Row{}, reject(n, line, "line is longer than %d bytes", r.opts.MaxLineBytes), nil
+		}
+		t := bytes.TrimSpace(line)
+		if len(t) == 0 {
+			continue
+		}
+		if !utf8.Valid(t) {
+			return Row{}, reject(n, line, "invalid UTF-8 at byte %d", firstInvalid(line)+1), nil
+		}
+		if t[0] != '{' {
+			return Row{}, reject(n, line, "not a JSON object: each line must be one object of params"), nil
+		}
+		var m map[string]any
+		if err := json.Unmarshal(t, &m); err != nil {
+			return Row{}, reject(n, line, "invalid JSON: %s", jsonError(err)), nil
+		}
+		row, rej := r.finish(n, m, line)
+		return row, rej, nil
+	}
+}
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		c, size := utf8.DecodeRune(b[i:])
+		if c == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+func jsonError(err error) string {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return "cannot decode " + ute.Value
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// finish turns a row's params into a Row or a Reject: type, ID column,
+// defaults, validation, unique_id and body.
+func (r *Reader) finish(line int64, p map[string]any, raw []byte) (Row, *Reject) {
+	params := refonte.TaskParams(p)
+	typ := r.opts.TaskType
+	if v, ok := params["type"]; ok {
+		s, isString := v.(string)
+		if !isString {
+			return Row{}, reject(line, raw, "type: must be a string")
+		}
+		t, err := refonte.ParseTaskType(s)
+		if err != nil {
+			return Row{}, reject(line, raw, "type: unknown task type %q", s)
+		}
+		if typ != "" && t != typ {
+			return Row{}, reject(line, raw, "type: the row says %q but the dataset's type is %q", t, typ)
+		}
+		typ = t
+		delete(params, "type")
+	} else if typ == "" {
+		return Row{}, reject(line, raw, "type: is required (no task type was given for the dataset)")
+	}
+
+	if col := r.opts.IDColumn; col != "" {
+		v, ok := lookup(params, col)
+		if !ok {
+			return Row{}, reject(line, raw, "%s: is required (it is the ID column)", col)
+		}
+		id, reason := idString(v)
+		if reason != "" {
+			return Row{}, reject(line, raw, "%s: %s", col, reason)
+		}
+		if !strings.Contains(col, ".") {
+			delete(params, col)
+		}
+		params[refonte.ParamUniqueID] = id
+	} else if v, ok := params[refonte.ParamUniqueID]; ok {
+		s, isString := v.(string)
+		if !isString {
+			return Row{}, reject(line, raw, "unique_id: must be a string")
+		}
+		if _, reason := idString(s); reason != "" {
+			return Row{}, reject(line, raw, "unique_id: %s", reason)
+		}
+	}
+
+	r.fill(params)
+	if err := refonte.ValidateTaskParams(typ, params); err != nil {
+		return Row{}, reject(line, raw, "%s", strings.TrimPrefix(err.Error(), "refonte: "))
+	}
+	id, _ := params[refonte.ParamUniqueID].(string)
+	if id == "" {
+		if err := r.enc.canonical(params); err != nil {
+			return Row{}, reject(line, raw, "cannot encode the params: %v", err)
+		}
+		id = hashID(params.String(refonte.ParamProject), typ, r.enc.buf)
+		params[refonte.ParamUniqueID] = id
+	}
+	body, err := r.enc.body(params)
+	if err != nil {
+		return Row{}, reject(line, raw, "cannot encode the params: %v", err)
+	}
+	return Row{Line: line, Type: typ, UniqueID: id, Params: params, Body: body}, nil
+}
+
+// fill applies the option params then DefaultParams under the row's own.
+func (r *Reader) fill(params refonte.TaskParams) {
+	for _, kv := range [...]struct{ k, v string }{
+		{refonte.ParamProject, r.opts.Project},
+		{refonte.ParamBatch, r.opts.Batch},
+		{refonte.ParamCallbackURL, r.opts.CallbackURL},
+		{refonte.ParamInstruction, r.opts.Instruction},
+	} {
+		if kv.v == "" {
+			continue
+		}
+		if _, ok := params[kv.k]; !ok {
+			params[kv.k] = kv.v
+		}
+	}
+	for k, dv := range r.opts.DefaultParams {
+		rv, ok := params[k]
+		dm, dIsMap := dv.(map[string]any)
+		if !ok {
+			if dIsMap {
+				c := make(map[string]any, len(dm))
+				for kk, vv := range dm {
+					c[kk] = vv
+				}
+				dv = c
+			}
+			params[k] = dv
+			continue
+		}
+		rm, rIsMap := rv.(map[string]any)
+		if dIsMap && rIsMap {
+			for kk, vv := range dm {
+				if _, set := rm[kk]; !set {
+					rm[kk] = vv
+				}
+			}
+		}
+	}
+}
+
+// lookup finds a top-level or dotted nested value.
+func lookup(m map[string]any, path string) (any, bool) {
+	for {
+		head, rest, nested := strings.Cut(path, ".")
+		v, ok := m[head]
+		if !ok || !nested {
+			return v, ok
+		}
+		if m, ok = v.(map[string]any); !ok {
+			return nil, false
+		}
+		path = rest
+	}
+}
+
+// idString converts an explicit ID to a string, or says what is wrong.
+func idString(v any) (string, string) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case float64:
+		if v != float64(int64(v)) {
+			return "", "must be a string or an integer"
+		}
+		s = strconv.FormatInt(int64(v), 10)
+	default:
+		return "", "must be a string or an integer"
+	}
+	switch {
+	case strings.TrimSpace(s) == "":
+		return "", "must not be empty"
+	case len(s) > MaxUniqueIDBytes:
+		return "", fmt.Sprintf("must be at most %d bytes, got %d", MaxUniqueIDBytes, len(s))
+	}
+	return s, ""
+}
