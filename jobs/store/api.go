@@ -215,8 +215,9 @@ func (s *Store) RunRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 }
 
 // RecordUnknownCallback keeps the raw body of a callback that matches no job
-// (capped list of Options.UnknownCallbacks, newest first) and counts it per
-// mode (UnknownCallbackCount).
+// (capped list of Options.UnknownCallbacks, newest first; at most
+// MaxUnknownCallbackBytes of each body) and counts it per mode
+// (UnknownCallbackCount).
 func (s *Store) RecordUnknownCallback(ctx context.Context, mode refonte.Mode, raw []byte) error {
 	return s.recordUnknownCallback(ctx, mode, raw)
 }

@@ -80,23 +80,38 @@ func TestReserveLiveSpendNeverOvershoots(t *testing.T) {
 
 func TestUnknownCallbacksCapped(t *testing.T) {
 	e := newEnvOn(t, testredis.Fresh(t), store.Options{UnknownCallbacks: 5})
-	for i := range 8 {
-		if err := e.st.RecordUnknownCallback(e.ctx, refonte.ModeTest, fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+	record := func(m refonte.Mode, body []byte) {
+		t.Helper()
+		if err := e.st.RecordUnknownCallback(e.ctx, m, body); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := e.st.RecordUnknownCallback(e.ctx, refonte.ModeLive, []byte(`{"n":"live"}`)); err != nil {
-		t.Fatal(err)
+	record(refonte.ModeTest, make([]byte, store.MaxUnknownCallbackBytes+10))
+	if got, _ := e.st.UnknownCallbacks(e.ctx, 1); len(got) != 1 || len(got[0]) != store.MaxUnknownCallbackBytes {
+		t.Fatalf("a big body was not truncated to %d bytes", store.MaxUnknownCallbackBytes)
 	}
+	for i := range 8 {
+		record(refonte.ModeTest, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	record(refonte.ModeLive, []byte(`{"n":"live"}`))
 	got, err := e.st.UnknownCallbacks(e.ctx, 100)
-	if err != nil || len(got) != 5 || string(got[0]) != `{"n":"live"}` || string(got[4]) != `{"n":4}` {
-		t.Fatalf("UnknownCallbacks = %q, %v", got, err)
+	want := []string{`{"n":"live"}`, `{"n":7}`, `{"n":6}`, `{"n":5}`, `{"n":4}`}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("UnknownCallbacks: %d kept, %v; want %d", len(got), err, len(want))
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Fatalf("UnknownCallbacks[%d] = %q, want %q", i, got[i], want[i])
+		}
 	}
 	if got, _ := e.st.UnknownCallbacks(e.ctx, 2); len(got) != 2 {
 		t.Fatalf("limit 2 gave %d", len(got))
 	}
-	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeTest); n != 8 {
-		t.Fatalf("count = %d, want 8", n)
+	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeTest); n != 9 {
+		t.Fatalf("test count = %d, want 9", n)
+	}
+	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeLive); n != 1 {
+		t.Fatalf("live count = %d, want 1", n)
 	}
 }
 

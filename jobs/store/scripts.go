@@ -29,7 +29,8 @@ import "github.com/redis/go-redis/v9"
 // because n of its rows share the job gets n times the deltas), then checks
 // each run for completion (terminal == valid → done) and for "every valid
 // row submitted or terminal without a task" (reported once per run, flag
-// allsub). It returns the two lists of run IDs.
+// allsub). It refreshes the TTL of each run's hash and rows. It returns the
+// two lists of run IDs.
 const luaRunHelpers = `
 local function is_terminal(st)
   return st == 'completed' or st == 'failed' or st == 'canceled'
@@ -79,6 +80,7 @@ local function apply_runs(prefix, runs, deltas, now, ttl)
         redis.call('HDEL', rk, 'allsub')
       end
       redis.call('PEXPIRE', rk, ttl)
+      redis.call('PEXPIRE', rk .. ':rows', ttl)
     end
   end
   return done, allsub

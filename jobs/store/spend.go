@@ -40,8 +40,15 @@ func (s *Store) liveSpend(ctx context.Context, now time.Time) (int64, error) {
 	return n, nil
 }
 
+// MaxUnknownCallbackBytes bounds the part of an unknown callback's body
+// that is kept (a longer body is truncated), so the capped list stays small.
+const MaxUnknownCallbackBytes = 64 << 10
+
 func (s *Store) recordUnknownCallback(ctx context.Context, mode refonte.Mode, raw []byte) error {
 	ttl := s.opts.Retention
+	if len(raw) > MaxUnknownCallbackBytes {
+		raw = raw[:MaxUnknownCallbackBytes]
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.LPush(ctx, s.unknownKey(), raw)
 		p.LTrim(ctx, s.unknownKey(), 0, int64(s.opts.UnknownCallbacks-1))
