@@ -99,7 +99,16 @@ type Config struct {
 
 // String describes the Config without its keys.
 func (c Config) String() string {
-	return fmt.Sprintf("sandbox.Config{keys:[redacted], projects:%v, complete_after:%v, faults:%+v}", c.Projects, c.CompleteAfter, c.faults())
+	after := c.CompleteAfter.String()
+	switch {
+	case c.NoAutoComplete:
+		after = "never"
+	case c.CompleteAfter < 0:
+		after = "immediately"
+	case c.CompleteAfter == 0:
+		after = DefaultCompleteAfter.String()
+	}
+	return fmt.Sprintf("sandbox.Config{keys:[redacted], projects:%v, complete_after:%s, faults:%+v}", c.Projects, after, c.faults())
 }
 
 func (c Config) faults() Faults {
