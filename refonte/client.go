@@ -84,18 +84,14 @@ func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: tr, Timeout: DefaultRequestTimeout}
 }
 
-// credentials holds the key behind a pointer, so that even a reflective
-// dump of a struct holding a Client shows an address, not the key.
-type credentials struct {
-	key  Secret
-	auth Secret // "Basic " + base64(key + ":")
-}
-
 // Client is a client of the Refonte.AI API for one API key. It is safe for
 // concurrent use. Its key never appears in its formatting, its errors or
 // its logs.
 type Client struct {
-	cred  *credentials
+	// auth returns the Authorization header. A func, not a string field,
+	// so that no reflective dump of the struct (fmt of an unexported field,
+	// %s's bad-verb path) can reach the key: fmt prints funcs as addresses.
+	auth  func() Secret
 	mode  Mode
 	base  string // without a trailing slash
 	http  *http.Client
@@ -124,11 +120,13 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	}
 	u, err := url.Parse(cfg.baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("refonte: invalid base URL %q: want http(s)://host[/path]", redactURL(cfg.baseURL))
+		// The URL is not echoed: a mistaken configuration may hold a secret.
+		return nil, fmt.Errorf("refonte: invalid base URL: want http(s)://host[/path]")
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("refonte: the base URL %q must not carry credentials", redactURL(cfg.baseURL))
+		return nil, fmt.Errorf("refonte: the base URL must not carry credentials (the key is sent as Basic auth)")
 	}
+	auth := Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":")))
 	if cfg.http == nil {
 		cfg.http = NewHTTPClient()
 	}
@@ -136,10 +134,7 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 		cfg.logger = zap.NewNop()
 	}
 	return &Client{
-		cred: &credentials{
-			key:  Secret(apiKey),
-			auth: Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":"))),
-		},
+		auth:  func() Secret { return auth },
 		mode:  mode,
 		base:  strings.TrimRight(cfg.baseURL, "/"),
 		http:  cfg.http,
@@ -149,18 +144,6 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	}, nil
 }
 
-// redactURL removes the user info of a URL string for an error message.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = url.User(Redacted)
-		return u.String()
-	}
-	if len(s) > 200 {
-		return s[:200] + "…"
-	}
-	return s
-}
-
 // Mode returns the mode of the client's key.
 func (c *Client) Mode() Mode { return c.mode }
 
@@ -168,18 +151,15 @@ func (c *Client) Mode() Mode { return c.mode }
 func (c *Client) BaseURL() string { return c.base }
 
 // String describes the client without its key.
-func (c *Client) String() string {
-	if c == nil {
-		return "refonte.Client(nil)"
-	}
+func (c Client) String() string {
 	return fmt.Sprintf("refonte.Client{mode: %s, base_url: %s, key: %s}", c.mode, c.base, Redacted)
 }
 
 // GoString is String, so that %#v does not dump the fields.
-func (c *Client) GoString() string { return c.String() }
+func (c Client) GoString() string { return c.String() }
 
 // Format prints String for every verb.
-func (c *Client) Format(f fmt.State, verb rune) {
+func (c Client) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
 		fmt.Fprintf(f, "%q", c.String())
 		return
@@ -237,7 +217,7 @@ func (c *Client) once(ctx context.Context, req request, target string, payload [
 	if err != nil {
 		return fmt.Errorf("refonte: %s %s: %w", req.method, req.path, err)
 	}
-	hr.Header.Set("Authorization", c.cred.auth.Reveal())
+	hr.Header.Set("Authorization", c.auth().Reveal())
 	hr.Header.Set("Accept", "application/json")
 	if payload != nil {
 		hr.Header.Set("Content-Type", "application/json")
