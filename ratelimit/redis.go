@@ -12,13 +12,13 @@ import (
 
 // RedisLimiter is a Limiter whose state lives in one Redis key, shared by
 // every RedisLimiter (in any process) configured with the same Prefix and
-// Name. Each grant costs one round trip to Redis; the first call on a
-// connection pool whose Redis has not seen the script yet costs two
-// (EVALSHA, then EVAL).
+// Name. Each grant costs one round trip to Redis (EVALSHA); the first call
+// after Redis has lost its script cache (a restart, SCRIPT FLUSH) costs two
+// (EVALSHA, then EVAL). It works on a Redis Cluster too: every script call
+// touches the one key.
 type RedisLimiter struct {
 	rdb  redis.UniversalClient
 	cfg  Config
-	g    gcra
 	key  string
 	args [2]string // emission interval and burst tolerance, µs
 	adap [3]string // adaptive decrease, floor, recovery per second ("0": off)
@@ -30,8 +30,11 @@ var (
 )
 
 // NewRedis returns a limiter for cfg on rdb. cfg.Name is required. The
-// caller keeps ownership of rdb (and closes it); its timeouts bound how long
-// a call can take when Redis does not answer.
+// caller keeps ownership of rdb (and closes it). The client's settings
+// bound how long a call takes when Redis is down: go-redis retries a failed
+// command MaxRetries times (3 by default) and a failed dial DialerRetries
+// times (5, 100 ms apart), about 1.7 s in all against a closed port; set
+// MaxRetries -1 and DialerRetries 1 to fail at once.
 func NewRedis(rdb redis.UniversalClient, cfg Config) (*RedisLimiter, error) {
 	if rdb == nil {
 		return nil, errors.New("ratelimit: NewRedis needs a Redis client")
@@ -46,7 +49,6 @@ func NewRedis(rdb redis.UniversalClient, cfg Config) (*RedisLimiter, error) {
 	return &RedisLimiter{
 		rdb: rdb,
 		cfg: cfg,
-		g:   g,
 		key: cfg.Prefix + cfg.Name,
 		args: [2]string{
 			strconv.FormatInt(g.interval.Microseconds(), 10),
