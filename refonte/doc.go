@@ -4,6 +4,23 @@
 // ("test_" or "live_") gives its Mode; the key itself is never printed, logged
 // or included in an error. Every call takes a context first.
 //
+// Errors answered by the API are *Error values carrying the status code,
+// the API's message, the method and path and any Retry-After; they match
+// sentinels such as ErrNotFound, ErrConflict (ErrDuplicate) and
+// ErrRateLimited with errors.Is. Retryable classifies an error as
+// transient (network failures, timeouts, 408, 429, 5xx).
+//
+// The client retries transient errors itself with exponential backoff and
+// jitter (github.com/cenkalti/backoff/v4), honouring Retry-After, within
+// the RetryPolicy's MaxElapsed and the context: GETs, DELETEs and
+// idempotent POSTs always; a task create only when its params carry a
+// unique_id. When a retried create gets 409 (the platform answered 500
+// although it created the task), the client fetches the task holding the
+// unique_id and returns it as the result. Each retry is logged at debug
+// level on the logger given with WithLogger.
+//
+// VerifyCallbackAuth and ParseCallback serve a callback endpoint.
+//
 // The package also holds the wire types shared with the sandbox
 // (refonte/sandbox) and with refonte-batch's enqueue and worker: task types,
 // task statuses, the Task object, and the per-type parameter rules
