@@ -113,8 +113,9 @@ func (s *Store) AddJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 	return s.addJobs(ctx, run, jobs)
 }
 
-// FinishEnqueue marks the end of enqueuing: the run goes to RunRunning, or
-// RunDone if every valid row is already terminal (no Transition reports
+// FinishEnqueue marks the end of enqueuing: the run goes to RunRunning,
+// RunPaused if SetPaused paused it meanwhile, or RunDone if every valid row
+// is already terminal (no Transition reports
 // that; see Run.AllSubmitted for runs whose batch still needs finalizing).
 // It is a no-op for a run no longer enqueuing.
 func (s *Store) FinishEnqueue(ctx context.Context, runID string) error {
@@ -234,7 +235,9 @@ func (s *Store) ClaimBatchFinalize(ctx context.Context, runID string) (bool, err
 }
 
 // SetPaused sets (reason != "") or clears (reason == "") the paused state of
-// a run that is running; a paused run returns to running when cleared.
+// a run that is running; a paused run returns to running when cleared. While
+// the run is still enqueuing only the reason is kept (shown by status), and
+// FinishEnqueue makes the run paused. Done and aborted runs are left alone.
 func (s *Store) SetPaused(ctx context.Context, runID, reason string) error {
 	return s.setPaused(ctx, runID, reason)
 }

@@ -251,14 +251,20 @@ func TestSetPaused(t *testing.T) {
 	m := refonte.ModeLive
 	run := e.createRun(m)
 	e.addRows(run, 1, 2)
-	if err := e.st.SetPaused(e.ctx, run.ID, "daily cap"); err != nil {
-		t.Fatal(err)
-	}
-	if r := e.run(run.ID); r.State != store.RunEnqueuing {
-		t.Fatalf("enqueuing run paused: %+v", r)
+	// While enqueuing, only the reason is kept; FinishEnqueue pauses the run.
+	for _, reason := range []string{"cap", "", "daily cap"} {
+		if err := e.st.SetPaused(e.ctx, run.ID, reason); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(run.ID); r.State != store.RunEnqueuing || r.PausedReason != reason {
+			t.Fatalf("enqueuing run after SetPaused(%q): %+v", reason, r)
+		}
 	}
 	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
 		t.Fatal(err)
+	}
+	if r := e.run(run.ID); r.State != store.RunPaused || r.PausedReason != "daily cap" {
+		t.Fatalf("after FinishEnqueue: %+v", r)
 	}
 	steps := []struct {
 		reason string

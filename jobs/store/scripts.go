@@ -115,17 +115,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// finishEnqueueScript: enqueuing → running, or done if every valid row is
-// already terminal (valid == 0 included). A no-op in any other state.
+// finishEnqueueScript: enqueuing → done if every valid row is already
+// terminal (valid == 0 included), else paused if a pause was recorded
+// while enqueuing, else running. A no-op in any other state.
 // KEYS[1] run; ARGV[1] now ms, ARGV[2] TTL ms. Returns 1 changed, 0 no-op,
 // -1 no run.
 var finishEnqueueScript = redis.NewScript(luaRunHelpers + `
-local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled')
+local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled', 'paused_reason')
 if not v[1] then return -1 end
 if v[1] ~= 'enqueuing' then return 0 end
 redis.call('HSET', KEYS[1], 'enqueued_at', ARGV[1])
 if num(v[3]) + num(v[4]) + num(v[5]) >= num(v[2]) then
   redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'paused_reason')
+elseif v[6] and v[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'state', 'paused')
 else
   redis.call('HSET', KEYS[1], 'state', 'running')
 end
@@ -156,12 +160,19 @@ return n
 `)
 
 // setPausedScript: running → paused (reason set), paused → paused (reason
-// updated), paused → running (reason ""). Other states: no-op.
+// updated), paused → running (reason ""). While enqueuing, only the reason
+// is kept (FinishEnqueue then pauses the run). Other states: no-op.
 // KEYS[1] run; ARGV[1] reason, ARGV[2] TTL ms. Returns 1 changed, 0 no-op, -1 no run.
 var setPausedScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return -1 end
-if ARGV[1] ~= '' and (st == 'running' or st == 'paused') then
+if st == 'enqueuing' then
+  if ARGV[1] ~= '' then
+    redis.call('HSET', KEYS[1], 'paused_reason', ARGV[1])
+  else
+    redis.call('HDEL', KEYS[1], 'paused_reason')
+  end
+elseif ARGV[1] ~= '' and (st == 'running' or st == 'paused') then
   redis.call('HSET', KEYS[1], 'state', 'paused', 'paused_reason', ARGV[1])
 elseif ARGV[1] == '' and st == 'paused' then
   redis.call('HSET', KEYS[1], 'state', 'running')
@@ -221,14 +232,14 @@ for i = 1, n do
   local jk, tk, pk = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
   local b = 6 + 5 * (i - 1)
   local line, typ, tid, q, msg = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
-  local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs')
-  if not j[1] then
+  if redis.call('EXISTS', jk) == 0 then
     redis.call('HSET', jk, 'line', line, 'type', typ, 'state', 'enqueued', 'created', now, 'runs', rid)
     redis.call('PEXPIRE', jk, ttl)
     put_task(tk, pk, tid, q, msg)
     c.enqueued = c.enqueued + 1
     out[i] = 1
   else
+    local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs')
     local st, t = j[1], j[2] or ''
     local runs = j[3]
     if runs and runs ~= '' then runs = runs .. ' ' .. rid else runs = rid end
