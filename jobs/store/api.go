@@ -147,7 +147,10 @@ type Transition struct {
 
 // MarkSubmitted records that the job's task exists at the API with taskID:
 // enqueued -> submitted, indexes taskID and adds the job to the in-flight set
-// for reconciliation. A no-op if the job is already submitted or terminal.
+// for reconciliation. A no-op if the job is already submitted or terminal,
+// except that a job terminal without a task ID (failed before the API
+// answered) gets taskID recorded and counted as submitted (Changed, with
+// From == To).
 func (s *Store) MarkSubmitted(ctx context.Context, mode refonte.Mode, uniqueID, taskID string) (Transition, error) {
 	return s.markSubmitted(ctx, mode, uniqueID, taskID)
 }

@@ -57,6 +57,9 @@ func (s *Store) scriptInt(ctx context.Context, sc *redis.Script, keys []string, 
 }
 
 func (s *Store) createRun(ctx context.Context, run *Run) error {
+	if _, err := refonte.ParseMode(string(run.Mode)); err != nil {
+		return fmt.Errorf("store: create run: %w", err)
+	}
 	now := time.Now()
 	if run.ID == "" {
 		run.ID = newRunID(now)

@@ -341,6 +341,8 @@ if tid == '' and ARGV[9] ~= '' then
   deltas.submitted = 1
   redis.call('HSET', KEYS[1], 'task_id', newtid, 'submitted', now)
   redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
+elseif tid ~= '' and tid == ARGV[9] then
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 local before = 0
 if is_terminal(st) and tid == '' then before = 1 end

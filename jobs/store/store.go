@@ -17,6 +17,11 @@
 //
 // All keys live under one prefix (default "refonte:") and expire after the
 // retention period (default 14 days) counted from their last write.
+//
+// The scripts touch several keys (a job and all its runs; AddJobs also
+// asynq's own keys), so the store needs a single-shard Redis: standalone or
+// Sentinel, not Redis Cluster. See scripts.go for every script and its
+// atomic guarantee.
 package store
 
 import (
