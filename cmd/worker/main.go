@@ -1,0 +1,81 @@
+// Command worker submits queued dataset rows to the Refonte API under a
+// shared rate limit, receives the completion callbacks, reconciles late
+// ones and serves /healthz, /readyz and /metrics.
+//
+// Usage:
+//
+//	worker [flags]
+//
+// Configuration comes from flags (see worker -h) and the environment:
+// REDIS_URL, REFONTE_API_URL, REFONTE_TEST_API_KEY, REFONTE_LIVE_API_KEY and
+// REFONTE_CALLBACK_AUTH_KEY (each secret also as NAME_FILE). Secrets are
+// never flags and never logged.
+//
+// Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 on a runtime
+// failure, 2 on a configuration error (no key, a key of the wrong mode, no
+// callback auth key, a bad flag).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/refonte-ai/refonte-batch/jobs/worker"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := worker.LoadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	}
+	logger, err := newLogger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: logger: %v\n", err)
+		return 1
+	}
+	defer func() { _ = logger.Sync() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = worker.Run(ctx, cfg, logger)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, worker.ErrConfig), errors.Is(err, worker.ErrDevNotAvailable):
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 2
+	default:
+		logger.Error("worker failed", zap.Error(err))
+		return 1
+	}
+}
+
+// newLogger logs JSON lines, or a console format on a terminal.
+func newLogger(w io.Writer) (*zap.Logger, error) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var encoder zapcore.Encoder = zapcore.NewJSONEncoder(enc)
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		encoder = zapcore.NewConsoleEncoder(enc)
+	}
+	core := zapcore.NewCore(encoder, zapcore.AddSync(w), zapcore.InfoLevel)
+	return zap.New(core), nil
+}

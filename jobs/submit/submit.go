@@ -1,0 +1,474 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/ratelimit"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxLimiterWait is how long a delivery waits for a rate-limit
+	// slot before it is rescheduled instead.
+	DefaultMaxLimiterWait = 2 * time.Second
+	// PausedRecheck is the longest a paused live job waits before it looks
+	// at the daily cap again, so a raised cap is noticed within a minute.
+	PausedRecheck = time.Minute
+	// DefaultCooldown is the shared cooldown after a 429 without Retry-After.
+	DefaultCooldown = time.Second
+)
+
+// Options configures a Handler.
+type Options struct {
+	// Store holds the job and run records. Required.
+	Store *store.Store
+	// Clients are the API clients by mode; a job of a mode without a client
+	// fails permanently ("mode mismatch"). At least one is required, and
+	// each client's Mode must match its key in the map.
+	Clients map[refonte.Mode]*refonte.Client
+	// Limiters are the shared rate limiters by mode; a mode without one is
+	// not rate limited.
+	Limiters map[refonte.Mode]ratelimit.Limiter
+	// LiveDailyLimit caps the live tasks created per UTC day across all
+	// workers sharing the Redis; 0 means no cap. SetLiveDailyLimit changes it.
+	LiveDailyLimit int64
+	// MaxLimiterWait is the longest wait for a rate-limit slot inside the
+	// handler; a longer one reschedules the job. Default DefaultMaxLimiterWait.
+	MaxLimiterWait time.Duration
+	// CallbackURL is the callback_url sent when a row's params have none
+	// (the worker's public /callback URL). Empty: the params decide.
+	CallbackURL string
+	// PausedRecheck is the longest a paused live job waits before it looks
+	// at the daily cap again. Default PausedRecheck.
+	PausedRecheck time.Duration
+	// Metrics records outcomes and latencies; nil records nothing.
+	Metrics *Metrics
+	// Logger logs with structured fields; nil logs nothing.
+	Logger *zap.Logger
+	// Now returns the time (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Handler is the asynq handler of jobs.TypeSubmit. It is safe for
+// concurrent use by any number of asynq workers.
+type Handler struct {
+	opts       Options
+	log        *zap.Logger
+	dailyLimit atomic.Int64
+}
+
+// ErrNoClient reports Options without any API client.
+var ErrNoClient = errors.New("submit: no API client configured")
+
+// New returns a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("submit: Options.Store is required")
+	}
+	if len(opts.Clients) == 0 {
+		return nil, ErrNoClient
+	}
+	for m, c := range opts.Clients {
+		if c == nil {
+			return nil, fmt.Errorf("submit: nil client for mode %s", m)
+		}
+		if c.Mode() != m {
+			return nil, fmt.Errorf("submit: the client registered for mode %s holds a %s key", m, c.Mode())
+		}
+	}
+	if opts.MaxLimiterWait <= 0 {
+		opts.MaxLimiterWait = DefaultMaxLimiterWait
+	}
+	if opts.PausedRecheck <= 0 {
+		opts.PausedRecheck = PausedRecheck
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{opts: opts, log: opts.Logger}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	h.dailyLimit.Store(max(opts.LiveDailyLimit, 0))
+	return h, nil
+}
+
+// SetLiveDailyLimit changes the live daily cap (0 = no cap) for the next deliveries.
+func (h *Handler) SetLiveDailyLimit(n int64) { h.dailyLimit.Store(max(n, 0)) }
+
+// LiveDailyLimit returns the live daily cap in force (0 = no cap).
+func (h *Handler) LiveDailyLimit() int64 { return h.dailyLimit.Load() }
+
+// ProcessTask handles one delivery of a jobs.TypeSubmit task. See the
+// package documentation for what it does; it returns nil when the job is
+// accounted for (submitted, already submitted, or failed for good), a
+// *RescheduleError to run it again later without counting a failure, an
+// error wrapping asynq.SkipRetry for a job that can never succeed, or
+// another error for asynq to retry.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeSubmitPayload(t.Payload())
+	if err != nil {
+		h.log.Error("dropping undecodable submit job", zap.Error(err))
+		h.opts.Metrics.outcome("", OutcomeDropped)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	retry, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	d := &delivery{
+		h:    h,
+		p:    p,
+		last: ok && retry >= maxRetry,
+		log: h.log.With(zap.String("run", p.Run), zap.Int64("line", p.Line),
+			zap.String("unique_id", p.UniqueID), zap.String("mode", string(p.Mode)),
+			zap.Int("attempt", retry+1)),
+	}
+	err = d.run(ctx)
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		return err
+	}
+	if d.last {
+		// asynq archives the task after this error whatever it is: account
+		// for the row now so enqueue status and results see it.
+		msg := fmt.Sprintf("gave up after %d attempts: %v", retry+1, err)
+		if _, ferr := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); ferr != nil {
+			d.log.Error("recording the exhausted job failed", zap.Error(ferr))
+		}
+		d.log.Warn("submit retries exhausted; job failed", zap.Error(err))
+		h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+// delivery is the state of one ProcessTask call.
+type delivery struct {
+	h    *Handler
+	p    jobs.SubmitPayload
+	last bool // asynq archives the task after any error of this attempt
+	log  *zap.Logger
+
+	client  *refonte.Client
+	job     *store.Job
+	reserve time.Time // when a live spend reservation was taken (zero: none held)
+}
+
+func (d *delivery) run(ctx context.Context) error {
+	h, p := d.h, d.p
+	d.client = h.opts.Clients[p.Mode]
+	if d.client == nil {
+		msg := fmt.Sprintf("mode mismatch: the job is for %s mode and this worker holds no %s key", p.Mode, p.Mode)
+		return d.failPermanently(ctx, msg, nil)
+	}
+	job, err := h.opts.Store.GetJob(ctx, p.Mode, p.UniqueID)
+	if errors.Is(err, store.ErrJobNotFound) {
+		d.log.Error("dropping submit job without a job record (expired or deleted)")
+		h.opts.Metrics.outcome(p.Mode, OutcomeDropped)
+		return fmt.Errorf("submit %s: %w: %w", p.UniqueID, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return fmt.Errorf("submit %s: read job: %w", p.UniqueID, err)
+	}
+	if job.State != store.JobEnqueued {
+		d.log.Debug("job already handled; nothing to do", zap.String("state", string(job.State)),
+			zap.String("task_id", job.TaskID))
+		h.opts.Metrics.outcome(p.Mode, OutcomeNoop)
+		return nil
+	}
+	d.job = job
+	params, err := buildParams(p, h.opts.CallbackURL)
+	if err != nil {
+		return d.failPermanently(ctx, err.Error(), nil)
+	}
+
+	if err := d.reserveLiveSpend(ctx); err != nil {
+		return err
+	}
+	if err := d.waitLimiter(ctx); err != nil {
+		d.releaseLiveSpend(ctx)
+		return err
+	}
+	return d.create(ctx, params, true)
+}
+
+// reserveLiveSpend takes one task of the live daily budget, or pauses the run.
+func (d *delivery) reserveLiveSpend(ctx context.Context) error {
+	limit := d.h.dailyLimit.Load()
+	if d.p.Mode != refonte.ModeLive || limit <= 0 {
+		return nil
+	}
+	now := d.h.opts.Now()
+	ok, err := d.h.opts.Store.ReserveLiveSpend(ctx, now, limit)
+	if err != nil {
+		return fmt.Errorf("submit %s: reserve live spend: %w", d.p.UniqueID, err)
+	}
+	if ok {
+		d.reserve = now
+		d.h.opts.Metrics.paused(false)
+		// A run paused earlier (by any worker) runs again once the budget
+		// has room (a raised cap, a new day). Checking the day's count first
+		// keeps a late clear from undoing a pause set just after the budget ran out.
+		if spent, err := d.h.opts.Store.LiveSpend(ctx, now); err == nil && spent < limit {
+			if err := d.h.opts.Store.SetPaused(ctx, d.p.Run, ""); err != nil {
+				d.log.Warn("clearing the run's paused state failed", zap.Error(err))
+			}
+		}
+		return nil
+	}
+	reason := fmt.Sprintf("live daily limit %d reached for %s UTC", limit, now.UTC().Format(time.DateOnly))
+	if err := d.h.opts.Store.SetPaused(ctx, d.p.Run, reason); err != nil {
+		d.log.Warn("marking the run paused failed", zap.Error(err))
+	}
+	d.h.opts.Metrics.paused(true)
+	d.h.opts.Metrics.outcome(d.p.Mode, OutcomePaused)
+	d.log.Info("live daily limit reached; job paused", zap.Int64("limit", limit))
+	if d.last {
+		// asynq would archive the job after any error; fail it visibly instead of losing it.
+		return d.failPermanently(ctx, reason+" and the job's retries are exhausted", nil)
+	}
+	return &RescheduleError{Reason: ReasonPaused, Delay: min(untilNextUTCDay(now), d.h.opts.PausedRecheck), Detail: reason}
+}
+
+// releaseLiveSpend gives back a reservation for which no task was created.
+func (d *delivery) releaseLiveSpend(ctx context.Context) {
+	if d.reserve.IsZero() {
+		return
+	}
+	if err := d.h.opts.Store.ReleaseLiveSpend(context.WithoutCancel(ctx), d.reserve); err != nil {
+		d.log.Warn("releasing a live spend reservation failed (the cap errs on the safe side)", zap.Error(err))
+	}
+	d.reserve = time.Time{}
+}
+
+// waitLimiter waits for a rate-limit slot for at most MaxLimiterWait.
+func (d *delivery) waitLimiter(ctx context.Context) error {
+	lim := d.h.opts.Limiters[d.p.Mode]
+	if lim == nil {
+		return nil
+	}
+	maxWait := d.h.opts.MaxLimiterWait
+	if d.last {
+		// A reschedule would archive the job: wait as long as the task's context allows.
+		maxWait = jobs.DefaultTimeout
+	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	err := lim.Wait(wctx)
+	cancel()
+	d.h.opts.Metrics.wait(d.p.Mode, time.Since(start))
+	if err == nil {
+		return nil
+	}
+	var de *ratelimit.DelayError
+	switch {
+	case errors.As(err, &de):
+		d.h.opts.Metrics.outcome(d.p.Mode, OutcomeRateLimited)
+		return &RescheduleError{Reason: ReasonRateLimited, Delay: de.Delay}
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		d.h.opts.Metrics.outcome(d.p.Mode, OutcomeRateLimited)
+		return &RescheduleError{Reason: ReasonRateLimited, Delay: maxWait}
+	}
+	return fmt.Errorf("submit %s: rate limiter: %w", d.p.UniqueID, err)
+}
+
+// create calls the API once (the client retries transient errors inside)
+// and accounts for the answer. mayClear allows one clear-and-recreate of an
+// errored task holding our unique_id (for a job re-queued by enqueue retry).
+func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayClear bool) error {
+	h, p := d.h, d.p
+	start := time.Now()
+	task, err := d.client.CreateTask(ctx, p.TaskType, params)
+	h.opts.Metrics.api(p.Mode, "create", start)
+	attemptErr := ""
+	if err != nil {
+		attemptErr = err.Error()
+	}
+	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, attemptErr); rerr != nil {
+		d.log.Warn("recording the attempt failed", zap.Error(rerr))
+	}
+	switch {
+	case err == nil:
+		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
+		return d.submitted(ctx, task, false)
+	case errors.Is(err, refonte.ErrConflict):
+		return d.conflict(ctx, params, mayClear)
+	case errors.Is(err, refonte.ErrRateLimited):
+		// Ambiguous only if an earlier in-client attempt got lost; keep any
+		// live reservation (the cap must never be overshot).
+		wait := DefaultCooldown
+		if ra, ok := refonte.RetryAfter(err); ok && ra > 0 {
+			wait = ra
+		}
+		if lim := h.opts.Limiters[p.Mode]; lim != nil {
+			if cerr := lim.Cooldown(ctx, wait); cerr != nil {
+				d.log.Warn("setting the shared cooldown failed", zap.Error(cerr))
+			}
+		}
+		h.opts.Metrics.outcome(p.Mode, OutcomeCooldown)
+		d.log.Info("API rate limited; cooling down", zap.Duration("retry_after", wait))
+		if d.last {
+			return fmt.Errorf("submit %s: %w", p.UniqueID, err)
+		}
+		return &RescheduleError{Reason: ReasonCooldown, Delay: wait, Detail: "the API answered 429"}
+	case permanent(err):
+		return d.failPermanently(ctx, apiMessage(err), err)
+	default:
+		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
+		d.log.Info("create failed; asynq will retry", zap.Error(err))
+		return fmt.Errorf("submit %s: create: %w", p.UniqueID, err)
+	}
+}
+
+// conflict resolves a 409 for our unique_id to the task that holds it.
+func (d *delivery) conflict(ctx context.Context, params refonte.TaskParams, mayClear bool) error {
+	h, p := d.h, d.p
+	start := time.Now()
+	existing, err := d.client.FindTaskByUniqueID(ctx, p.UniqueID)
+	h.opts.Metrics.api(p.Mode, "find", start)
+	if err != nil {
+		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
+		return fmt.Errorf("submit %s: 409, then looking the task up: %w", p.UniqueID, err)
+	}
+	if mayClear && d.job.Generation > 0 && existing.Status == refonte.StatusError {
+		// enqueue retry of a job whose task errored: release the errored
+		// task's unique_id and create a new task.
+		start := time.Now()
+		_, err := d.client.ClearTaskUniqueID(ctx, existing.ID)
+		h.opts.Metrics.api(p.Mode, "clear_unique_id", start)
+		if err != nil {
+			return fmt.Errorf("submit %s: clearing the errored task's unique_id: %w", p.UniqueID, err)
+		}
+		d.log.Info("cleared the unique_id of the errored task; creating again", zap.String("old_task_id", existing.ID))
+		return d.create(ctx, params, false)
+	}
+	// The task was created by an earlier attempt, which kept its own live
+	// reservation: this attempt's is not needed.
+	d.releaseLiveSpend(ctx)
+	h.opts.Metrics.outcome(p.Mode, OutcomeDuplicate)
+	return d.submitted(ctx, existing, true)
+}
+
+// submitted records that task holds the job's row at the API.
+func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool) error {
+	h, p := d.h, d.p
+	// The task exists: from here on, never fail the job, never create again.
+	ctx = context.WithoutCancel(ctx)
+	log := d.log.With(zap.String("task_id", task.ID))
+	tr, err := h.opts.Store.MarkSubmitted(ctx, p.Mode, p.UniqueID, task.ID)
+	if err != nil {
+		// Retrying is safe: the next create gets 409 and lands here again.
+		return fmt.Errorf("submit %s: recording task %s: %w", p.UniqueID, task.ID, err)
+	}
+	if found {
+		log.Info("task already existed for the unique_id (409); job submitted", zap.String("status", string(task.Status)))
+	} else {
+		log.Debug("task created")
+	}
+	runsAll := tr.RunsAllSubmitted
+	if task.Status.Terminal() {
+		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
+		if err != nil {
+			log.Warn("recording the already-terminal task failed; the reconciler will", zap.Error(err))
+		}
+		runsAll = append(runsAll, ctr.RunsAllSubmitted...)
+	}
+	h.finalizeBatches(ctx, d.log, runsAll)
+	return nil
+}
+
+// AfterTransition finalizes, exactly once per run across all workers, the
+// Refonte batch of every run that tr reports as all submitted
+// (tr.RunsAllSubmitted). It suits the OnTransition hooks of the callback
+// receiver and the reconciler, whose transitions can be the last ones too.
+func (h *Handler) AfterTransition(ctx context.Context, tr store.Transition) {
+	h.finalizeBatches(ctx, h.log, tr.RunsAllSubmitted)
+}
+
+// finalizeBatches finalizes, exactly once per run, the batch of each run
+// whose rows are now all submitted.
+func (h *Handler) finalizeBatches(ctx context.Context, log *zap.Logger, runIDs []string) {
+	for _, id := range runIDs {
+		run, err := h.opts.Store.GetRun(ctx, id)
+		if err != nil {
+			log.Warn("reading a run to finalize its batch failed", zap.String("finalize_run", id), zap.Error(err))
+			continue
+		}
+		if run.Batch == "" || run.BatchFinalized {
+			continue
+		}
+		client := h.opts.Clients[run.Mode]
+		if client == nil {
+			continue
+		}
+		claimed, err := h.opts.Store.ClaimBatchFinalize(ctx, id)
+		if err != nil || !claimed {
+			if err != nil {
+				log.Warn("claiming the batch finalize failed", zap.String("finalize_run", id), zap.Error(err))
+			}
+			continue
+		}
+		start := time.Now()
+		_, err = client.FinalizeBatch(ctx, run.Batch)
+		h.opts.Metrics.api(run.Mode, "finalize", start)
+		if err != nil {
+			log.Error("finalizing the batch failed; finalize it by hand",
+				zap.String("finalize_run", id), zap.String("batch", run.Batch), zap.Error(err))
+			continue
+		}
+		log.Info("batch finalized", zap.String("finalize_run", id), zap.String("batch", run.Batch))
+	}
+}
+
+// failPermanently fails the job with msg and stops its retries. cause is
+// the API error, if any.
+func (d *delivery) failPermanently(ctx context.Context, msg string, cause error) error {
+	h, p := d.h, d.p
+	d.releaseLiveSpend(ctx)
+	if _, err := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); err != nil {
+		// Not recorded: let asynq retry so the row is accounted for.
+		return fmt.Errorf("submit %s: recording the failure %q: %w", p.UniqueID, msg, err)
+	}
+	h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
+	if cause == nil {
+		cause = errors.New(msg)
+	}
+	d.log.Warn("job failed permanently", zap.String("reason", msg))
+	return fmt.Errorf("submit %s: %w: %w", p.UniqueID, cause, asynq.SkipRetry)
+}
+
+// permanent reports an API answer that no retry can change.
+func permanent(err error) bool {
+	return errors.Is(err, refonte.ErrInvalid) || errors.Is(err, refonte.ErrUnauthorized) ||
+		errors.Is(err, refonte.ErrNotEnabled) || errors.Is(err, refonte.ErrNotFound) ||
+		errors.Is(err, refonte.ErrInvalidParams)
+}
+
+// apiMessage returns the API's own message of an error when it has one.
+func apiMessage(err error) string {
+	var ae *refonte.Error
+	if errors.As(err, &ae) && ae.Message != "" {
+		return fmt.Sprintf("%d %s", ae.StatusCode, ae.Message)
+	}
+	return err.Error()
+}
+
+// outcomeOf is the store outcome of a terminal task.
+func outcomeOf(t *refonte.Task) store.Outcome {
+	o := store.Outcome{TaskID: t.ID, Status: t.Status, Response: t.Response, At: t.UpdatedAt}
+	if t.Status == refonte.StatusError {
+		o.Error = "the task ended in error"
+		if len(t.Response) > 0 {
+			o.Error = string(t.Response)
+		}
+	}
+	return o
+}

@@ -1,0 +1,128 @@
+package worker
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/refonte"
+	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
+)
+
+// benchRows is the rows per measured drain (BENCH_ROWS, default 5000).
+func benchRows() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ROWS")); err == nil && n > 0 {
+		return n
+	}
+	return 5000
+}
+
+// noopDrain enqueues rows jobs exactly as enqueue does and measures how
+// fast one asynq server with a handler that does nothing drains them.
+func noopDrain(b *testing.B, rows, concurrency int) float64 {
+	b.Helper()
+	redisURL := testredis.Fresh(b)
+	st := storeOn(b, redisURL)
+	addRun(b, st, refonte.ModeTest, rows, "")
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var done atomic.Int64
+	finished := make(chan struct{})
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: opt.Addr, PoolSize: concurrency + 20}, asynq.Config{
+		Concurrency: concurrency, Queues: map[string]int{jobs.Queue(refonte.ModeTest): 1},
+		Logger: zap.NewNop().Sugar(), LogLevel: asynq.FatalLevel,
+	})
+	start := time.Now()
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(rows) {
+			close(finished)
+		}
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	<-finished
+	elapsed := time.Since(start)
+	srv.Shutdown()
+	return float64(rows) / elapsed.Seconds()
+}
+
+// workerDrain enqueues rows jobs, runs a worker (no rate limit) against
+// the sandbox and measures rows submitted per second.
+func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) float64 {
+	b.Helper()
+	redisURL := testredis.Fresh(b)
+	st := storeOn(b, redisURL)
+	_, api := startSandbox(b, sandbox.Config{NoAutoComplete: true, Latency: latency})
+	run := addRun(b, st, refonte.ModeTest, rows, "")
+	cfg := testConfig(redisURL, api)
+	cfg.Concurrency = concurrency
+	cfg.TestKey, cfg.LiveKey = testKey, ""
+	start := time.Now()
+	r := startWorker(b, cfg, zap.NewNop())
+	ctx := context.Background()
+	for {
+		got, err := st.GetRun(ctx, run.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got.Submitted == int64(rows) {
+			break
+		}
+		if got.Failed > 0 {
+			b.Fatalf("%d rows failed", got.Failed)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	if err := r.stop(); err != nil {
+		b.Fatal(err)
+	}
+	return float64(rows) / elapsed.Seconds()
+}
+
+// BenchmarkSubmitDrain measures rows submitted per second by one worker
+// process (concurrency 50, no rate limit, zero API latency) against the
+// in-process sandbox, and asynq's own no-op-handler drain rate on the same
+// machine in the same run. Completion callbacks are not included yet (the
+// callback receiver is not wired in): this is the submission side alone.
+//
+//	go test -run '^$' -bench BenchmarkSubmitDrain -benchtime 3x ./jobs/worker/
+func BenchmarkSubmitDrain(b *testing.B) {
+	rows, conc := benchRows(), 50
+	noop := noopDrain(b, rows, conc)
+	var sum float64
+	for range b.N {
+		sum += workerDrain(b, rows, conc, 0)
+	}
+	rate := sum / float64(b.N)
+	b.ReportMetric(rate, "rows/s")
+	b.ReportMetric(noop, "noop_rows/s")
+	b.ReportMetric(rate/noop, "ratio_to_noop")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSubmitLatency100ms measures rows submitted per second by one
+// worker at concurrency 200 when every API call takes 100 ms.
+//
+//	go test -run '^$' -bench BenchmarkSubmitLatency100ms -benchtime 3x ./jobs/worker/
+func BenchmarkSubmitLatency100ms(b *testing.B) {
+	rows := benchRows()
+	var sum float64
+	for range b.N {
+		sum += workerDrain(b, rows, 200, 100*time.Millisecond)
+	}
+	b.ReportMetric(sum/float64(b.N), "rows/s")
+	b.ReportMetric(0, "ns/op")
+}

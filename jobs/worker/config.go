@@ -1,0 +1,290 @@
+package worker
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Environment variables read by LoadConfig. Each secret may instead be
+// given as a file path in NAME_FILE (a mounted Kubernetes secret); the
+// file's content is trimmed of surrounding white space. Setting both NAME
+// and NAME_FILE is an error.
+const (
+	EnvRedisURL        = "REDIS_URL"
+	EnvAPIURL          = "REFONTE_API_URL"
+	EnvTestKey         = "REFONTE_TEST_API_KEY"
+	EnvLiveKey         = "REFONTE_LIVE_API_KEY"
+	EnvCallbackAuthKey = "REFONTE_CALLBACK_AUTH_KEY"
+	EnvCallbackURL     = "REFONTE_CALLBACK_URL"
+)
+
+// Defaults of Config.
+const (
+	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
+	DefaultAPIURL          = "https://api.refonte.com/v1"
+	DefaultConcurrency     = 50
+	DefaultListen          = ":8080"
+	DefaultRateLimit       = 10
+	DefaultRateBurst       = 1
+	DefaultCallbackGrace   = 10 * time.Minute
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// ErrConfig is wrapped by every configuration error of LoadConfig and
+// Config.Validate: the worker refuses to start (cmd/worker exits 2).
+var ErrConfig = errors.New("worker: configuration error")
+
+// ErrDevNotAvailable is returned by Run for Config.Dev until the in-process
+// quick start is wired in.
+var ErrDevNotAvailable = errors.New("worker: -dev is not available yet")
+
+// Config is the worker's configuration: flags for the non-secret settings,
+// the environment for the Redis and API URLs and for every secret.
+type Config struct {
+	// RedisURL is redis://, rediss:// or redis-sentinel://…?master=NAME.
+	RedisURL string
+	// APIURL is the Refonte API base URL.
+	APIURL string
+	// TestKey and LiveKey are the API keys; the worker serves the queue of
+	// each mode it holds a key for. At least one is required.
+	TestKey, LiveKey refonte.Secret
+	// CallbackAuthKey authenticates POST /callback. Required.
+	CallbackAuthKey refonte.Secret
+	// CallbackURL is sent as callback_url for rows whose params carry none
+	// (normally enqueue puts the run's URL in every row). Optional.
+	CallbackURL string
+	// Concurrency is the number of jobs handled at once.
+	Concurrency int
+	// Listen is the HTTP address of /callback, /healthz, /readyz and /metrics.
+	Listen string
+	// RateLimit is the create calls per second per mode, shared by every
+	// worker on the same Redis; 0 turns the limiter off.
+	RateLimit float64
+	// RateBurst is how many calls may go at once after an idle period.
+	RateBurst int
+	// CallbackGrace is how long after its submission a task without a
+	// callback is polled by the reconciler.
+	CallbackGrace time.Duration
+	// ShutdownTimeout bounds the wait for in-flight jobs on SIGTERM; jobs
+	// still running then are handed back to the queue.
+	ShutdownTimeout time.Duration
+	// LiveDailyLimit caps the live tasks created per UTC day across all
+	// workers; 0 means no cap.
+	LiveDailyLimit int64
+	// Dev runs the in-process quick start (reserved; not available yet).
+	Dev bool
+
+	// PausedRecheck is how often a live job paused by the daily cap looks
+	// at the cap again; not a flag (tests shorten it). Zero: submit.PausedRecheck.
+	PausedRecheck time.Duration
+	// ClientMaxElapsed bounds the API client's own retries of one call
+	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.
+	ClientMaxElapsed time.Duration
+}
+
+// Modes returns the modes the worker holds a key for, live first.
+func (c Config) Modes() []refonte.Mode {
+	var ms []refonte.Mode
+	if c.LiveKey != "" {
+		ms = append(ms, refonte.ModeLive)
+	}
+	if c.TestKey != "" {
+		ms = append(ms, refonte.ModeTest)
+	}
+	return ms
+}
+
+// Key returns the API key of a mode ("" when the worker has none).
+func (c Config) Key(m refonte.Mode) refonte.Secret {
+	switch m {
+	case refonte.ModeLive:
+		return c.LiveKey
+	case refonte.ModeTest:
+		return c.TestKey
+	}
+	return ""
+}
+
+// LoadConfig parses the flags in args (without the program name) and the
+// environment read through getenv, then validates the result. Usage and
+// flag errors are written to output. It returns flag.ErrHelp for -h, and
+// errors wrapping ErrConfig for anything that must stop the worker.
+func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	c := Config{
+		RedisURL: envOr(getenv, EnvRedisURL, DefaultRedisURL),
+		APIURL:   envOr(getenv, EnvAPIURL, DefaultAPIURL),
+	}
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.IntVar(&c.Concurrency, "concurrency", DefaultConcurrency, "jobs handled at once by this process")
+	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address of /callback, /healthz, /readyz and /metrics")
+	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "create calls per second per mode, shared by all workers through Redis (0 = no limit)")
+	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "create calls allowed at once after an idle period")
+	fs.DurationVar(&c.CallbackGrace, "callback-grace", DefaultCallbackGrace, "poll a submitted task whose callback is this late")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM, wait this long for in-flight jobs, then hand them back")
+	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
+	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
+	fs.BoolVar(&c.Dev, "dev", false, "run the in-process quick start (not available yet)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: worker [flags]
+
+Submits queued rows to the Refonte API, receives completion callbacks and
+reconciles late ones. Environment: %s (default %s), %s (default %s),
+%s, %s, %s (each also as NAME_FILE).
+
+Flags:
+`, EnvRedisURL, DefaultRedisURL, EnvAPIURL, DefaultAPIURL, EnvTestKey, EnvLiveKey, EnvCallbackAuthKey)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected arguments %q", ErrConfig, fs.Args())
+	}
+	var err error
+	if c.TestKey, err = secret(getenv, EnvTestKey); err != nil {
+		return c, err
+	}
+	if c.LiveKey, err = secret(getenv, EnvLiveKey); err != nil {
+		return c, err
+	}
+	if c.CallbackAuthKey, err = secret(getenv, EnvCallbackAuthKey); err != nil {
+		return c, err
+	}
+	if c.Dev {
+		return c, nil
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the configuration; every error wraps ErrConfig and never
+// contains a secret.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	if c.TestKey == "" && c.LiveKey == "" {
+		return bad("no API key: set %s and/or %s (or their _FILE variants)", EnvTestKey, EnvLiveKey)
+	}
+	for _, k := range []struct {
+		env  string
+		key  refonte.Secret
+		want refonte.Mode
+	}{{EnvTestKey, c.TestKey, refonte.ModeTest}, {EnvLiveKey, c.LiveKey, refonte.ModeLive}} {
+		if k.key == "" {
+			continue
+		}
+		m, err := refonte.ModeOf(k.key.Reveal())
+		if err != nil {
+			return bad("%s: %v", k.env, err)
+		}
+		if m != k.want {
+			return bad("%s holds a %s key; it must start with %q", k.env, m, string(k.want)+"_")
+		}
+	}
+	if c.CallbackAuthKey == "" {
+		return bad("%s is required: without it POST /callback cannot authenticate the API's callbacks", EnvCallbackAuthKey)
+	}
+	if err := checkRedisURL(c.RedisURL); err != nil {
+		return bad("%s: %v", EnvRedisURL, err)
+	}
+	u, err := url.Parse(c.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("%s must be an http(s) URL, got %q", EnvAPIURL, c.APIURL)
+	}
+	if c.CallbackURL != "" {
+		if u, err := url.Parse(c.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("-callback-url must be an http(s) URL, got %q", c.CallbackURL)
+		}
+	}
+	switch {
+	case c.Concurrency < 1:
+		return bad("-concurrency must be at least 1, got %d", c.Concurrency)
+	case c.RateLimit < 0:
+		return bad("-rate-limit must be >= 0, got %g", c.RateLimit)
+	case c.RateBurst < 1:
+		return bad("-rate-burst must be at least 1, got %d", c.RateBurst)
+	case c.CallbackGrace <= 0:
+		return bad("-callback-grace must be positive, got %s", c.CallbackGrace)
+	case c.ShutdownTimeout <= 0:
+		return bad("-shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	case c.LiveDailyLimit < 0:
+		return bad("-live-daily-limit must be >= 0, got %d", c.LiveDailyLimit)
+	case c.Listen == "":
+		return bad("-listen must not be empty")
+	}
+	return nil
+}
+
+// checkRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", redactURLError(err))
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "redis-sentinel":
+	default:
+		return fmt.Errorf("unsupported scheme %q (want redis://, rediss:// or redis-sentinel://)", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	if _, err := asynq.ParseRedisURI(raw); err != nil {
+		return errors.New(strings.TrimPrefix(redactURLError(err).Error(), "asynq: "))
+	}
+	if u.Scheme == "redis-sentinel" && u.Query().Get("master") == "" {
+		return errors.New("redis-sentinel:// needs ?master=NAME")
+	}
+	return nil
+}
+
+// redactURLError drops the URL (which may hold a password) from a parse error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads NAME or the file named by NAME_FILE (trimmed).
+func secret(getenv func(string) string, name string) (refonte.Secret, error) {
+	v, file := getenv(name), getenv(name+"_FILE")
+	switch {
+	case v != "" && file != "":
+		return "", fmt.Errorf("%w: both %s and %s_FILE are set; set only one", ErrConfig, name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%w: %s_FILE: %v", ErrConfig, name, err)
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%w: %s_FILE: %s is empty", ErrConfig, name, file)
+		}
+		return refonte.Secret(s), nil
+	}
+	return refonte.Secret(strings.TrimSpace(v)), nil
+}

@@ -1,0 +1,153 @@
+package worker
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(nil, envFunc(map[string]string{
+		EnvTestKey: "test_abc", EnvCallbackAuthKey: "cbsecret",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{RedisURL: DefaultRedisURL, APIURL: DefaultAPIURL, TestKey: "test_abc", CallbackAuthKey: "cbsecret",
+		Concurrency: 50, Listen: ":8080", RateLimit: 10, RateBurst: 1, CallbackGrace: 10 * time.Minute,
+		ShutdownTimeout: 30 * time.Second}
+	if c != want {
+		t.Errorf("LoadConfig defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if m := c.Modes(); len(m) != 1 || m[0] != refonte.ModeTest {
+		t.Errorf("Modes = %v, want [test]", m)
+	}
+}
+
+func TestLoadConfigFlagsAndFiles(t *testing.T) {
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live")
+	cb := filepath.Join(dir, "cb")
+	if err := os.WriteFile(live, []byte("  live_xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cb, []byte("cbkey\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig([]string{"-concurrency", "200", "-listen", "127.0.0.1:0", "-rate-limit", "100",
+		"-rate-burst", "10", "-callback-grace", "1m", "-shutdown-timeout", "5s", "-live-daily-limit", "50"},
+		envFunc(map[string]string{
+			EnvRedisURL: "rediss://:pw@redis.example:6380/2", EnvAPIURL: "http://127.0.0.1:9/v1",
+			EnvTestKey: "test_a", EnvLiveKey + "_FILE": live, EnvCallbackAuthKey + "_FILE": cb,
+		}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LiveKey.Reveal() != "live_xyz" || c.CallbackAuthKey.Reveal() != "cbkey" {
+		t.Errorf("secrets from files not trimmed/read")
+	}
+	if c.Concurrency != 200 || c.Listen != "127.0.0.1:0" || c.RateLimit != 100 || c.RateBurst != 10 ||
+		c.CallbackGrace != time.Minute || c.ShutdownTimeout != 5*time.Second || c.LiveDailyLimit != 50 ||
+		c.RedisURL != "rediss://:pw@redis.example:6380/2" || c.APIURL != "http://127.0.0.1:9/v1" {
+		t.Errorf("flags not applied: %+v", c)
+	}
+	if m := c.Modes(); len(m) != 2 || m[0] != refonte.ModeLive || m[1] != refonte.ModeTest {
+		t.Errorf("Modes = %v, want [live test]", m)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", c, c, c); strings.Contains(s, "live_xyz") || strings.Contains(s, "cbkey") || strings.Contains(s, "test_a ") {
+		t.Errorf("config prints a secret: %s", s)
+	}
+}
+
+func TestLoadConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := func() map[string]string {
+		return map[string]string{EnvTestKey: "test_k", EnvCallbackAuthKey: "cb"}
+	}
+	cases := []struct {
+		name string
+		args []string
+		edit func(map[string]string)
+		want string
+	}{
+		{"no key", nil, func(m map[string]string) { delete(m, EnvTestKey) }, "no API key"},
+		{"bad prefix", nil, func(m map[string]string) { m[EnvTestKey] = "sk_123" }, "test_"},
+		{"live key as test", nil, func(m map[string]string) { m[EnvTestKey] = "live_123" }, "holds a live key"},
+		{"test key as live", nil, func(m map[string]string) { m[EnvLiveKey] = "test_123" }, "holds a test key"},
+		{"no callback key", nil, func(m map[string]string) { delete(m, EnvCallbackAuthKey) }, EnvCallbackAuthKey + " is required"},
+		{"both var and file", nil, func(m map[string]string) { m[EnvTestKey+"_FILE"] = empty }, "both"},
+		{"missing file", nil, func(m map[string]string) {
+			delete(m, EnvCallbackAuthKey)
+			m[EnvCallbackAuthKey+"_FILE"] = filepath.Join(dir, "nope")
+		}, "_FILE"},
+		{"empty file", nil, func(m map[string]string) {
+			delete(m, EnvCallbackAuthKey)
+			m[EnvCallbackAuthKey+"_FILE"] = empty
+		}, "empty"},
+		{"bad redis scheme", nil, func(m map[string]string) { m[EnvRedisURL] = "http://x:1" }, "unsupported scheme"},
+		{"sentinel without master", nil, func(m map[string]string) { m[EnvRedisURL] = "redis-sentinel://a:1,b:2" }, "master"},
+		{"bad api url", nil, func(m map[string]string) { m[EnvAPIURL] = "ftp://x" }, EnvAPIURL},
+		{"concurrency 0", []string{"-concurrency", "0"}, nil, "-concurrency"},
+		{"negative rate", []string{"-rate-limit", "-1"}, nil, "-rate-limit"},
+		{"burst 0", []string{"-rate-burst", "0"}, nil, "-rate-burst"},
+		{"negative cap", []string{"-live-daily-limit", "-1"}, nil, "-live-daily-limit"},
+		{"unknown flag", []string{"-nope"}, nil, "-nope"},
+		{"extra args", []string{"x"}, nil, "unexpected arguments"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := base()
+			if c.edit != nil {
+				c.edit(env)
+			}
+			_, err := LoadConfig(c.args, envFunc(env), io.Discard)
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("LoadConfig = %v, want ErrConfig mentioning %q", err, c.want)
+			}
+			for _, v := range env {
+				if len(v) > 3 && strings.HasPrefix(v, "test_") && strings.Contains(err.Error(), v) {
+					t.Errorf("error leaks a key: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := LoadConfig([]string{"-h"}, envFunc(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-live-daily-limit", "-rate-limit", EnvCallbackAuthKey, "NAME_FILE"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q", want)
+		}
+	}
+}
+
+func TestRunDevNotAvailable(t *testing.T) {
+	c, err := LoadConfig([]string{"-dev"}, envFunc(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("-dev config: %v", err)
+	}
+	if err := Run(t.Context(), c, nil); !errors.Is(err, ErrDevNotAvailable) {
+		t.Fatalf("Run(-dev) = %v, want ErrDevNotAvailable", err)
+	}
+}

@@ -1,0 +1,360 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/jobs/submit"
+	"github.com/refonte-ai/refonte-batch/ratelimit"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Tuning of the worker process; not flags.
+const (
+	// ClientMaxElapsed bounds the API client's own retries of one create;
+	// past it the error goes back to asynq, which retries with RetryDelay.
+	ClientMaxElapsed = 20 * time.Second
+	// MaxLimiterWait is the longest a job waits in the handler for a
+	// rate-limit slot before it is rescheduled (not a failure).
+	MaxLimiterWait = 2 * time.Second
+	// StatsInterval is how often queue depth and live spend gauges are refreshed.
+	StatsInterval = 5 * time.Second
+	// ReadyTimeout bounds the Redis PING of /readyz.
+	ReadyTimeout = time.Second
+	// httpShutdownTimeout bounds the HTTP server's graceful stop after the queue drained.
+	httpShutdownTimeout = 5 * time.Second
+)
+
+// Worker is one worker process: an asynq server running the submit
+// handler on the queue of each mode it holds a key for, an HTTP server
+// (/callback, /healthz, /readyz, /metrics), the reconciler loop and the
+// stats poller. Build it with New, then call Run once.
+type Worker struct {
+	cfg      Config
+	log      *zap.Logger
+	rdb      redis.UniversalClient
+	store    *store.Store
+	clients  map[refonte.Mode]*refonte.Client
+	limiters map[refonte.Mode]ratelimit.Limiter
+	handler  *submit.Handler
+	// reconciler polls tasks whose callback is overdue.
+	reconciler *reconcile.Reconciler
+	srv        *asynq.Server
+	insp       *asynq.Inspector
+	reg        *prometheus.Registry
+	metrics    *metrics
+	ln         net.Listener
+	httpSrv    *http.Server
+	stopping   atomic.Bool
+}
+
+// Run builds a Worker from cfg and runs it until ctx is canceled, then
+// shuts it down gracefully. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, logger *zap.Logger) error {
+	if cfg.Dev {
+		return ErrDevNotAvailable
+	}
+	w, err := New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// New validates cfg, connects the Redis client, builds the API clients,
+// limiters, store, metrics, handler and asynq server, and binds the HTTP
+// listener (so a bad -listen fails here). Nothing runs until Run.
+func New(cfg Config, logger *zap.Logger) (w *Worker, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	w = &Worker{cfg: cfg, log: logger, reg: prometheus.NewRegistry(),
+		clients: map[refonte.Mode]*refonte.Client{}, limiters: map[refonte.Mode]ratelimit.Limiter{}}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	if w.rdb, err = redisClient(cfg.RedisURL, cfg.Concurrency); err != nil {
+		return nil, err
+	}
+	w.store = store.New(w.rdb, store.Options{})
+
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns = 2 * (cfg.Concurrency + 10)
+	transport.MaxIdleConnsPerHost = cfg.Concurrency + 10
+	httpClient := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	maxElapsed := cfg.ClientMaxElapsed
+	if maxElapsed <= 0 {
+		maxElapsed = ClientMaxElapsed
+	}
+	for _, m := range cfg.Modes() {
+		key := cfg.Key(m)
+		c, err := refonte.NewClient(key.Reveal(),
+			refonte.WithBaseURL(cfg.APIURL),
+			refonte.WithHTTPClient(httpClient),
+			refonte.WithLogger(logger.Named("refonte")),
+			refonte.WithRetry(refonte.RetryPolicy{MaxElapsed: maxElapsed}),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s API client: %v", ErrConfig, m, err)
+		}
+		w.clients[m] = c
+		if cfg.RateLimit > 0 {
+			lim, err := ratelimit.NewRedis(w.rdb, ratelimit.Config{
+				Rate:  cfg.RateLimit,
+				Burst: cfg.RateBurst,
+				Name:  string(m) + ":" + ratelimit.KeyFingerprint(key.Reveal()),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s rate limiter: %v", ErrConfig, m, err)
+			}
+			w.limiters[m] = lim
+		}
+	}
+
+	if w.metrics, err = newMetrics(w.reg); err != nil {
+		return nil, err
+	}
+	sm, err := submit.NewMetrics(w.reg)
+	if err != nil {
+		return nil, err
+	}
+	w.handler, err = submit.New(submit.Options{
+		Store:          w.store,
+		Clients:        w.clients,
+		Limiters:       w.limiters,
+		LiveDailyLimit: cfg.LiveDailyLimit,
+		MaxLimiterWait: MaxLimiterWait,
+		CallbackURL:    cfg.CallbackURL,
+		PausedRecheck:  cfg.PausedRecheck,
+		Metrics:        sm,
+		Logger:         logger.Named("submit"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	recLimiters := map[refonte.Mode]ratelimit.Limiter{}
+	for _, m := range cfg.Modes() {
+		recLimiters[m] = w.limiters[m]
+		if recLimiters[m] == nil {
+			recLimiters[m] = unlimited{}
+		}
+	}
+	w.reconciler, err = reconcile.New(reconcile.Config{
+		Store:        w.store,
+		Clients:      w.clients,
+		Limiters:     recLimiters,
+		Grace:        cfg.CallbackGrace,
+		Logger:       logger.Named("reconcile"),
+		Registerer:   w.reg,
+		OnTransition: w.handler.AfterTransition,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: reconciler: %w", err)
+	}
+	w.srv = asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig())
+	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
+
+	w.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: -listen %s: %v", ErrConfig, cfg.Listen, err)
+	}
+	w.httpSrv = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: zap.NewStdLog(logger.Named("http"))}
+	return w, nil
+}
+
+// Addr returns the address the HTTP server listens on.
+func (w *Worker) Addr() net.Addr { return w.ln.Addr() }
+
+// Handler returns the submit handler (to change the live daily cap at run time).
+func (w *Worker) Handler() *submit.Handler { return w.handler }
+
+// Registry returns the worker's Prometheus registry.
+func (w *Worker) Registry() *prometheus.Registry { return w.reg }
+
+// asynqConfig sets every asynq.Config field the worker depends on.
+func (w *Worker) asynqConfig() asynq.Config {
+	queues := map[string]int{}
+	for i, m := range w.cfg.Modes() {
+		queues[jobs.Queue(m)] = len(w.cfg.Modes()) - i // live (first) gets the higher priority
+	}
+	return asynq.Config{
+		Concurrency: w.cfg.Concurrency,
+		Queues:      queues,
+		// Live jobs always go before test jobs.
+		StrictPriority: true,
+		// A reschedule (rate limit, 429 cooldown, paused) is not a failure and
+		// does not use up a retry; failures back off ~1 s, 2 s, 4 s … 5 min.
+		IsFailure:      submit.IsFailure,
+		RetryDelayFunc: submit.RetryDelay,
+		// In-flight jobs get this long on SIGTERM, then go back to the queue
+		// (asynq's default is 8 s).
+		ShutdownTimeout: w.cfg.ShutdownTimeout,
+		// Rescheduled jobs come back within a second (asynq's default is 5 s).
+		DelayedTaskCheckInterval: time.Second,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
+		HealthCheckFunc:          w.healthCheck,
+		Logger:                   w.log.Named("asynq").Sugar(),
+		LogLevel:                 asynq.InfoLevel,
+	}
+}
+
+// handleError counts and logs every error a job returned.
+func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
+	q, _ := asynq.GetQueueName(ctx)
+	kind := "failure"
+	switch {
+	case errors.Is(err, submit.ErrRescheduled):
+		kind = "rescheduled"
+	case errors.Is(err, asynq.SkipRetry):
+		kind = "skip_retry"
+	}
+	w.metrics.jobErrors.WithLabelValues(q, kind).Inc()
+	if kind == "failure" {
+		id, _ := asynq.GetTaskID(ctx)
+		n, _ := asynq.GetRetryCount(ctx)
+		w.log.Debug("job error; asynq retries it", zap.String("queue", q), zap.String("asynq_id", id),
+			zap.Int("retried", n), zap.Error(err))
+	}
+}
+
+// healthCheck is asynq's periodic Redis check.
+func (w *Worker) healthCheck(err error) {
+	if err != nil {
+		w.metrics.redisUp.Set(0)
+		w.log.Warn("redis health check failed", zap.Error(err))
+		return
+	}
+	w.metrics.redisUp.Set(1)
+}
+
+// Run starts the asynq server, the HTTP server, the reconciler and the
+// stats poller, and blocks until ctx is canceled or a component fails.
+// Then it stops fetching jobs, waits up to ShutdownTimeout for in-flight
+// jobs (the rest go back to the queue), stops the HTTP server (callbacks
+// are served until then) and releases everything. It returns nil after a
+// shutdown caused by ctx.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.close()
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypeSubmit, w.handler)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := w.rdb.Ping(pctx).Err(); err != nil {
+		w.log.Error("redis does not answer yet; /readyz reports it and jobs wait", zap.Error(err))
+	}
+	cancel()
+	if err := w.srv.Start(mux); err != nil {
+		return fmt.Errorf("worker: start asynq server: %w", err)
+	}
+	modes := make([]string, 0, 2)
+	for _, m := range w.cfg.Modes() {
+		modes = append(modes, string(m))
+	}
+	w.log.Info("worker started", zap.Strings("modes", modes), zap.Int("concurrency", w.cfg.Concurrency),
+		zap.String("listen", w.Addr().String()), zap.Float64("rate_limit", w.cfg.RateLimit),
+		zap.Int("rate_burst", w.cfg.RateBurst), zap.Int64("live_daily_limit", w.cfg.LiveDailyLimit))
+
+	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := w.httpSrv.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("worker: http server: %w", err)
+		}
+	})
+	wg.Go(func() { w.pollStats(loopCtx) })
+	wg.Go(func() {
+		if err := w.runReconciler(loopCtx); err != nil && loopCtx.Err() == nil {
+			errc <- fmt.Errorf("worker: reconciler: %w", err)
+		}
+	})
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		w.log.Info("shutting down: no new jobs; waiting for in-flight ones",
+			zap.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+	case runErr = <-errc:
+		w.log.Error("worker component failed; shutting down", zap.Error(runErr))
+	}
+	w.stopping.Store(true)
+	w.srv.Shutdown() // stop fetching; in-flight jobs finish or go back to the queue
+	stopLoops()
+	hctx, hcancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	if err := w.httpSrv.Shutdown(hctx); err != nil {
+		w.log.Warn("http server shutdown", zap.Error(err))
+	}
+	hcancel()
+	wg.Wait()
+	w.log.Info("worker stopped")
+	return runErr
+}
+
+// runReconciler runs the reconciler until ctx ends: every few seconds it
+// polls (GET /task/{id}, at low priority under the shared rate limit) the
+// jobs submitted longer than -callback-grace ago that had no callback, and
+// completes or fails them from the API's answer.
+func (w *Worker) runReconciler(ctx context.Context) error {
+	return w.reconciler.Run(ctx)
+}
+
+// unlimited is the limiter of a worker run with -rate-limit 0: the
+// reconciler needs one per mode.
+type unlimited struct{}
+
+func (unlimited) Wait(context.Context) error                     { return nil }
+func (unlimited) Reserve(context.Context) (time.Duration, error) { return 0, nil }
+func (unlimited) Cooldown(context.Context, time.Duration) error  { return nil }
+
+// close releases what New opened (safe on a partly built Worker).
+func (w *Worker) close() {
+	if w.ln != nil {
+		_ = w.ln.Close()
+	}
+	// The inspector shares w.rdb: nothing of its own to close.
+	if w.rdb != nil {
+		_ = w.rdb.Close()
+	}
+}
+
+// redisClient builds the one Redis client shared by asynq, the store and
+// the limiters, with a pool sized for the concurrency.
+func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
+	opt, err := asynq.ParseRedisURI(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, redactURLError(err))
+	}
+	pool := concurrency + 20
+	switch o := opt.(type) {
+	case asynq.RedisClientOpt:
+		o.PoolSize = pool
+		opt = o
+	case asynq.RedisFailoverClientOpt:
+		o.PoolSize = pool
+		opt = o
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: unsupported Redis connection", ErrConfig, EnvRedisURL)
+	}
+	return rdb, nil
+}

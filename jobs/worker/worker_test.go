@@ -1,0 +1,226 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
+)
+
+// TestPipelineSubmitsEveryRowOnce runs rows through a real redis-server,
+// the worker's asynq server and handler, and the sandbox, with and without
+// injected faults: every row is submitted exactly once.
+func TestPipelineSubmitsEveryRowOnce(t *testing.T) {
+	rows := 300
+	if testing.Short() {
+		rows = 100
+	}
+	cases := []struct {
+		name   string
+		faults sandbox.Config
+	}{
+		{"clean", sandbox.Config{}},
+		{"lost responses and errors", sandbox.Config{LostResponseRate: 0.3, ErrorRate: 0.2}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			redisURL := testredis.Fresh(t)
+			st := storeOn(t, redisURL)
+			sbCfg := c.faults
+			sbCfg.NoAutoComplete = true
+			sb, api := startSandbox(t, sbCfg)
+			run := addRun(t, st, refonte.ModeTest, rows, "")
+			startWorker(t, testConfig(redisURL, api), nil)
+			waitFor(t, 60*time.Second, "every row submitted", func() (bool, string) {
+				r := runState(t, st, run.ID)
+				return r.Submitted == int64(rows), fmt.Sprintf("%+v", r.Counters)
+			})
+			r := runState(t, st, run.ID)
+			if r.Failed != 0 || r.Submitted != int64(rows) {
+				t.Errorf("run counters %+v: want %d submitted, 0 failed", r.Counters, rows)
+			}
+			s := sb.Stats()
+			if s.TasksCreated != int64(rows) || s.UniqueIDsCreatedTwice != 0 {
+				t.Errorf("sandbox: tasks_created %d (want %d), unique_ids_created_twice %d (want 0); stats %+v",
+					s.TasksCreated, rows, s.UniqueIDsCreatedTwice, s)
+			}
+			t.Logf("sandbox: create_calls %d, 409s %d, lost responses %d, errors injected %d",
+				s.CreateCalls, s.DuplicateUniqueID, s.LostResponses, s.ErrorsInjected)
+		})
+	}
+}
+
+// TestPipelineRetriesExhaustedFailsJob: with no retries left, a job whose
+// create keeps failing is failed in the store (accounted for), not lost.
+func TestPipelineRetriesExhaustedFailsJob(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	st := storeOn(t, redisURL)
+	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	sb.SetDown(true)
+	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "x", Mode: refonte.ModeTest, Project: "demo", CreatedAt: time.Now()}
+	ctx := context.Background()
+	if err := st.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	p := jobs.SubmitPayload{V: jobs.PayloadVersion, Run: run.ID, Line: 1, UniqueID: run.ID + "-1",
+		TaskType: refonte.TypeImageAnnotation, Mode: refonte.ModeTest, Params: []byte(`{"project":"demo"}`)}
+	if _, err := st.AddJobs(ctx, run, []store.NewJob{{Line: 1, UniqueID: p.UniqueID, TaskType: p.TaskType,
+		AsynqType: jobs.TypeSubmit, Queue: jobs.Queue(p.Mode), TaskID: jobs.TaskID(p.Mode, p.UniqueID),
+		Payload: jobs.AppendSubmitPayload(nil, p), MaxRetry: 0, Timeout: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(redisURL, api)
+	cfg.ClientMaxElapsed = 300 * time.Millisecond
+	startWorker(t, cfg, nil)
+	waitFor(t, 60*time.Second, "the job failed", func() (bool, string) {
+		j, err := st.GetJob(ctx, p.Mode, p.UniqueID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return j.State == store.JobFailed, string(j.State) + " " + j.Error
+	})
+	if j, _ := st.GetJob(ctx, p.Mode, p.UniqueID); !strings.Contains(j.Error, "gave up after 1 attempts") {
+		t.Errorf("job error %q, want it to say the retries are exhausted", j.Error)
+	}
+}
+
+// TestLiveDailyLimitAcrossWorkers is issue 8's test: 3 workers × 50
+// concurrency with -live-daily-limit 50 create exactly 50 of 200 live
+// tasks; the rest wait (run paused, none failed) until the cap is raised.
+func TestLiveDailyLimitAcrossWorkers(t *testing.T) {
+	const rows, limit = 200, 50
+	redisURL := testredis.Fresh(t)
+	st := storeOn(t, redisURL)
+	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	run := addRun(t, st, refonte.ModeLive, rows, "")
+
+	cfg := testConfig(redisURL, api)
+	cfg.TestKey = ""
+	cfg.Concurrency = 50
+	cfg.LiveDailyLimit = limit
+	cfg.PausedRecheck = 500 * time.Millisecond
+	var ws []*running
+	for range 3 {
+		ws = append(ws, startWorker(t, cfg, nil))
+	}
+	opt, _ := redis.ParseURL(redisURL)
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: opt.Addr})
+	t.Cleanup(func() { _ = insp.Close() })
+	waitFor(t, 60*time.Second, "the cap reached and the run paused", func() (bool, string) {
+		r := runState(t, st, run.ID)
+		s := sb.Stats()
+		return s.TasksCreated == limit && r.State == store.RunPaused && r.Submitted == limit,
+			fmt.Sprintf("tasks_created %d, run %s %q %+v", s.TasksCreated, r.State, r.PausedReason, r.Counters)
+	})
+	// Let the paused jobs come back a few times: still exactly 50, none failed or lost.
+	deadline := time.Now().Add(3 * cfg.PausedRecheck)
+	for time.Now().Before(deadline) {
+		if s := sb.Stats(); s.TasksCreated != limit {
+			t.Fatalf("tasks_created = %d while paused, want %d", s.TasksCreated, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := runState(t, st, run.ID)
+	wantReason := fmt.Sprintf("live daily limit %d reached for %s UTC", limit, time.Now().UTC().Format(time.DateOnly))
+	if r.State != store.RunPaused || r.PausedReason != wantReason || r.Failed != 0 || r.Submitted != limit {
+		t.Fatalf("run = %s %q %+v; want paused %q, %d submitted, 0 failed", r.State, r.PausedReason, r.Counters, wantReason, limit)
+	}
+	info, err := insp.GetQueueInfo(jobs.Queue(refonte.ModeLive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waiting := info.Pending + info.Active + info.Scheduled + info.Retry; waiting != rows-limit || info.Archived != 0 {
+		t.Fatalf("queue %+v: want %d jobs waiting, none archived", info, rows-limit)
+	}
+	if n, _ := st.LiveSpend(context.Background(), time.Now()); n != limit {
+		t.Errorf("live spend = %d, want %d", n, limit)
+	}
+
+	// Raise the cap by restarting the workers with a higher -live-daily-limit.
+	for _, w := range ws {
+		if err := w.stop(); err != nil {
+			t.Fatalf("worker stop: %v", err)
+		}
+	}
+	cfg.LiveDailyLimit = 1000
+	for range 3 {
+		startWorker(t, cfg, nil)
+	}
+	waitFor(t, 60*time.Second, "every row submitted after the cap was raised", func() (bool, string) {
+		r := runState(t, st, run.ID)
+		return r.Submitted == rows && r.State != store.RunPaused, fmt.Sprintf("run %s %+v", r.State, r.Counters)
+	})
+	if s := sb.Stats(); s.TasksCreated != rows || s.UniqueIDsCreatedTwice != 0 {
+		t.Errorf("sandbox tasks_created %d (want %d), created twice %d", s.TasksCreated, rows, s.UniqueIDsCreatedTwice)
+	}
+	if r := runState(t, st, run.ID); r.Failed != 0 {
+		t.Errorf("failed = %d, want 0", r.Failed)
+	}
+}
+
+// TestHTTPEndpoints checks /healthz, /readyz and /metrics of a running worker.
+func TestHTTPEndpoints(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	r := startWorker(t, testConfig(redisURL, api), nil)
+	base := "http://" + r.w.Addr().String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+	waitFor(t, 10*time.Second, "queue gauges in /metrics", func() (bool, string) {
+		_, body := get("/metrics")
+		return strings.Contains(body, `refonte_queue_tasks{queue="refonte-test",state="pending"}`) &&
+			strings.Contains(body, "refonte_live_daily_limit 0") && strings.Contains(body, "go_goroutines"), body
+	})
+	for _, key := range []string{testKey, liveKey, cbKey} {
+		if _, body := get("/metrics"); strings.Contains(body, key) {
+			t.Errorf("/metrics shows a secret")
+		}
+	}
+}
+
+// TestReadyzFailsWithoutRedis: /readyz is 503 when Redis does not answer, /healthz stays 200.
+func TestReadyzFailsWithoutRedis(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	r := startWorker(t, testConfig(srv.URL(), api), nil)
+	base := "http://" + r.w.Addr().String()
+	srv.Kill()
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 503} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
