@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,8 +27,12 @@ const DefaultUserAgent = "refonte-batch-go/1"
 // Timeouts and pool size of the client's own HTTP client (see
 // NewHTTPClient).
 const (
+	// DefaultRequestTimeout bounds one HTTP exchange, body included.
 	DefaultRequestTimeout = 60 * time.Second
-	DefaultMaxConns       = 256
+	// DefaultMaxConns is the idle connection pool size, per host and in
+	// total: enough for 200 concurrent calls to the API to reuse their
+	// connections.
+	DefaultMaxConns = 256
 )
 
 // maxResponseBody bounds how much of a successful answer is decoded.
@@ -191,6 +196,9 @@ type request struct {
 // a 2xx answer's JSON into out (when not nil). It returns the number of
 // attempts made.
 func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
+	if c.auth == nil {
+		return 0, errors.New("refonte: the Client was not created by NewClient")
+	}
 	var payload []byte
 	if req.body != nil {
 		var err error

@@ -51,7 +51,8 @@ type Error struct {
 	Message string
 	// Method and Path identify the request (Path is relative to the base URL).
 	Method, Path string
-	// RetryAfter is the delay the server asked for (0 when none).
+	// RetryAfter is the delay the server asked for with Retry-After, in
+	// seconds or as an HTTP date (0 when none, invalid, past, or over a day).
 	RetryAfter time.Duration
 }
 

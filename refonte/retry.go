@@ -12,9 +12,12 @@ import (
 
 // Default retry policy values, used for the zero fields of a RetryPolicy.
 const (
-	DefaultMaxElapsed      = 30 * time.Second
+	// DefaultMaxElapsed is the default bound of the time spent retrying.
+	DefaultMaxElapsed = 30 * time.Second
+	// DefaultInitialInterval is the default first delay.
 	DefaultInitialInterval = 200 * time.Millisecond
-	DefaultMaxInterval     = 5 * time.Second
+	// DefaultMaxInterval is the default cap of the exponential delay.
+	DefaultMaxInterval = 5 * time.Second
 )
 
 // RetryPolicy bounds the client's retries of transient errors (see

@@ -163,3 +163,10 @@ func TestNoPanicLeak(t *testing.T) {
 	var nilCtx context.Context
 	_, _ = c.GetTask(nilCtx, "x") //nolint:staticcheck // deliberately invalid
 }
+
+func TestZeroClient(t *testing.T) {
+	var c Client
+	if _, err := c.GetTask(t.Context(), "x"); err == nil {
+		t.Error("a zero Client made a request")
+	}
+}
