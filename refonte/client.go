@@ -126,10 +126,10 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(cfg.baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The URL is not echoed: a mistaken configuration may hold a secret.
-		return nil, fmt.Errorf("refonte: invalid base URL: want http(s)://host[/path]")
+		return nil, errors.New("refonte: invalid base URL: want http(s)://host[/path]")
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("refonte: the base URL must not carry credentials (the key is sent as Basic auth)")
+		return nil, errors.New("refonte: the base URL must not carry credentials (the key is sent as Basic auth)")
 	}
 	auth := Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":")))
 	if cfg.http == nil {
