@@ -101,9 +101,9 @@ func (c cb) body(t testing.TB) []byte {
 		"task_id": c.taskID, "type": "imageannotation", "status": c.status,
 		"created_at": base.Add(-time.Minute), "updated_at": c.updated, "completed_at": c.updated,
 		"project": "demo", "callback_url": "http://127.0.0.1/callback", "callback_succeeded": nil,
-		"instruction": "Draw a box around every car.",
+		"instruction": "Draw a tight box around every car, bus and truck that is at least half visible; skip reflections and parked trailers.",
 		"params":      map[string]any{"attachment": "https://example.com/img/1.jpg", "geometries": map[string]any{"box": map[string]any{"objects_to_annotate": []string{"car"}}}},
-		"metadata":    map[string]any{"run": "r1", "line": 1},
+		"metadata":    map[string]any{"run": "r20261127-030000-9f3a1c", "line": 1, "source": "datasets/street-scenes-2026-11-26.jsonl"},
 		"unique_id":   c.uid, "tags": []string{}, "is_test": !c.live, "response": json.RawMessage(c.response),
 	}
 	if c.noIsTest {
@@ -588,4 +588,34 @@ func TestNewHandlerConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// FuzzCallbackHandler posts arbitrary bodies with the right key: the
+// handler must never panic nor fail with a 5xx while Redis is up, and must
+// answer 200, 400 or 413.
+func FuzzCallbackHandler(f *testing.F) {
+	st := newStore(f)
+	addJobs(f, st, refonte.ModeTest, "u-fuzz")
+	submit(f, st, refonte.ModeTest, "u-fuzz", "t-fuzz")
+	h, err := callback.NewHandler(callback.Config{Store: st, AuthKey: authKey, MaxBytes: 4096})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(cb{taskID: "t-fuzz", uid: "u-fuzz"}.body(f))
+	f.Add(cb{taskID: "t-fuzz", noUID: true, noIsTest: true, status: refonte.StatusError, response: `{"error":7}`}.body(f))
+	f.Add([]byte(`{"task_id":"t-fuzz","status":"pending"}`))
+	f.Add([]byte(`{"task":null,"task_id":"x","response":null}`))
+	f.Add([]byte(`{"task":{"task_id":1}}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/callback", bytes.NewReader(body))
+		req.Header.Set(refonte.CallbackAuthHeader, authKey.Reveal())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
+		}
+	})
 }
