@@ -236,3 +236,31 @@ func TestAddJobsDuplicateAndRepair(t *testing.T) {
 		t.Fatalf("run4 counters = %+v", c)
 	}
 }
+
+func TestAddJobsRefusesBadJobs(t *testing.T) {
+	e := newEnv(t)
+	run := e.createRun(refonte.ModeTest)
+	good := newJob(t, run, 1, "ok")
+	for name, mod := range map[string]func(*store.NewJob){
+		"no unique_id":         func(j *store.NewJob) { j.UniqueID = "" },
+		"no task ID":           func(j *store.NewJob) { j.TaskID = "" },
+		"no queue":             func(j *store.NewJob) { j.Queue = "" },
+		"no type":              func(j *store.NewJob) { j.AsynqType = "" },
+		"line break in the ID": func(j *store.NewJob) { j.UniqueID = "a\nb" },
+	} {
+		bad := good
+		mod(&bad)
+		if _, err := e.st.AddJobs(e.ctx, run, []store.NewJob{good, bad}); !errors.Is(err, store.ErrBadJob) {
+			t.Errorf("%s: err = %v, want ErrBadJob", name, err)
+		}
+	}
+	if c := e.counters(run.ID); c != (store.Counters{}) {
+		t.Fatalf("a refused batch was counted: %+v", c)
+	}
+	if _, err := e.st.AddJobs(e.ctx, &store.Run{ID: run.ID, Mode: "prod"}, []store.NewJob{good}); err == nil {
+		t.Fatal("AddJobs with an unknown mode succeeded")
+	}
+	if outs, err := e.st.AddJobs(e.ctx, run, nil); err != nil || len(outs) != 0 {
+		t.Fatalf("AddJobs(nil) = %v, %v", outs, err)
+	}
+}

@@ -28,6 +28,11 @@ func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 	if _, err := refonte.ParseMode(string(run.Mode)); err != nil {
 		return nil, fmt.Errorf("store: add jobs to run %s: %w", run.ID, err)
 	}
+	for i := range jobs { // refuse a bad row before writing anything
+		if err := checkJob(&jobs[i]); err != nil {
+			return nil, fmt.Errorf("store: add jobs to run %s: %w", run.ID, err)
+		}
+	}
 	out := make([]AddOutcome, 0, len(jobs))
 	var msg []byte
 	for start := 0; start < len(jobs); start += addChunk * addPipeline {
@@ -44,10 +49,7 @@ func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 			rows := window[c:min(c+addChunk, len(window))]
 			keys := make([]string, 0, 3+3*len(rows))
 			args := make([]any, 0, 6+5*len(rows))
-			packed, first, err := packRows(rows)
-			if err != nil {
-				return out, fmt.Errorf("store: add jobs to run %s: %w", run.ID, err)
-			}
+			packed, first := packRows(rows)
 			keys = append(keys, s.runKey(run.ID), s.runRowsKey(run.ID), asynqAllQueues)
 			args = append(args, run.ID, ms(now), now.UnixNano(), s.ttlMS(), packed, first)
 			for i := range rows {
@@ -174,21 +176,25 @@ func (s *Store) inFlightBefore(ctx context.Context, mode refonte.Mode, t time.Ti
 	return ids, nil
 }
 
-// packRows checks a batch of rows and packs their "line:unique_id" lines,
+// checkJob reports a row AddJobs cannot write.
+func checkJob(j *NewJob) error {
+	if j.UniqueID == "" || j.TaskID == "" || j.Queue == "" || j.AsynqType == "" {
+		return fmt.Errorf("line %d: %w: unique_id, task ID, queue and type are required", j.Line, ErrBadJob)
+	}
+	if strings.ContainsAny(j.UniqueID, "\n\r") {
+		return fmt.Errorf("line %d: %w: unique_id holds a line break", j.Line, ErrBadJob)
+	}
+	return nil
+}
+
+// packRows packs the "line:unique_id" lines of a non-empty batch of rows,
 // sorted by line, into one string; it returns it with the first line.
-func packRows(rows []NewJob) (string, int64, error) {
+func packRows(rows []NewJob) (string, int64) {
 	idx := make([]int, len(rows))
 	n := 0
 	for i := range rows {
-		j := &rows[i]
-		if j.UniqueID == "" || j.TaskID == "" || j.Queue == "" || j.AsynqType == "" {
-			return "", 0, fmt.Errorf("line %d: %w", j.Line, ErrBadJob)
-		}
-		if strings.ContainsAny(j.UniqueID, "\n\r") {
-			return "", 0, fmt.Errorf("line %d: %w: unique_id holds a line break", j.Line, ErrBadJob)
-		}
 		idx[i] = i
-		n += len(j.UniqueID) + 21
+		n += len(rows[i].UniqueID) + 21
 	}
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(rows[a].Line, rows[b].Line) })
 	var b strings.Builder
@@ -201,7 +207,7 @@ func packRows(rows []NewJob) (string, int64, error) {
 		b.WriteByte(':')
 		b.WriteString(rows[i].UniqueID)
 	}
-	return b.String(), rows[idx[0]].Line, nil
+	return b.String(), rows[idx[0]].Line
 }
 
 // unpackRows parses a rows zset member: "seq\nline:uid\nline:uid...".
