@@ -1,0 +1,59 @@
+// Command enqueue submits a CSV or JSONL dataset to refonte-batch's queues
+// and reports on runs. See package jobs/enqueue for the command line:
+//
+//	enqueue [flags] DATASET        submit a dataset (.csv, .jsonl, .gz, or - for stdin)
+//	enqueue status [-json] RUN_ID  a run's counts and state
+//	enqueue results RUN_ID         one JSON line per row
+//	enqueue retry RUN_ID           re-queue the run's failed rows
+//	enqueue runs                   recent runs, newest first
+//
+// Exit codes: 0 all rows valid and enqueued (with -wait: completed), 1 an
+// error stopped the run, 2 usage or configuration error, 3 the run finished
+// but some rows were invalid or failed.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := enqueue.Env{
+		Stdin:     os.Stdin,
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
+		Getenv:    os.Getenv,
+		StdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		StderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	env.Logger = newLogger(env.StderrTTY)
+	defer func() { _ = env.Logger.Sync() }()
+	return enqueue.Main(ctx, os.Args[1:], env)
+}
+
+// newLogger logs JSON lines to stderr, or (on a terminal, where the
+// progress bar shows progress) only warnings and errors in console form.
+func newLogger(tty bool) *zap.Logger {
+	if tty {
+		enc := zap.NewDevelopmentEncoderConfig()
+		enc.TimeKey = ""
+		return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.WarnLevel))
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(os.Stderr), zap.InfoLevel))
+}

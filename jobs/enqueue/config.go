@@ -1,0 +1,324 @@
+package enqueue
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/refonte-ai/refonte-batch/jobs/dataset"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// Exit codes of the command line.
+const (
+	// ExitOK: every row valid and enqueued (with -wait: every row completed).
+	ExitOK = 0
+	// ExitError: an error stopped the run; the message says how far it got.
+	ExitError = 1
+	// ExitUsage: a usage or configuration error; nothing was written.
+	ExitUsage = 2
+	// ExitIncomplete: the run finished but some rows were invalid or failed.
+	ExitIncomplete = 3
+)
+
+// Defaults of Config.
+const (
+	DefaultRedisURL  = "redis://127.0.0.1:6379/0"
+	DefaultRetention = store.DefaultRetention
+	// DefaultWorkers is the number of goroutines writing batches to Redis.
+	DefaultWorkers = 4
+	// DefaultBatchSize is the number of rows per store.AddJobs call.
+	DefaultBatchSize = 256
+	// StdinRejects is the default rejects file when the dataset is stdin.
+	StdinRejects = "stdin.rejects.jsonl"
+)
+
+// Environment variables read by the command line.
+const (
+	EnvRedisURL     = "REDIS_URL"
+	EnvCallbackURL  = "REFONTE_CALLBACK_URL"
+	EnvLiveKey      = "REFONTE_LIVE_API_KEY"
+	EnvLiveKeyFile  = "REFONTE_LIVE_API_KEY_FILE"
+	defaultRejectsE = ".rejects.jsonl"
+)
+
+// ErrUsage marks usage and configuration errors (exit code ExitUsage).
+var ErrUsage = errors.New("usage error")
+
+// ErrNotYet reports a reserved flag that is not implemented yet.
+var ErrNotYet = errors.New("not available yet")
+
+// UsageError is a usage or configuration error; it matches ErrUsage.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Unwrap returns ErrUsage.
+func (e *UsageError) Unwrap() error { return ErrUsage }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Config is the configuration of a submit, from the command line's flags
+// and environment (see ParseSubmit).
+type Config struct {
+	// Dataset is the dataset path, or "-" for stdin.
+	Dataset string
+	// TaskType is the type of every row; "" means each row names its type.
+	TaskType    refonte.TaskType
+	Project     string
+	Batch       string
+	Mode        refonte.Mode
+	CallbackURL string
+	Instruction string
+	// ParamsFile holds a JSON object of default params; DefaultParams is its content.
+	ParamsFile    string
+	DefaultParams map[string]any
+	IDColumn      string
+	Format        dataset.Format
+	// Rejects is the rejects file (JSON lines).
+	Rejects   string
+	DryRun    bool
+	Wait      bool
+	JSON      bool
+	RedisURL  string
+	Retention time.Duration
+	// Yes confirms a live run without the terminal prompt.
+	Yes bool
+	// MaxLiveTasks refuses a live run with more valid rows (0: no cap).
+	MaxLiveTasks int64
+	// Dev is reserved for the in-process quick start.
+	Dev bool
+	// Workers is the number of concurrent store.AddJobs calls (default DefaultWorkers).
+	Workers int
+	// BatchSize is the number of rows per store.AddJobs call (default DefaultBatchSize).
+	BatchSize int
+}
+
+// DatasetOptions returns the dataset reader options of the config.
+func (c *Config) DatasetOptions() dataset.Options {
+	return dataset.Options{
+		Format:        c.Format,
+		TaskType:      c.TaskType,
+		Project:       c.Project,
+		Batch:         c.Batch,
+		CallbackURL:   c.CallbackURL,
+		Instruction:   c.Instruction,
+		DefaultParams: c.DefaultParams,
+		IDColumn:      c.IDColumn,
+	}
+}
+
+// SubmitUsage is the usage text of the submit command.
+const SubmitUsage = `usage:
+  enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
+  enqueue status [-json] RUN_ID  a run's counts and state
+  enqueue results RUN_ID         one JSON line per row: line, unique_id, state, task_id, response, error
+  enqueue retry RUN_ID           re-queue the run's failed rows
+  enqueue runs [-json] [-limit N] recent runs, newest first
+
+exit codes: 0 all rows valid and enqueued (with -wait: all completed); 1 an error stopped the run;
+2 usage or configuration error; 3 finished but some rows invalid or failed.
+
+submit flags:
+`
+
+// parseInterleaved parses flags that may come before and after positional
+// arguments (Go's flag package stops at the first non-flag) and returns the
+// positional arguments. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// fs.Parse consumed a "--" terminator if the previous arg was one.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// ParseSubmit parses the submit command's arguments (everything after the
+// program name) into a Config, reading REFONTE_CALLBACK_URL and REDIS_URL
+// through getenv when the flags are not given. Errors match ErrUsage (or
+// flag.ErrHelp for -h); usage text goes to out.
+func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c := &Config{Workers: DefaultWorkers, BatchSize: DefaultBatchSize}
+	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, SubmitUsage)
+		fs.PrintDefaults()
+	}
+	var typ, mode, format string
+	fs.StringVar(&typ, "type", "", "task `type` of every row (else a `type` column/field per row)")
+	fs.StringVar(&c.Project, "project", "", "Refonte project of the tasks (unless the row sets one)")
+	fs.StringVar(&c.Batch, "batch", "", "Refonte batch of the tasks (unless the row sets one)")
+	fs.StringVar(&mode, "mode", string(refonte.ModeTest), "`test` or live (live is billable: see -yes, -max-live-tasks)")
+	fs.StringVar(&c.CallbackURL, "callback-url", "", "callback URL of the tasks (default $"+EnvCallbackURL+")")
+	fs.StringVar(&c.Instruction, "instruction", "", "instruction of the tasks (unless the row sets one)")
+	fs.StringVar(&c.ParamsFile, "params", "", "`FILE` holding a JSON object of default params under every row")
+	fs.StringVar(&c.IDColumn, "id-column", "", "column/field `NAME` whose value is the row's unique_id (default: a hash of project, type and params)")
+	fs.StringVar(&format, "format", "", "csv or jsonl (default from the extension; required for stdin)")
+	fs.StringVar(&c.Rejects, "rejects", "", "rejects `FILE`, JSON lines {line, error, raw} (default DATASET.rejects.jsonl, ./"+StdinRejects+" for stdin)")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "validate and count only; write the rejects file; touch no Redis key")
+	fs.BoolVar(&c.Wait, "wait", false, "block until every row is terminal")
+	fs.BoolVar(&c.JSON, "json", false, "print a JSON summary as the last stdout line")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis `URL` (default $"+EnvRedisURL+", else "+DefaultRedisURL+")")
+	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long run and job records are kept")
+	fs.BoolVar(&c.Yes, "yes", false, "confirm a live run without the terminal prompt")
+	fs.Int64Var(&c.MaxLiveTasks, "max-live-tasks", 0, "refuse a live run with more than `N` valid rows (0: no cap)")
+	fs.BoolVar(&c.Dev, "dev", false, "run everything in-process (not available yet)")
+	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
+	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
+
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	if c.Dev {
+		return nil, usagef("-dev: %v", ErrNotYet)
+	}
+	switch len(pos) {
+	case 0:
+		return nil, usagef("missing DATASET (a .csv, .jsonl or - for stdin); see enqueue -h")
+	case 1:
+		c.Dataset = pos[0]
+	default:
+		return nil, usagef("one DATASET expected, got %d: %s", len(pos), strings.Join(pos, " "))
+	}
+	if c.Mode, err = refonte.ParseMode(mode); err != nil {
+		return nil, usagef("-mode %q: want test or live", mode)
+	}
+	if typ != "" {
+		if c.TaskType, err = refonte.ParseTaskType(typ); err != nil {
+			return nil, usagef("-type %q: %v", typ, err)
+		}
+	}
+	if format != "" {
+		if c.Format, err = dataset.ParseFormat(format); err != nil {
+			return nil, usagef("-format %q: want csv or jsonl", format)
+		}
+	} else if c.Dataset == "-" {
+		return nil, usagef("reading stdin needs -format csv or -format jsonl")
+	} else if c.Format, err = dataset.DetectFormat(c.Dataset); err != nil {
+		return nil, usagef("%v (use -format)", err)
+	}
+	if c.CallbackURL == "" {
+		c.CallbackURL = getenv(EnvCallbackURL)
+	}
+	if c.CallbackURL != "" {
+		if u, err := url.Parse(c.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usagef("callback URL %q: want an http(s) URL", c.CallbackURL)
+		}
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = getenv(EnvRedisURL)
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = DefaultRedisURL
+	}
+	if c.Retention <= 0 {
+		return nil, usagef("-retention %v: must be positive", c.Retention)
+	}
+	if c.MaxLiveTasks < 0 {
+		return nil, usagef("-max-live-tasks %d: must be 0 (no cap) or positive", c.MaxLiveTasks)
+	}
+	if c.Workers < 1 || c.BatchSize < 1 {
+		return nil, usagef("-workers and -write-batch must be at least 1")
+	}
+	if c.DryRun && c.Wait {
+		return nil, usagef("-dry-run and -wait cannot be combined")
+	}
+	if c.Rejects == "" {
+		if c.Dataset == "-" {
+			c.Rejects = StdinRejects
+		} else {
+			c.Rejects = c.Dataset + defaultRejectsE
+		}
+	}
+	if c.ParamsFile != "" {
+		b, err := os.ReadFile(c.ParamsFile)
+		if err != nil {
+			return nil, usagef("-params: %v", err)
+		}
+		if err := json.Unmarshal(b, &c.DefaultParams); err != nil || c.DefaultParams == nil {
+			return nil, usagef("-params %s: want a JSON object (%v)", c.ParamsFile, err)
+		}
+	}
+	return c, nil
+}
+
+// opsConfig is the configuration of the status, results, retry and runs commands.
+type opsConfig struct {
+	RedisURL string
+	JSON     bool
+	Limit    int
+	RunID    string
+}
+
+// parseOps parses the arguments of an operator command (after its name).
+func parseOps(name string, args []string, getenv func(string) string, out io.Writer) (*opsConfig, error) {
+	c := &opsConfig{}
+	fs := flag.NewFlagSet("enqueue "+name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis `URL` (default $"+EnvRedisURL+", else "+DefaultRedisURL+")")
+	needRun := name != "runs"
+	if name == "status" || name == "runs" {
+		fs.BoolVar(&c.JSON, "json", false, "print JSON")
+	}
+	if name == "runs" {
+		fs.IntVar(&c.Limit, "limit", 20, "how many runs")
+	}
+	fs.Usage = func() {
+		if needRun {
+			fmt.Fprintf(out, "usage: enqueue %s [flags] RUN_ID\n", name)
+		} else {
+			fmt.Fprintf(out, "usage: enqueue %s [flags]\n", name)
+		}
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	switch {
+	case needRun && len(pos) != 1:
+		return nil, usagef("usage: enqueue %s RUN_ID", name)
+	case needRun:
+		c.RunID = pos[0]
+	case len(pos) != 0:
+		return nil, usagef("usage: enqueue %s takes no arguments", name)
+	}
+	if c.Limit < 0 {
+		return nil, usagef("-limit must not be negative")
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = getenv(EnvRedisURL)
+	}
+	if c.RedisURL == "" {
+		c.RedisURL = DefaultRedisURL
+	}
+	return c, nil
+}

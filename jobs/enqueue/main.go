@@ -1,0 +1,201 @@
+package enqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+)
+
+// Env is what Main takes from its process: streams, environment, whether
+// stdin and stderr are terminals, and the logger.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// StdinTTY and StderrTTY say whether stdin and stderr are terminals:
+	// both are needed for the live-mode prompt; StderrTTY selects the
+	// progress bar over structured log lines.
+	StdinTTY, StderrTTY bool
+	// Logger writes structured logs to stderr.
+	Logger *zap.Logger
+	// Now returns the time (default time.Now).
+	Now func() time.Time
+	// PollInterval is the -wait polling period (default 500ms).
+	PollInterval time.Duration
+}
+
+// Main runs the command line with args (without the program name) and
+// returns the process exit code (ExitOK, ExitError, ExitUsage or
+// ExitIncomplete). Data goes to env.Stdout, progress and messages to
+// env.Stderr.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Logger == nil {
+		env.Logger = zap.NewNop()
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "status", "results", "retry", "runs":
+			return runOps(ctx, args[0], args[1:], env)
+		case "help":
+			fmt.Fprint(env.Stdout, SubmitUsage)
+			return ExitOK
+		}
+	}
+	cfg, err := ParseSubmit(args, env.Getenv, env.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		return fail(env, err)
+	}
+	var st *store.Store
+	if !cfg.DryRun || cfg.Mode == "live" {
+		// A dry run writes nothing; a live one reads today's live spend.
+		rdb, err := OpenRedis(cfg.RedisURL)
+		if err != nil {
+			return fail(env, err)
+		}
+		defer rdb.Close()
+		if !cfg.DryRun {
+			if err := ping(ctx, rdb, cfg.RedisURL); err != nil {
+				return fail(env, err)
+			}
+		}
+		st = store.New(rdb, store.Options{Retention: cfg.Retention})
+	}
+	opts := SubmitOptions{Stdin: env.Stdin, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
+		PollInterval: env.PollInterval}
+	if env.StdinTTY && env.StderrTTY {
+		opts.Confirm = TerminalConfirm(env.Stdin, env.Stderr)
+	}
+	if env.StderrTTY {
+		opts.Progress = &BarProgress{W: env.Stderr}
+	} else {
+		opts.Progress = &LogProgress{Logger: env.Logger}
+	}
+	sum, err := Submit(ctx, st, cfg, opts)
+	if sum != nil {
+		writeSummary(env.Stdout, cfg, sum)
+	}
+	if err != nil {
+		return fail(env, err)
+	}
+	return ExitCode(cfg, sum, nil)
+}
+
+// ExitCode maps a submit's outcome to the exit code: ExitUsage for errors
+// matching ErrUsage (nothing written), ExitError for any other error,
+// ExitIncomplete when rows were invalid or (with -wait) did not all
+// complete, ExitOK otherwise.
+func ExitCode(cfg *Config, sum *Summary, err error) int {
+	switch {
+	case errors.Is(err, ErrUsage):
+		return ExitUsage
+	case err != nil:
+		return ExitError
+	case sum == nil:
+		return ExitError
+	case sum.Preflight != nil && cfg.MaxLiveTasks > 0 && sum.Valid > cfg.MaxLiveTasks:
+		return ExitUsage
+	case sum.Invalid > 0:
+		return ExitIncomplete
+	case cfg.Wait && (sum.WaitCounts == nil || sum.Completed != sum.Valid):
+		return ExitIncomplete
+	}
+	return ExitOK
+}
+
+func fail(env Env, err error) int {
+	code := ExitError
+	if errors.Is(err, ErrUsage) {
+		code = ExitUsage
+	}
+	fmt.Fprintf(env.Stderr, "enqueue: %v\n", err)
+	return code
+}
+
+func ping(ctx context.Context, rdb redis.UniversalClient, url string) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return fmt.Errorf("cannot reach Redis at %s (set -redis or %s): %w", redactURL(url), EnvRedisURL, err)
+	}
+	return nil
+}
+
+// writeSummary prints the summary: a human line, and with -json the JSON
+// object as the last line.
+func writeSummary(w io.Writer, cfg *Config, s *Summary) {
+	if cfg.JSON {
+		_ = json.NewEncoder(w).Encode(s)
+		return
+	}
+	if s.DryRun {
+		fmt.Fprintf(w, "dry run: %d rows, %d valid, %d invalid; nothing written to Redis\n", s.Rows, s.Valid, s.Invalid)
+		if s.Preflight != nil {
+			writePreflight(w, cfg, s.Preflight)
+		}
+	} else {
+		fmt.Fprintf(w, "run %s: %d rows, %d valid, %d invalid, %d enqueued, %d duplicate (%.0f rows/s)\n",
+			s.RunID, s.Rows, s.Valid, s.Invalid, s.Enqueued, s.Duplicate, float64(s.Rows)/max(s.Seconds, 1e-9))
+		if s.WaitCounts != nil {
+			fmt.Fprintf(w, "run %s %s: %d submitted, %d completed, %d failed, %d canceled\n",
+				s.RunID, s.State, s.Submitted, s.Completed, s.Failed, s.Canceled)
+		}
+	}
+	if s.Rejects != "" {
+		fmt.Fprintf(w, "invalid rows: %s\n", s.Rejects)
+	}
+}
+
+func runOps(ctx context.Context, name string, args []string, env Env) int {
+	cfg, err := parseOps(name, args, env.Getenv, env.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		return fail(env, err)
+	}
+	rdb, err := OpenRedis(cfg.RedisURL)
+	if err != nil {
+		return fail(env, err)
+	}
+	defer rdb.Close()
+	if err := ping(ctx, rdb, cfg.RedisURL); err != nil {
+		return fail(env, err)
+	}
+	st := store.New(rdb, store.Options{})
+	switch name {
+	case "status":
+		_, err = Status(ctx, st, cfg.RunID, cfg.JSON, env.Stdout)
+	case "results":
+		_, err = Results(ctx, st, cfg.RunID, env.Stdout)
+	case "runs":
+		err = Runs(ctx, st, cfg.Limit, cfg.JSON, env.Stdout)
+	case "retry":
+		client := asynq.NewClientFromRedisClient(rdb)
+		insp := asynq.NewInspectorFromRedisClient(rdb)
+		var res RetryResult
+		res, err = Retry(ctx, st, cfg.RunID, RetryOptions{Client: client, Inspector: insp, Logger: env.Logger})
+		if err == nil {
+			fmt.Fprintf(env.Stdout, "run %s: %d failed rows, %d re-queued, %d not re-queued\n", cfg.RunID, res.Failed, res.Requeued, res.Skipped)
+			if res.Skipped > 0 {
+				return ExitIncomplete
+			}
+		}
+	}
+	if err != nil {
+		return fail(env, err)
+	}
+	return ExitOK
+}

@@ -1,0 +1,259 @@
+package enqueue
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// StatusReport is a run's state and counters (status -json, runs -json).
+type StatusReport struct {
+	RunID        string         `json:"run_id"`
+	State        store.RunState `json:"state"`
+	PausedReason string         `json:"paused_reason,omitempty"`
+	Rows         int64          `json:"rows"`
+	Valid        int64          `json:"valid"`
+	Invalid      int64          `json:"invalid"`
+	Enqueued     int64          `json:"enqueued"`
+	Duplicate    int64          `json:"duplicate"`
+	Submitted    int64          `json:"submitted"`
+	Completed    int64          `json:"completed"`
+	Failed       int64          `json:"failed"`
+	Canceled     int64          `json:"canceled"`
+	Mode         refonte.Mode   `json:"mode"`
+	Dataset      string         `json:"dataset"`
+	Type         string         `json:"type,omitempty"`
+	Project      string         `json:"project,omitempty"`
+	Batch        string         `json:"batch,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+	FinishedAt   time.Time      `json:"finished_at,omitzero"`
+}
+
+// NewStatusReport returns the report of a run record.
+func NewStatusReport(r *store.Run) StatusReport {
+	return StatusReport{
+		RunID: r.ID, State: r.State, PausedReason: r.PausedReason,
+		Rows: r.Rows, Valid: r.Valid, Invalid: r.Invalid, Enqueued: r.Enqueued, Duplicate: r.Duplicate,
+		Submitted: r.Submitted, Completed: r.Completed, Failed: r.Failed, Canceled: r.Canceled,
+		Mode: r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
+		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
+	}
+}
+
+// Status writes a run's counters and state to w: a JSON object with asJSON,
+// else a short human summary.
+func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w io.Writer) (*store.Run, error) {
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", runID, err)
+	}
+	rep := NewStatusReport(run)
+	if asJSON {
+		return run, json.NewEncoder(w).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "run\t%s\n", rep.RunID)
+	state := string(rep.State)
+	if rep.PausedReason != "" {
+		state += " (" + rep.PausedReason + ")"
+	}
+	fmt.Fprintf(tw, "state\t%s\n", state)
+	fmt.Fprintf(tw, "dataset\t%s\n", rep.Dataset)
+	fmt.Fprintf(tw, "mode\t%s\tproject\t%s\tbatch\t%s\n", rep.Mode, rep.Project, rep.Batch)
+	fmt.Fprintf(tw, "rows\t%d\tvalid\t%d\tinvalid\t%d\n", rep.Rows, rep.Valid, rep.Invalid)
+	fmt.Fprintf(tw, "enqueued\t%d\tduplicate\t%d\tsubmitted\t%d\n", rep.Enqueued, rep.Duplicate, rep.Submitted)
+	fmt.Fprintf(tw, "completed\t%d\tfailed\t%d\tcanceled\t%d\n", rep.Completed, rep.Failed, rep.Canceled)
+	fmt.Fprintf(tw, "created\t%s\n", rep.CreatedAt.UTC().Format(time.RFC3339))
+	if !rep.FinishedAt.IsZero() {
+		fmt.Fprintf(tw, "finished\t%s\n", rep.FinishedAt.UTC().Format(time.RFC3339))
+	}
+	return run, tw.Flush()
+}
+
+// ResultLine is one line of `enqueue results`: a row's outcome.
+type ResultLine struct {
+	Line     int64  `json:"line"`
+	UniqueID string `json:"unique_id"`
+	// State is the job's state, or "expired" when its record is gone.
+	State  string `json:"state"`
+	TaskID string `json:"task_id"`
+	// Response is the task's response JSON, or null.
+	Response json.RawMessage `json:"response"`
+	Error    string          `json:"error"`
+}
+
+// Results writes one JSON line per valid row of the run to w, in dataset
+// order (invalid rows are in the rejects file, not here). It returns the
+// number of lines written.
+func Results(ctx context.Context, st *store.Store, runID string, w io.Writer) (int64, error) {
+	if _, err := st.GetRun(ctx, runID); err != nil {
+		return 0, fmt.Errorf("run %s: %w", runID, err)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	var n int64
+	err := st.RunRows(ctx, runID, func(row store.RunRow, job *store.Job) error {
+		l := ResultLine{Line: row.Line, UniqueID: row.UniqueID, State: "expired"}
+		if job != nil {
+			l.State, l.TaskID, l.Error = string(job.State), job.TaskID, job.Error
+			if len(job.Response) > 0 {
+				l.Response = job.Response
+			}
+		}
+		n++
+		return enc.Encode(l)
+	})
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// RetryResult counts what Retry did.
+type RetryResult struct {
+	// Failed is the number of failed rows found.
+	Failed int64 `json:"failed"`
+	// Requeued is the number re-queued (job enqueued again, asynq task written).
+	Requeued int64 `json:"requeued"`
+	// Skipped counts failed rows that could not be re-queued (see the log).
+	Skipped int64 `json:"skipped"`
+}
+
+// RetryOptions are the dependencies of Retry.
+type RetryOptions struct {
+	Client    *asynq.Client
+	Inspector *asynq.Inspector
+	Logger    *zap.Logger
+}
+
+// ErrNoPayload reports a failed row whose submit payload is nowhere to be
+// found (its asynq task is gone), so it cannot be re-queued.
+var ErrNoPayload = errors.New("the row's submit payload is gone")
+
+// Retry re-queues the run's failed rows: for each, it reads the row's
+// submit payload (from the asynq task, still archived after a permanent
+// failure), moves the job record failed -> enqueued (store.Requeue,
+// generation+1), deletes the old asynq task and enqueues it again under the
+// same task ID. A row whose task cannot be written is marked failed again,
+// so it stays retryable.
+func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions) (RetryResult, error) {
+	var res RetryResult
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return res, fmt.Errorf("run %s: %w", runID, err)
+	}
+	// Collect first: RunRows pages through the run while we write.
+	var failed []*store.Job
+	err = st.RunRows(ctx, runID, func(_ store.RunRow, job *store.Job) error {
+		if job != nil && job.State == store.JobFailed {
+			failed = append(failed, job)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Failed = int64(len(failed))
+	for _, job := range failed {
+		if err := retryJob(ctx, st, run, job, opts); err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			res.Skipped++
+			log.Warn("row not re-queued", zap.Int64("line", job.Line), zap.String("unique_id", job.UniqueID), zap.Error(err))
+			continue
+		}
+		res.Requeued++
+	}
+	return res, nil
+}
+
+func retryJob(ctx context.Context, st *store.Store, run *store.Run, job *store.Job, opts RetryOptions) error {
+	mode := job.Mode
+	if mode == "" {
+		mode = run.Mode
+	}
+	queue, id := jobs.Queue(mode), jobs.TaskID(mode, job.UniqueID)
+	info, err := opts.Inspector.GetTaskInfo(queue, id)
+	if err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return ErrNoPayload
+		}
+		return err
+	}
+	p, err := jobs.DecodeSubmitPayload(info.Payload)
+	if err != nil {
+		return err
+	}
+	if info.State == asynq.TaskStateActive {
+		return fmt.Errorf("its task is being worked on right now; retry later")
+	}
+	tr, err := st.Requeue(ctx, mode, job.UniqueID)
+	if err != nil {
+		return err
+	}
+	if !tr.Changed {
+		return fmt.Errorf("no longer failed (state %s)", tr.To)
+	}
+	task, err := jobs.NewSubmitTask(p)
+	if err == nil {
+		err = opts.Inspector.DeleteTask(queue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			err = nil
+		}
+	}
+	if err == nil {
+		_, err = opts.Client.EnqueueContext(ctx, task)
+	}
+	if err != nil {
+		// Keep the row retryable rather than enqueued without a task.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, ferr := st.Fail(fctx, mode, job.UniqueID, "enqueue retry could not queue the task: "+err.Error()); ferr != nil {
+			return fmt.Errorf("%w (and the job stays enqueued without a task: %v)", err, ferr)
+		}
+		return err
+	}
+	return nil
+}
+
+// Runs writes up to limit runs, newest first: a table, or JSON lines of
+// StatusReport with asJSON.
+func Runs(ctx context.Context, st *store.Store, limit int, asJSON bool, w io.Writer) error {
+	runs, err := st.ListRuns(ctx, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range runs {
+			if err := enc.Encode(NewStatusReport(r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN_ID\tSTATE\tMODE\tROWS\tINVALID\tENQUEUED\tDUPLICATE\tCOMPLETED\tFAILED\tCREATED\tDATASET")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.State, r.Mode, r.Rows, r.Invalid,
+			r.Enqueued, r.Duplicate, r.Completed, r.Failed, r.CreatedAt.UTC().Format("2006-01-02 15:04:05"), r.Dataset)
+	}
+	return tw.Flush()
+}

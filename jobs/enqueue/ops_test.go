@@ -1,0 +1,251 @@
+package enqueue_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// submitted enqueues rows and returns the run ID and its jobs in order.
+func (f *fixture) submitted(n int, seed string) (string, []*store.Job) {
+	f.t.Helper()
+	r := f.main("-type", "documenttranscription", "-json", f.write(seed+".jsonl", rows(n, seed)))
+	if r.code != enqueue.ExitOK {
+		f.t.Fatalf("submit exit %d: %s", r.code, r.stderr)
+	}
+	id := r.lastJSON(f.t)["run_id"].(string)
+	return id, f.jobsOf(id)
+}
+
+// complete plays the worker and the callback for one job.
+func (f *fixture) complete(j *store.Job, status refonte.TaskStatus, response, errMsg string) {
+	f.t.Helper()
+	ctx := context.Background()
+	taskID := "task-" + j.UniqueID[len(j.UniqueID)-8:]
+	if _, err := f.st.MarkSubmitted(ctx, refonte.ModeTest, j.UniqueID, taskID); err != nil {
+		f.t.Fatal(err)
+	}
+	o := store.Outcome{TaskID: taskID, Status: status, Error: errMsg, At: time.Now()}
+	if response != "" {
+		o.Response = []byte(response)
+	}
+	if _, err := f.st.Complete(ctx, refonte.ModeTest, j.UniqueID, o); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func TestStatusResultsRuns(t *testing.T) {
+	f := newFixture(t)
+	first, _ := f.submitted(2, "older")
+	runID, js := f.submitted(3, "newer")
+	f.complete(js[0], refonte.StatusCompleted, `{"text":"hello"}`, "")
+	f.complete(js[1], refonte.StatusError, "", "unreadable document")
+
+	r := f.main("status", "-json", runID)
+	if r.code != enqueue.ExitOK {
+		t.Fatalf("status exit %d: %s", r.code, r.stderr)
+	}
+	m := r.lastJSON(t)
+	for k, want := range map[string]int64{"rows": 3, "valid": 3, "invalid": 0, "enqueued": 3, "duplicate": 0,
+		"submitted": 2, "completed": 1, "failed": 1, "canceled": 0} {
+		if got := num(t, m, k); got != want {
+			t.Errorf("status %s = %d, want %d", k, got, want)
+		}
+	}
+	if m["state"] != "running" || m["run_id"] != runID {
+		t.Errorf("status = %v", m)
+	}
+	if r := f.main("status", runID); r.code != 0 || !strings.Contains(r.stdout, "running") || !strings.Contains(r.stdout, runID) {
+		t.Errorf("human status: %d %q", r.code, r.stdout)
+	}
+	if r := f.main("status", "r-nope"); r.code != enqueue.ExitError || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("unknown run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := f.main("status"); r.code != enqueue.ExitUsage {
+		t.Errorf("status without RUN_ID: exit %d", r.code)
+	}
+
+	r = f.main("results", runID)
+	if r.code != enqueue.ExitOK {
+		t.Fatalf("results exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("results lines = %d: %q", len(lines), r.stdout)
+	}
+	var got []map[string]json.RawMessage
+	for _, l := range lines {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("results line %q: %v", l, err)
+		}
+		if len(m) != 6 {
+			t.Errorf("results line has keys %v, want line unique_id state task_id response error", m)
+		}
+		got = append(got, m)
+	}
+	want := []struct{ line, state, response, errMsg string }{
+		{"1", `"completed"`, `{"text":"hello"}`, `""`},
+		{"2", `"failed"`, `null`, `"unreadable document"`},
+		{"3", `"enqueued"`, `null`, `""`},
+	}
+	for i, w := range want {
+		g := got[i]
+		if string(g["line"]) != w.line || string(g["state"]) != w.state || string(g["response"]) != w.response || string(g["error"]) != w.errMsg {
+			t.Errorf("results[%d] = line %s state %s response %s error %s", i, g["line"], g["state"], g["response"], g["error"])
+		}
+		if string(g["unique_id"]) != `"`+js[i].UniqueID+`"` {
+			t.Errorf("results[%d].unique_id = %s", i, g["unique_id"])
+		}
+	}
+
+	r = f.main("runs")
+	if r.code != enqueue.ExitOK {
+		t.Fatalf("runs exit %d: %s", r.code, r.stderr)
+	}
+	tl := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(tl) != 3 || !strings.HasPrefix(tl[0], "RUN_ID") || !strings.HasPrefix(tl[1], runID) || !strings.HasPrefix(tl[2], first) {
+		t.Errorf("runs table (newest first):\n%s", r.stdout)
+	}
+	r = f.main("runs", "-json", "-limit", "1")
+	if m := r.lastJSON(t); r.code != 0 || m["run_id"] != runID || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("runs -json -limit 1: %q", r.stdout)
+	}
+}
+
+func TestRetryRequeuesFailedRows(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	runID, js := f.submitted(3, "retry")
+	q := jobs.Queue(refonte.ModeTest)
+	// Row 1 failed at the worker: asynq archived its task.
+	if err := f.insp.ArchiveTask(q, jobs.TaskID(refonte.ModeTest, js[0].UniqueID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Fail(ctx, refonte.ModeTest, js[0].UniqueID, "400: bad attachment"); err != nil {
+		t.Fatal(err)
+	}
+	// Row 2 errored at the API after creation: its asynq task is gone.
+	if err := f.insp.DeleteTask(q, jobs.TaskID(refonte.ModeTest, js[1].UniqueID)); err != nil {
+		t.Fatal(err)
+	}
+	f.complete(js[1], refonte.StatusError, "", "labeler gave up")
+
+	r := f.main("retry", runID)
+	if r.code != enqueue.ExitIncomplete {
+		t.Fatalf("retry exit %d, want 3 (one row without payload): %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "2 failed rows, 1 re-queued, 1 not re-queued") {
+		t.Errorf("retry output: %q", r.stdout)
+	}
+	j, err := f.st.GetJob(ctx, refonte.ModeTest, js[0].UniqueID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != store.JobEnqueued || j.Generation != 1 {
+		t.Errorf("retried job = %+v", j)
+	}
+	info, err := f.insp.GetTaskInfo(q, jobs.TaskID(refonte.ModeTest, js[0].UniqueID))
+	if err != nil || info.State.String() != "pending" {
+		t.Fatalf("retried task: %v %v", info, err)
+	}
+	if p, err := jobs.DecodeSubmitPayload(info.Payload); err != nil || p.Line != 1 || p.Run != runID {
+		t.Errorf("retried payload %+v %v", p, err)
+	}
+	if run := f.run(runID); run.Failed != 1 || run.State != store.RunRunning {
+		t.Errorf("run after retry: state %s failed %d", run.State, run.Failed)
+	}
+	// Nothing failed is left to retry that can be: a second retry re-queues nothing new.
+	if r := f.main("retry", runID); !strings.Contains(r.stdout, "1 failed rows, 0 re-queued") {
+		t.Errorf("second retry: %q", r.stdout)
+	}
+}
+
+func TestWaitUntilDone(t *testing.T) {
+	tests := []struct {
+		name     string
+		fail     bool
+		wantCode int
+	}{
+		{"all completed", false, enqueue.ExitOK},
+		{"one failed", true, enqueue.ExitIncomplete},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ds := f.write("w.jsonl", rows(4, "wait"))
+			done := make(chan result, 1)
+			go func() { done <- f.main("-type", "documenttranscription", "-wait", "-json", ds) }()
+			runID := f.waitForRun(store.RunRunning)
+			js := f.jobsOf(runID)
+			for i, j := range js {
+				if tt.fail && i == 2 {
+					f.complete(j, refonte.StatusError, "", "nope")
+					continue
+				}
+				f.complete(j, refonte.StatusCompleted, `{"ok":true}`, "")
+			}
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("-wait did not return after the run was done")
+			}
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %s", r.code, tt.wantCode, r.stderr)
+			}
+			m := r.lastJSON(t)
+			wantFailed := int64(0)
+			if tt.fail {
+				wantFailed = 1
+			}
+			if num(t, m, "submitted") != 4 || num(t, m, "completed") != 4-wantFailed || num(t, m, "failed") != wantFailed || m["state"] != "done" {
+				t.Errorf("summary = %v", m)
+			}
+		})
+	}
+}
+
+func TestWaitInterrupted(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		done <- f.mainWith(mainOpts{ctx: ctx}, "-type", "documenttranscription", "-wait", f.write("i.jsonl", rows(3, "int")))
+	}()
+	runID := f.waitForRun(store.RunRunning)
+	cancel()
+	r := <-done
+	if r.code != enqueue.ExitError || !strings.Contains(r.stderr, "enqueue status "+runID) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if run := f.run(runID); run.State != store.RunRunning {
+		t.Errorf("run state after an interrupted wait = %s, want running", run.State)
+	}
+}
+
+// waitForRun polls until the newest run reaches state and returns its ID.
+func (f *fixture) waitForRun(state store.RunState) string {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		runs, err := f.st.ListRuns(context.Background(), 1)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if len(runs) == 1 && runs[0].State == state {
+			return runs[0].ID
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.t.Fatalf("no run reached state %s", state)
+	return ""
+}

@@ -1,0 +1,637 @@
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/dataset"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// SubmitOptions are the process-level inputs of Submit.
+type SubmitOptions struct {
+	// Stdin is read when the dataset is "-".
+	Stdin io.Reader
+	// Getenv reads the environment (the live-key rule). Default os.Getenv.
+	Getenv func(string) string
+	// Confirm asks the operator to confirm a live run; nil when there is no
+	// terminal (then a live run needs Config.Yes).
+	Confirm func(prompt string) (bool, error)
+	// Progress receives progress (default: none).
+	Progress Progress
+	// Logger logs (default: none).
+	Logger *zap.Logger
+	// Now returns the time (default time.Now).
+	Now func() time.Time
+	// PollInterval is the -wait polling period (default 500ms).
+	PollInterval time.Duration
+}
+
+func (o *SubmitOptions) now() time.Time {
+	if o.Now == nil {
+		return time.Now()
+	}
+	return o.Now()
+}
+
+func (o *SubmitOptions) defaults() {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 500 * time.Millisecond
+	}
+}
+
+// WaitCounts are the row counts past enqueue, reported with -wait.
+type WaitCounts struct {
+	Submitted int64 `json:"submitted"`
+	Completed int64 `json:"completed"`
+	Failed    int64 `json:"failed"`
+	Canceled  int64 `json:"canceled"`
+}
+
+// Summary is the outcome of Submit (with -json, the last line of stdout).
+type Summary struct {
+	RunID     string `json:"run_id"`
+	Rows      int64  `json:"rows"`
+	Valid     int64  `json:"valid"`
+	Invalid   int64  `json:"invalid"`
+	Enqueued  int64  `json:"enqueued"`
+	Duplicate int64  `json:"duplicate"`
+	// WaitCounts is set with -wait.
+	*WaitCounts
+	// State is the run's state at the end (with -wait), or empty.
+	State store.RunState `json:"state,omitempty"`
+	// DryRun is set for a dry run (RunID is then empty).
+	DryRun bool `json:"dry_run,omitempty"`
+	// Rejects is the rejects file, when some rows were invalid.
+	Rejects string `json:"rejects,omitempty"`
+	// Preflight is set for a live dry run.
+	*Preflight `json:"preflight,omitempty"`
+	// Seconds is the enqueue time (reading to the last write).
+	Seconds float64 `json:"seconds"`
+}
+
+// StoppedError reports a run stopped by an error after it was created: how
+// far it got, and the run (aborted, its enqueued rows kept).
+type StoppedError struct {
+	RunID string
+	// Line is the first dataset line that was not enqueued (0 if unknown).
+	Line int64
+	// RowsRead and Enqueued count the rows read and the rows written to the run.
+	RowsRead, Enqueued int64
+	Err                error
+}
+
+func (e *StoppedError) Error() string {
+	where := ""
+	if e.Line > 0 {
+		where = fmt.Sprintf(" at line %d", e.Line)
+	}
+	run := ""
+	if e.RunID != "" {
+		run = fmt.Sprintf("; run %s aborted, its %d enqueued rows stay queued (enqueue status %s)", e.RunID, e.Enqueued, e.RunID)
+	}
+	return fmt.Sprintf("stopped%s after reading %d rows and enqueuing %d rows: %v%s", where, e.RowsRead, e.Enqueued, e.Err, run)
+}
+
+// Unwrap returns the cause.
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// WaitInterruptedError reports that -wait stopped (the context ended) while
+// the run goes on.
+type WaitInterruptedError struct {
+	RunID string
+	Err   error
+}
+
+func (e *WaitInterruptedError) Error() string {
+	return fmt.Sprintf("stopped waiting for run %s (%v); the run goes on: enqueue status %s", e.RunID, e.Err, e.RunID)
+}
+
+// Unwrap returns the cause.
+func (e *WaitInterruptedError) Unwrap() error { return e.Err }
+
+// Counts are the live counters of a submit, read by a Progress.
+type Counts struct {
+	Read, Valid, Invalid, Enqueued, Duplicate atomic.Int64
+	// Bytes is the number of dataset bytes read (of Size, 0 if unknown).
+	Bytes atomic.Int64
+	Size  int64
+}
+
+// source opens the dataset for one pass.
+type source struct {
+	name string
+	open func() (io.ReadCloser, error)
+	size int64
+	// cleanup removes a spool file.
+	cleanup func()
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func openSource(cfg *Config, opts *SubmitOptions) (*source, error) {
+	if cfg.Dataset == "-" {
+		if opts.Stdin == nil {
+			return nil, usagef("the dataset is stdin but no stdin is available")
+		}
+		return &source{name: "stdin", open: func() (io.ReadCloser, error) { return io.NopCloser(opts.Stdin), nil }}, nil
+	}
+	fi, err := os.Stat(cfg.Dataset)
+	if err != nil {
+		return nil, usagef("dataset: %v", err)
+	}
+	if fi.IsDir() {
+		return nil, usagef("dataset %s is a directory", cfg.Dataset)
+	}
+	s := &source{name: cfg.Dataset, open: func() (io.ReadCloser, error) { return dataset.OpenFile(cfg.Dataset) }}
+	if !strings.HasSuffix(strings.ToLower(cfg.Dataset), ".gz") {
+		s.size = fi.Size()
+	}
+	if abs, err := filepath.Abs(cfg.Dataset); err == nil {
+		s.name = abs
+	}
+	return s, nil
+}
+
+// spoolStdin makes a stdin source re-readable: the first pass copies what
+// it reads to a temporary file, which the second pass reads.
+func spoolStdin(src *source) (*source, error) {
+	f, err := os.CreateTemp("", "enqueue-stdin-*.spool")
+	if err != nil {
+		return nil, fmt.Errorf("spool stdin for the live pre-pass: %w", err)
+	}
+	first := true
+	s := &source{name: src.name, cleanup: func() { f.Close(); os.Remove(f.Name()) }}
+	s.open = func() (io.ReadCloser, error) {
+		if first {
+			first = false
+			in, err := src.open()
+			if err != nil {
+				return nil, err
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{io.TeeReader(in, f), in}, nil
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(f), nil
+	}
+	return s, nil
+}
+
+// Submit runs one submit: it validates the configuration, applies the
+// live-mode rule (see CheckLiveKey; a live run is counted in a first pass,
+// capped by MaxLiveTasks and confirmed before anything is written), then
+// streams the dataset into a new run (or, with DryRun, only validates and
+// counts, writing nothing to Redis: st may be nil). Invalid rows go to the
+// rejects file. With Wait it then polls the run until it is done.
+//
+// Errors: ErrUsage-matching errors before anything was written (dataset
+// missing, live refusals); *StoppedError after the run was created;
+// *WaitInterruptedError when ctx ends during -wait.
+func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOptions) (*Summary, error) {
+	opts.defaults()
+	if st == nil && !cfg.DryRun {
+		return nil, usagef("no Redis store configured")
+	}
+	src, err := openSource(cfg, &opts)
+	if err != nil {
+		return nil, err
+	}
+	dopts := cfg.DatasetOptions()
+	live := cfg.Mode == refonte.ModeLive
+	if live && !cfg.DryRun {
+		if err := CheckLiveKey(opts.Getenv); err != nil {
+			return nil, err
+		}
+		if cfg.Dataset == "-" {
+			if src, err = spoolStdin(src); err != nil {
+				return nil, err
+			}
+			defer src.cleanup()
+		}
+		counts := &Counts{Size: src.size}
+		if err := readAll(ctx, src, dopts, counts, nil, nil, nil); err != nil {
+			return nil, fmt.Errorf("live pre-pass (counting billable rows): %w", err)
+		}
+		if err := confirmLive(cfg, &opts, counts.Valid.Load()); err != nil {
+			return nil, err
+		}
+		opts.Logger.Info("live run confirmed", zap.Int64("billable", counts.Valid.Load()),
+			zap.String("project", cfg.Project), zap.String("batch", cfg.Batch))
+	}
+	if cfg.DryRun {
+		return dryRun(ctx, st, cfg, &opts, src, dopts)
+	}
+	return submitRun(ctx, st, cfg, &opts, src, dopts)
+}
+
+// rejectsFile creates the rejects file lazily, on the first reject, and
+// removes a stale one when the run has none.
+type rejectsFile struct {
+	path string
+	f    *os.File
+	w    *dataset.RejectsWriter
+}
+
+func (r *rejectsFile) write(rej dataset.Reject) error {
+	if r.w == nil {
+		f, err := os.Create(r.path)
+		if err != nil {
+			return fmt.Errorf("rejects file: %w", err)
+		}
+		r.f, r.w = f, dataset.NewRejectsWriter(f)
+	}
+	return r.w.Write(&rej)
+}
+
+// close flushes the file, or removes a stale one if nothing was rejected.
+func (r *rejectsFile) close() error {
+	if r.w == nil {
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale rejects file: %w", err)
+		}
+		return nil
+	}
+	return r.w.Close() // closes r.f too
+}
+
+// readAll reads the whole dataset, counting rows; rejects go to rej (if not
+// nil) and valid rows to onValid (if not nil). A fatal error is returned as
+// a *StoppedError without a run.
+//
+// onStart (if not nil) is called once the dataset proved readable: after
+// the first record or at the end of an empty dataset. A fatal error before
+// that (unreadable file, bad CSV header, not UTF-8) is a configuration
+// error matching ErrUsage.
+func readAll(ctx context.Context, src *source, dopts dataset.Options, c *Counts, rej *rejectsFile,
+	onStart func() error, onValid func(dataset.Row) error) error {
+	in, err := src.open()
+	if err != nil {
+		return usagef("open dataset: %v", err)
+	}
+	defer in.Close()
+	r, err := dataset.NewReader(countingReader{in, &c.Bytes}, src.name, dopts)
+	if err != nil {
+		return usagef("dataset: %v; nothing was written", err)
+	}
+	for n := 0; ; n++ {
+		if n&1023 == 0 && ctx.Err() != nil {
+			return &StoppedError{RowsRead: c.Read.Load(), Err: context.Cause(ctx)}
+		}
+		row, reject, err := r.Next()
+		if err != nil && !errors.Is(err, io.EOF) && n == 0 {
+			return usagef("dataset: %v; nothing was written", err)
+		}
+		if n == 0 && onStart != nil {
+			if err := onStart(); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return &StoppedError{RowsRead: c.Read.Load(), Err: err}
+		}
+		c.Read.Add(1)
+		if reject != nil {
+			c.Invalid.Add(1)
+			if rej != nil {
+				if err := rej.write(*reject); err != nil {
+					return &StoppedError{Line: reject.Line, RowsRead: c.Read.Load(), Err: err}
+				}
+			}
+			continue
+		}
+		c.Valid.Add(1)
+		if onValid != nil {
+			if err := onValid(row); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func dryRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptions, src *source, dopts dataset.Options) (*Summary, error) {
+	start := time.Now()
+	c := &Counts{Size: src.size}
+	stop := opts.Progress.Start(c)
+	rej := &rejectsFile{path: cfg.Rejects}
+	err := readAll(ctx, src, dopts, c, rej, nil, nil)
+	stop()
+	if cerr := rej.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{DryRun: true, Rows: c.Read.Load(), Valid: c.Valid.Load(), Invalid: c.Invalid.Load(),
+		Seconds: time.Since(start).Seconds()}
+	if s.Invalid > 0 {
+		s.Rejects = cfg.Rejects
+	}
+	if cfg.Mode == refonte.ModeLive {
+		s.Preflight = preflight(ctx, st, cfg, opts, s.Valid)
+	}
+	return s, nil
+}
+
+// batch is one store.AddJobs call's rows; buf holds their payloads.
+type batch struct {
+	firstLine int64
+	jobs      []store.NewJob
+	buf       []byte
+}
+
+// stopTracker keeps the earliest line that could not be enqueued.
+type stopTracker struct {
+	mu   sync.Mutex
+	line int64
+}
+
+func (s *stopTracker) at(line int64) {
+	s.mu.Lock()
+	if s.line == 0 || line < s.line {
+		s.line = line
+	}
+	s.mu.Unlock()
+}
+
+func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptions, src *source, dopts dataset.Options) (*Summary, error) {
+	now := opts.now()
+	run := &store.Run{
+		ID: store.NewRunID(now), Dataset: src.name, Type: cfg.TaskType, Project: cfg.Project,
+		Batch: cfg.Batch, Mode: cfg.Mode, CallbackURL: cfg.CallbackURL, State: store.RunEnqueuing, CreatedAt: now,
+	}
+	log := opts.Logger.With(zap.String("run_id", run.ID))
+	created := false
+	createRun := func() error {
+		if err := st.CreateRun(ctx, run); err != nil {
+			return fmt.Errorf("create the run in Redis: %w", err)
+		}
+		created = true
+		log.Info("run created", zap.String("dataset", src.name), zap.String("mode", string(cfg.Mode)))
+		return nil
+	}
+
+	start := time.Now()
+	c := &Counts{Size: src.size}
+	stopProgress := opts.Progress.Start(c)
+	defer stopProgress()
+
+	var stopped stopTracker
+	batches := make(chan *batch, cfg.Workers)
+	free := make(chan *batch, 2*cfg.Workers+1)
+	g, gctx := errgroup.WithContext(ctx)
+	for range cfg.Workers {
+		g.Go(func() error {
+			for b := range batches {
+				outs, err := st.AddJobs(gctx, run, b.jobs)
+				if err != nil {
+					stopped.at(b.firstLine)
+					return err
+				}
+				var added, dup int64
+				for _, o := range outs {
+					if o == store.AddedNew {
+						added++
+					} else {
+						dup++
+					}
+				}
+				c.Enqueued.Add(added)
+				c.Duplicate.Add(dup)
+				select {
+				case free <- b:
+				default:
+				}
+			}
+			return nil
+		})
+	}
+
+	var pendingInvalid int64
+	flushInvalid := func() error {
+		if pendingInvalid == 0 {
+			return nil
+		}
+		if err := st.AddInvalid(gctx, run.ID, pendingInvalid); err != nil {
+			return err
+		}
+		pendingInvalid = 0
+		return nil
+	}
+	var cur *batch
+	dispatch := func() error {
+		if err := flushInvalid(); err != nil {
+			return err
+		}
+		if cur == nil || len(cur.jobs) == 0 {
+			return nil
+		}
+		select {
+		case batches <- cur:
+			cur = nil
+			return nil
+		case <-gctx.Done():
+			return context.Cause(gctx)
+		}
+	}
+	rej := &rejectsFile{path: cfg.Rejects}
+	var lastInvalid int64
+	readErr := readAll(gctx, src, dopts, c, rej, createRun, func(row dataset.Row) error {
+		if inv := c.Invalid.Load(); inv != lastInvalid {
+			pendingInvalid += inv - lastInvalid
+			lastInvalid = inv
+		}
+		if cur == nil {
+			select {
+			case cur = <-free:
+				cur.jobs, cur.buf = cur.jobs[:0], cur.buf[:0]
+			default:
+				cur = &batch{jobs: make([]store.NewJob, 0, cfg.BatchSize), buf: make([]byte, 0, cfg.BatchSize*640)}
+			}
+			cur.firstLine = row.Line
+		}
+		cur.jobs = append(cur.jobs, newJob(cur, run, row))
+		if len(cur.jobs) >= cfg.BatchSize {
+			if err := dispatch(); err != nil {
+				stopped.at(cur.firstLine)
+				return &StoppedError{Line: cur.firstLine, RowsRead: c.Read.Load(), Err: err}
+			}
+		}
+		return nil
+	})
+	// Rows read before a fatal read error are still enqueued.
+	if inv := c.Invalid.Load(); inv != lastInvalid {
+		pendingInvalid += inv - lastInvalid
+	}
+	var dispatchErr error
+	if gctx.Err() == nil {
+		dispatchErr = dispatch()
+	}
+	close(batches)
+	writeErr := g.Wait()
+	if cerr := rej.close(); readErr == nil && cerr != nil {
+		readErr = cerr
+	}
+	stopProgress()
+
+	err := writeErr
+	if err == nil {
+		err = dispatchErr
+	}
+	if !created {
+		// Nothing was written: the dataset was unreadable from the start.
+		if readErr == nil {
+			readErr = err
+		}
+		return nil, readErr
+	}
+	var se *StoppedError
+	if err == nil && readErr != nil {
+		err = readErr
+		if errors.As(readErr, &se) && se.Line == 0 {
+			if line := lineOf(se.Err, src.name); line > 0 {
+				stopped.at(line)
+			}
+		}
+	}
+	if err == nil {
+		// A dataset can end with invalid rows only.
+		err = flushInvalid()
+	}
+	sum := &Summary{RunID: run.ID, Rows: c.Read.Load(), Valid: c.Valid.Load(), Invalid: c.Invalid.Load(),
+		Enqueued: c.Enqueued.Load(), Duplicate: c.Duplicate.Load(), Seconds: time.Since(start).Seconds()}
+	if sum.Invalid > 0 {
+		sum.Rejects = cfg.Rejects
+	}
+	if err != nil {
+		if !errors.As(err, &se) {
+			se = &StoppedError{Err: err}
+		}
+		se.RunID, se.RowsRead, se.Enqueued = run.ID, c.Read.Load(), c.Enqueued.Load()+c.Duplicate.Load()
+		if stopped.line > 0 {
+			se.Line = stopped.line
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if aerr := st.AbortRun(actx, run.ID, se.Error()); aerr != nil {
+			log.Error("could not mark the run aborted", zap.Error(aerr))
+		}
+		log.Error("enqueue stopped", zap.Int64("line", se.Line), zap.Int64("rows_read", se.RowsRead),
+			zap.Int64("enqueued", se.Enqueued), zap.Error(se.Err))
+		return sum, se
+	}
+	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
+		return sum, &StoppedError{RunID: run.ID, RowsRead: sum.Rows, Enqueued: sum.Enqueued + sum.Duplicate,
+			Err: fmt.Errorf("finish enqueue: %w", err)}
+	}
+	log.Info("enqueue finished", zap.Int64("rows", sum.Rows), zap.Int64("valid", sum.Valid),
+		zap.Int64("invalid", sum.Invalid), zap.Int64("enqueued", sum.Enqueued), zap.Int64("duplicate", sum.Duplicate),
+		zap.Float64("rows_per_s", float64(sum.Rows)/max(sum.Seconds, 1e-9)))
+	if cfg.Wait {
+		return sum, wait(ctx, st, run.ID, opts, sum)
+	}
+	return sum, nil
+}
+
+// lineOf returns the line of a dataset reader's fatal error, which starts
+// with "name:line:", or 0.
+func lineOf(err error, name string) int64 {
+	if err == nil {
+		return 0
+	}
+	rest, ok := strings.CutPrefix(err.Error(), name+":")
+	if !ok {
+		return 0
+	}
+	digits, _, _ := strings.Cut(rest, ":")
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// newJob builds the store job of a valid row, its payload appended to b.buf.
+func newJob(b *batch, run *store.Run, row dataset.Row) store.NewJob {
+	start := len(b.buf)
+	b.buf = jobs.AppendSubmitPayload(b.buf, jobs.SubmitPayload{
+		V: jobs.PayloadVersion, Run: run.ID, Line: row.Line, UniqueID: row.UniqueID,
+		TaskType: row.Type, Mode: run.Mode, Params: row.Body,
+	})
+	return store.NewJob{
+		Line: row.Line, UniqueID: row.UniqueID, TaskType: row.Type,
+		AsynqType: jobs.TypeSubmit, Queue: jobs.Queue(run.Mode), TaskID: jobs.TaskID(run.Mode, row.UniqueID),
+		Payload: b.buf[start:len(b.buf):len(b.buf)], MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout,
+	}
+}
+
+// wait polls the run until it is done or aborted, updating sum.
+func wait(ctx context.Context, st *store.Store, runID string, opts *SubmitOptions, sum *Summary) error {
+	t := time.NewTicker(opts.PollInterval)
+	defer t.Stop()
+	var lastPaused string
+	for {
+		run, err := st.GetRun(ctx, runID)
+		if err != nil && ctx.Err() == nil {
+			return &WaitInterruptedError{RunID: runID, Err: err}
+		}
+		if run != nil {
+			sum.WaitCounts = &WaitCounts{Submitted: run.Submitted, Completed: run.Completed, Failed: run.Failed, Canceled: run.Canceled}
+			sum.State = run.State
+			opts.Progress.Wait(run)
+			if run.PausedReason != lastPaused {
+				lastPaused = run.PausedReason
+				if lastPaused != "" {
+					opts.Logger.Warn("run paused", zap.String("run_id", runID), zap.String("reason", lastPaused))
+				}
+			}
+			if run.State == store.RunDone || run.State == store.RunAborted {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &WaitInterruptedError{RunID: runID, Err: context.Cause(ctx)}
+		case <-t.C:
+		}
+	}
+}
