@@ -335,12 +335,15 @@ func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d 
 		return OutcomePending
 	}
 	if !t.Changed {
-		h.log.Debug("duplicate or older callback ignored",
-			zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+		if ce := h.log.Check(zap.DebugLevel, "duplicate or older callback ignored"); ce != nil {
+			ce.Write(zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+		}
 		return OutcomeDuplicate
 	}
-	h.log.Debug("callback applied", zap.Stringer("mode", mode), zap.String("unique_id", uid),
-		zap.String("task_id", d.taskID), zap.String("from", string(t.From)), zap.String("to", string(t.To)))
+	if ce := h.log.Check(zap.DebugLevel, "callback applied"); ce != nil {
+		ce.Write(zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID),
+			zap.String("from", string(t.From)), zap.String("to", string(t.To)))
+	}
 	h.changed(ctx, t)
 	return OutcomeMatched
 }

@@ -399,7 +399,7 @@ func (r *Reconciler) poll(ctx context.Context, p *passState, job *store.Job) {
 	if !t.Changed {
 		return
 	}
-	log.Info("reconciled a job whose callback never came", zap.String("outcome", outcome),
+	log.Debug("reconciled a job whose callback never came", zap.String("outcome", outcome),
 		zap.String("to", string(t.To)))
 	for _, id := range t.RunsDone {
 		callback.LogRunDone(ctx, r.log, r.store, id)
