@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -105,4 +106,61 @@ func BenchmarkAsynqEnqueueLoop(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(usedMemory(b, e)-mem0)/float64(b.N), "redis-B/row")
+}
+
+// BenchmarkAddJobsVsAsynqLoop alternates rounds of AddJobs (4 writers,
+// batches of 1,000 rows) and of a single-goroutine asynq.Client.Enqueue
+// loop on one server, so that load from other processes hits both alike;
+// it reports both rates and their ratio (the issue asks for ≥ 2.5).
+func BenchmarkAddJobsVsAsynqLoop(b *testing.B) {
+	e := newEnv(b)
+	run := e.createRun(refonte.ModeTest)
+	cl := asynq.NewClientFromRedisClient(e.rdb)
+	const rounds = 10
+	per := max(b.N/rounds, 1)
+	js := make([]store.NewJob, per*rounds)
+	tasks := make([]*asynq.Task, per*rounds)
+	for i := range js {
+		task, uid := benchTask(b, run.ID, i)
+		js[i] = store.NewJob{Line: int64(i + 1), UniqueID: uid, TaskType: refonte.TypeImageAnnotation,
+			AsynqType: task.Type(), Queue: jobs.Queue(refonte.ModeTest), TaskID: jobs.TaskID(refonte.ModeTest, uid),
+			Payload: task.Payload(), MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout}
+		tasks[i], _ = benchTask(b, run.ID, per*rounds+i)
+	}
+	var tAdd, tLoop time.Duration
+	b.ResetTimer()
+	for r := range rounds {
+		part := js[r*per : (r+1)*per]
+		start := time.Now()
+		batches := make(chan []store.NewJob)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for bt := range batches {
+					if _, err := e.st.AddJobs(e.ctx, run, bt); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		for i := 0; i < len(part); i += 1000 {
+			batches <- part[i:min(i+1000, len(part))]
+		}
+		close(batches)
+		wg.Wait()
+		tAdd += time.Since(start)
+		start = time.Now()
+		for _, t := range tasks[r*per : (r+1)*per] {
+			if _, err := cl.EnqueueContext(e.ctx, t); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tLoop += time.Since(start)
+	}
+	b.StopTimer()
+	addRate := float64(per*rounds) / tAdd.Seconds()
+	loopRate := float64(per*rounds) / tLoop.Seconds()
+	b.ReportMetric(addRate, "addjobs-rows/s")
+	b.ReportMetric(loopRate, "asynq-loop-rows/s")
+	b.ReportMetric(addRate/loopRate, "ratio")
 }
