@@ -2,7 +2,6 @@ package dataset
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -121,11 +120,14 @@ func (r *Reader) fieldName(i int) string {
 }
 
 func (r *Reader) field(i int) []byte {
-	start := 0
-	if i > 0 {
-		start = r.fieldEnds[i-1]
+	return r.fieldBuf[r.fieldStart(i):r.fieldEnds[i]]
+}
+
+func (r *Reader) fieldStart(i int) int {
+	if i == 0 {
+		return 0
 	}
-	return r.fieldBuf[start:r.fieldEnds[i]]
+	return r.fieldEnds[i-1]
 }
 
 // readHeader reads and checks the header line.
@@ -209,7 +211,9 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 			}
 		}
 	}
-	params := make(map[string]any, len(r.cols)+4)
+	params := make(map[string]any, len(r.cols)+6)
+	// One string for all the cells; string cells are slices of it.
+	cells := string(r.fieldBuf)
 	for i := range r.cols {
 		c := &r.cols[i]
 		cell := r.field(i)
@@ -219,9 +223,10 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 		var v any
 		switch c.kind {
 		case cellString:
-			v = string(cell)
+			v = cells[r.fieldStart(i):r.fieldEnds[i]]
 		case cellJSON:
-			if err := json.Unmarshal(cell, &v); err != nil {
+			var err error
+			if v, err = r.dec.decodeValue(cell); err != nil {
 				return Row{}, reject(start, r.raw, "%s: invalid JSON in column %q: %s", c.param, c.header, jsonError(err)), nil
 			}
 		case cellInt:

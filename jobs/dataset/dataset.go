@@ -190,15 +190,19 @@ func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) s
 }
 
 func hashID(project string, typ refonte.TaskType, canonical []byte) string {
-	h := sha256.New()
-	h.Write([]byte(project))
-	h.Write([]byte{0})
-	h.Write([]byte(typ))
-	h.Write([]byte{0})
-	h.Write(canonical)
-	var sum [sha256.Size]byte
+	b := make([]byte, 0, len(project)+len(typ)+2+len(canonical))
+	b = append(b, project...)
+	b = append(b, 0)
+	b = append(b, typ...)
+	b = append(b, 0)
+	return sumID(append(b, canonical...))
+}
+
+// sumID hashes "project NUL type NUL canonical-JSON" into a unique_id.
+func sumID(b []byte) string {
+	sum := sha256.Sum256(b)
 	var out [len(UniqueIDPrefix) + 32]byte
 	copy(out[:], UniqueIDPrefix)
-	hex.Encode(out[len(UniqueIDPrefix):], h.Sum(sum[:0])[:16])
+	hex.Encode(out[len(UniqueIDPrefix):], sum[:16])
 	return string(out[:])
 }

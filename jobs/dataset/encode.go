@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -37,25 +38,33 @@ func (e *encoder) body(p refonte.TaskParams) ([]byte, error) {
 	return slices.Clone(e.buf), nil
 }
 
+// kv is one map entry, sorted by key for encoding.
+type kv struct {
+	k string
+	v any
+}
+
+func cmpKV(a, b kv) int { return strings.Compare(a.k, b.k) }
+
 func appendMap(b []byte, m map[string]any, skipOperational bool) ([]byte, error) {
-	var stack [16]string
-	keys := stack[:0]
-	for k := range m {
+	var stack [16]kv
+	entries := stack[:0]
+	for k, v := range m {
 		if skipOperational && (k == refonte.ParamUniqueID || k == refonte.ParamCallbackURL) {
 			continue
 		}
-		keys = append(keys, k)
+		entries = append(entries, kv{k, v})
 	}
-	slices.Sort(keys)
+	slices.SortFunc(entries, cmpKV)
 	b = append(b, '{')
 	var err error
-	for i, k := range keys {
+	for i, e := range entries {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = appendString(b, e.k)
 		b = append(b, ':')
-		if b, err = appendValue(b, m[k]); err != nil {
+		if b, err = appendValue(b, e.v); err != nil {
 			return b, err
 		}
 	}
@@ -118,13 +127,16 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// htmlSafe[c] is 1 for the ASCII bytes encoding/json copies unescaped.
+const htmlSafe = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x00\x01\x01\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+
 // appendString mirrors encoding/json's string encoding with HTML escaping.
 func appendString(dst []byte, src string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(src); {
 		if c := src[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if htmlSafe[c] == 1 {
 				i++
 				continue
 			}
@@ -168,4 +180,109 @@ func appendString(dst []byte, src string) []byte {
 	}
 	dst = append(dst, src[start:]...)
 	return append(dst, '"')
+}
+
+// rowEncoder encodes a row's body and, when the row has no unique_id yet,
+// computes it from the canonical JSON in the same pass: the canonical
+// entries are encoded once, hashed, then copied into the body with the
+// callback_url and unique_id entries inserted at their sorted places.
+type rowEncoder struct {
+	canon []byte // canonical JSON: '{' entries '}'
+	keys  []kv   // sorted canonical entries
+	spans []int  // start and end offset of each entry in canon
+	cb    []byte // the callback_url entry, if any
+}
+
+// encode returns the body and the unique_id (the row's own, or the hash).
+func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte, string, error) {
+	if id, ok := p[refonte.ParamUniqueID].(string); ok {
+		b, err := appendMap(e.canon[:0], p, false)
+		e.canon = b
+		if err != nil {
+			return nil, "", err
+		}
+		return slices.Clone(b), id, nil
+	}
+	e.keys = e.keys[:0]
+	for k, v := range p {
+		if k != refonte.ParamUniqueID && k != refonte.ParamCallbackURL {
+			e.keys = append(e.keys, kv{k, v})
+		}
+	}
+	slices.SortFunc(e.keys, cmpKV)
+	// e.canon holds the hashed bytes: project NUL type NUL canonical JSON.
+	b := append(e.canon[:0], p.String(refonte.ParamProject)...)
+	b = append(b, 0)
+	b = append(b, typ...)
+	b = append(b, 0)
+	jsonStart := len(b)
+	b = append(b, '{')
+	e.spans = e.spans[:0]
+	var err error
+	for i, x := range e.keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		start := len(b)
+		b = appendString(b, x.k)
+		b = append(b, ':')
+		if b, err = appendValue(b, x.v); err != nil {
+			e.canon = b
+			return nil, "", err
+		}
+		e.spans = append(e.spans, start, len(b))
+	}
+	b = append(b, '}')
+	e.canon = b
+	id := sumID(b)
+	b = b[jsonStart:]
+
+	e.cb = e.cb[:0]
+	if v, ok := p[refonte.ParamCallbackURL]; ok {
+		e.cb = appendString(e.cb, refonte.ParamCallbackURL)
+		e.cb = append(e.cb, ':')
+		if e.cb, err = appendValue(e.cb, v); err != nil {
+			return nil, "", err
+		}
+	}
+	body := make([]byte, 0, len(b)+len(e.cb)+len(id)+16)
+	body = append(body, '{')
+	cbDone, idDone := len(e.cb) == 0, false
+	n := 0
+	sep := func() {
+		if n > 0 {
+			body = append(body, ',')
+		}
+		n++
+	}
+	for i, x := range e.keys {
+		k := x.k
+		if !cbDone && k > refonte.ParamCallbackURL {
+			sep()
+			body = append(body, e.cb...)
+			cbDone = true
+		}
+		if !idDone && k > refonte.ParamUniqueID {
+			sep()
+			body = appendIDEntry(body, id)
+			idDone = true
+		}
+		sep()
+		body = append(body, e.canon[e.spans[2*i]:e.spans[2*i+1]]...)
+	}
+	if !cbDone {
+		sep()
+		body = append(body, e.cb...)
+	}
+	if !idDone {
+		sep()
+		body = appendIDEntry(body, id)
+	}
+	body = append(body, '}')
+	return body, id, nil
+}
+
+func appendIDEntry(b []byte, id string) []byte {
+	b = append(b, `"unique_id":`...)
+	return appendString(b, id)
 }

@@ -23,7 +23,8 @@ type Reader struct {
 	opts Options
 	src  *bufio.Reader
 	lr   lineReader
-	enc  encoder
+	enc  rowEncoder
+	dec  decoder
 	err  error // sticky: io.EOF or a fatal error
 	init bool
 
@@ -177,8 +178,8 @@ func (r *Reader) nextJSONL() (Row, *Reject, error) {
 		if t[0] != '{' {
 			return Row{}, reject(n, line, "not a JSON object: each line must be one object of params"), nil
 		}
-		var m map[string]any
-		if err := json.Unmarshal(t, &m); err != nil {
+		m, err := r.dec.decodeLine(t)
+		if err != nil {
 			return Row{}, reject(n, line, "invalid JSON: %s", jsonError(err)), nil
 		}
 		row, rej := r.finish(n, m, line)
@@ -255,18 +256,11 @@ func (r *Reader) finish(line int64, p map[string]any, raw []byte) (Row, *Reject)
 	if err := refonte.ValidateTaskParams(typ, params); err != nil {
 		return Row{}, reject(line, raw, "%s", strings.TrimPrefix(err.Error(), "refonte: "))
 	}
-	id, _ := params[refonte.ParamUniqueID].(string)
-	if id == "" {
-		if err := r.enc.canonical(params); err != nil {
-			return Row{}, reject(line, raw, "cannot encode the params: %v", err)
-		}
-		id = hashID(params.String(refonte.ParamProject), typ, r.enc.buf)
-		params[refonte.ParamUniqueID] = id
-	}
-	body, err := r.enc.body(params)
+	body, id, err := r.enc.encode(params, typ)
 	if err != nil {
 		return Row{}, reject(line, raw, "cannot encode the params: %v", err)
 	}
+	params[refonte.ParamUniqueID] = id
 	return Row{Line: line, Type: typ, UniqueID: id, Params: params, Body: body}, nil
 }
 
