@@ -66,6 +66,20 @@ func adaptiveArgs(on bool) [3]string {
 	return [3]string{f(AdaptiveDecrease), f(AdaptiveFloor), f(AdaptiveRecovery)}
 }
 
+// Load loads the limiter's scripts into Redis. It is optional: a worker can
+// call it at start-up to check that Redis answers and so that its first
+// grants cost one round trip each, even when many goroutines start at once
+// against a Redis that has not seen the scripts (each would otherwise get
+// NOSCRIPT and send the script once).
+func (l *RedisLimiter) Load(ctx context.Context) error {
+	for _, s := range []*redis.Script{acquireScript, cooldownScript} {
+		if err := s.Load(ctx, l.rdb).Err(); err != nil {
+			return l.wrap(ctx, "load", err)
+		}
+	}
+	return nil
+}
+
 // Key returns the Redis key holding the limit's state.
 func (l *RedisLimiter) Key() string { return l.key }
 

@@ -40,11 +40,14 @@ func runChild(o options) error {
 	if err := warm(rdb, o.goroutines); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	rdb.AddHook(hook) // counted from here
 	lim, err := ratelimit.NewRedis(rdb, ratelimit.Config{Rate: o.rate, Burst: o.burst, Name: o.name})
 	if err != nil {
 		return err
 	}
+	if err := lim.Load(context.Background()); err != nil {
+		return err
+	}
+	rdb.AddHook(hook) // counted from here
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(o.duration))
 	defer cancel()
 	var (

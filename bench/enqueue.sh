@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The producer benchmark of issue 4: a synthetic 1,000,000-row imageannotation
+# JSONL dataset (~400-byte rows) enqueued by the cmd/enqueue binary into a
+# throwaway local redis-server (validation and job records included), under
+# /usr/bin/time -v for the peak RSS; then a plain single-goroutine
+# asynq.Client.Enqueue loop over the same rows (bench/enqueue loop) for the
+# ratio. Prints one line of figures. Knobs (environment):
+#   ROWS=1000000       dataset size
+#   LOOP_ROWS=200000   rows of the plain loop (its rate is flat; it is slow)
+#   ENQUEUE_ARGS=""    extra cmd/enqueue flags, e.g. "-workers 2 -write-batch 512"
+# Exit status: 0 every target met (>= 50,000 rows/s, <= 64 MiB, >= 2.5x the
+# loop), 1 a target missed, 2 an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROWS="${ROWS:-1000000}"
+LOOP_ROWS="${LOOP_ROWS:-200000}"
+tmp=$(mktemp -d)
+redis_pid=""
+cleanup() {
+	if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
+redis_pid=$!
+for _ in $(seq 50); do
+	redis-cli -p "$port" ping >/dev/null 2>&1 && break
+	sleep 0.1
+done
+redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start" >&2; exit 2; }
+url="redis://127.0.0.1:$port/0"
+
+go build -o "$tmp/enqueue" ./cmd/enqueue
+go build -o "$tmp/enqueue-bench" ./bench/enqueue
+"$tmp/enqueue-bench" gen -rows "$ROWS" -out "$tmp/synthetic.jsonl"
+
+# shellcheck disable=SC2086
+/usr/bin/time -v -o "$tmp/time.txt" "$tmp/enqueue" -redis "$url" -type imageannotation -project bench -json \
+	${ENQUEUE_ARGS:-} "$tmp/synthetic.jsonl" >"$tmp/summary.json" 2>"$tmp/enqueue.log" || {
+	echo "cmd/enqueue failed:" >&2; tail -5 "$tmp/enqueue.log" >&2; exit 2; }
+redis-cli -p "$port" flushall >/dev/null
+"$tmp/enqueue-bench" loop -redis "$url" -rows "$LOOP_ROWS" "$tmp/synthetic.jsonl" >"$tmp/loop.json"
+
+python3 - "$tmp/summary.json" "$tmp/time.txt" "$tmp/loop.json" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
+import json, re, sys
+summary = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+tv = open(sys.argv[2]).read()
+rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", tv).group(1))
+loop = json.load(open(sys.argv[3]))
+rate = summary["rows"] / summary["seconds"]
+ratio = rate / loop["rows_per_s"]
+rss = rss_kib / 1024
+ok = summary["enqueued"] == summary["rows"] and rate >= 50000 and rss <= 64 and ratio >= 2.5
+print(f"enqueue rows={summary['rows']} enqueued={summary['enqueued']} rows_per_s={rate:.0f} peak_rss_mib={rss:.1f} "
+      f"loop_rows={loop['rows']} loop_rows_per_s={loop['rows_per_s']:.0f} ratio={ratio:.2f} "
+      f"cpus={sys.argv[4]} load1={sys.argv[5]} targets={'met' if ok else 'MISSED'}")
+sys.exit(0 if ok else 1)
+PY
