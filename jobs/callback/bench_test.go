@@ -7,8 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -74,6 +78,7 @@ func BenchmarkCallbackHandler(b *testing.B) {
 
 	var sent atomic.Int64
 	b.SetParallelism(16) // 16 × GOMAXPROCS concurrent deliveries
+	goCPU0, redisCPU0 := processCPU(b), redisCPU(b, st)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -99,6 +104,7 @@ func BenchmarkCallbackHandler(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	goCPU, redisCPUUsed := processCPU(b)-goCPU0, redisCPU(b, st)-redisCPU0
 	matched := count(b, reg, callback.OutcomeMatched)
 	if int(matched) != b.N {
 		b.Fatalf("%v callbacks matched, want %d", matched, b.N)
@@ -110,10 +116,39 @@ func BenchmarkCallbackHandler(b *testing.B) {
 	if got.Completed != int64(b.N) {
 		b.Fatalf("run counts %d completed, want %d", got.Completed, b.N)
 	}
-	if testing.Verbose() {
-		info, _ := st.Redis().Info(ctx, "commandstats", "cpu").Result()
-		b.Log(info)
-	}
 	b.ReportMetric(matched/b.Elapsed().Seconds(), "callbacks/s")
+	// CPU per callback, less sensitive than the rate to other load on the
+	// machine: the Go process (HTTP client and server, handler) and Redis.
+	b.ReportMetric(float64(goCPU.Microseconds())/float64(b.N), "go_cpu_us/callback")
+	b.ReportMetric(float64(redisCPUUsed.Microseconds())/float64(b.N), "redis_cpu_us/callback")
 	b.ReportMetric(float64(size)/float64(b.N), "body_bytes")
+}
+
+// processCPU returns the user+system CPU time of this process.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU returns the user+system CPU time of the redis-server.
+func redisCPU(b *testing.B, st *store.Store) time.Duration {
+	info, err := st.Redis().Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
