@@ -140,9 +140,10 @@ type Options struct {
 	MaxLineBytes int
 }
 
-// Row is one valid dataset row. Params, and the maps inside, belong to the
-// caller until the next call of Next, and should be treated as read-only
-// because nested values of Options.DefaultParams may be shared between rows.
+// Row is one valid dataset row. Params and Body are fresh for every row and
+// the caller may keep them, but Params should be treated as read-only: values
+// taken from Options.DefaultParams (below the first level) are shared
+// between rows.
 type Row struct {
 	// Line is the 1-based physical line where the record starts.
 	Line int64
@@ -174,11 +175,13 @@ type Reject struct {
 func (r *Reject) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.Error) }
 
 // UniqueID returns the content-derived unique_id of a task: UniqueIDPrefix
-// followed by the first 32 hex digits of the SHA-256 of the project, the
-// task type and the canonical JSON of params without unique_id and
-// callback_url (operational, not content). The canonical JSON is what
-// json.Marshal gives for the map: compact, keys sorted at every level. The
-// same row read from CSV or JSONL with the same values gets the same ID.
+// followed by the first 32 hex digits (128 bits) of the SHA-256 of
+// "project NUL type NUL canonical-JSON", where the canonical JSON is that of
+// params without unique_id and callback_url (operational, not content). The canonical JSON is what
+// json.Marshal gives for the map: compact, keys sorted at every level. A row
+// read from CSV or JSONL gets the same ID when its values have the same JSON
+// types (CSV cells are strings unless ":json", priority or
+// clear_unique_id_on_error).
 func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) string {
 	var e encoder
 	if err := e.canonical(params); err != nil {

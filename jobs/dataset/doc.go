@@ -22,15 +22,23 @@
 //
 // A row's unique_id is, in order: the value of Options.IDColumn (a top-level
 // column or field, which is moved into unique_id and removed from the params,
-// or a dotted nested one, which stays where it is); else the row's own
-// "unique_id" column or field, used as is; else UniqueID's hash of the
-// project, the type and the canonical params. Explicit IDs must be non-empty
-// strings (or integral JSON numbers) of at most 255 bytes.
+// or a dotted nested one, which stays where it is), a non-empty string or an
+// integral JSON number of at most 255 bytes, replacing any unique_id the row
+// has; else the row's own "unique_id" column or field, a non-empty string of
+// at most 255 bytes used as is; else UniqueID's hash of the project, the type
+// and the canonical params, so that re-reading the same dataset gives the
+// same IDs.
 //
 // # Rejects
 //
 // A row that cannot be mapped or fails refonte.ValidateTaskParams is returned
-// as a *Reject naming its first line, the field and the reason, plus the raw
-// record text; reading continues. Only I/O errors, gzip corruption and an
+// as a *Reject: its first line, an error naming the field and the reason
+// (without a "line N:" prefix; Reject.String adds one), and the raw record
+// text; reading continues. Lines or records longer than
+// Options.MaxLineBytes are rejected the same way and reading resumes at the
+// next physical line. Only I/O errors, gzip corruption, a UTF-16 file and an
 // unusable CSV header stop reading.
+//
+// testdata/malformed holds a corpus of broken datasets with the expected
+// rejects (see its README.md).
 package dataset

@@ -18,7 +18,7 @@ func newSynthVocab() synthVocab {
 	}
 }
 
-// WriteSyntheticJSONL writes rows imageannotation rows of about 400 bytes
+// WriteSyntheticJSONL writes rows imageannotation rows of about 410 bytes
 // each, deterministic for a seed, with distinct attachment URLs: the
 // benchmark dataset of enqueue and of this package.
 func WriteSyntheticJSONL(w io.Writer, rows int, seed int64) error {
@@ -27,10 +27,10 @@ func WriteSyntheticJSONL(w io.Writer, rows int, seed int64) error {
 	v := newSynthVocab()
 	for i := range rows {
 		o1, o2, o3 := v.objects[rng.IntN(len(v.objects))], v.objects[rng.IntN(len(v.objects))], v.objects[rng.IntN(len(v.objects))]
-		fmt.Fprintf(bw, `{"attachment":"https://images.example.com/fleet/%d/batch-%04d/frame-%09d-%08x.jpg","attachment_type":"image",`+
+		fmt.Fprintf(bw, `{"attachment":"https://img.example.com/fleet/%d/batch-%04d/frame-%09d-%08x.jpg","attachment_type":"image",`+
 			`"geometries":{"box":{"objects_to_annotate":["%s","%s","%s"],"min_height":%d,"min_width":%d}},`+
 			`"metadata":{"camera":"%s","frame":%d,"source":"fleet-%d","weather":"%s","captured_at":"2026-%02d-%02dT%02d:%02d:%02dZ"},`+
-			`"instruction":"Draw a tight box around each listed object.","tags":["synthetic","seed-%d"]}`+"\n",
+			`"instruction":"Box each listed object.","tags":["synthetic","seed-%d"]}`+"\n",
 			seed, i/1000, i, rng.Uint32(), o1, o2, o3, 5+rng.IntN(20), 5+rng.IntN(20),
 			v.cameras[rng.IntN(len(v.cameras))], i, rng.IntN(100), v.weather[rng.IntN(len(v.weather))],
 			1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60), seed)
@@ -47,10 +47,10 @@ func WriteSyntheticCSV(w io.Writer, rows int, seed int64) error {
 	bw.WriteString("attachment,attachment_type,geometries:json,metadata.camera,metadata.frame,metadata.source,metadata.weather,metadata.captured_at,instruction,tags:json\n")
 	for i := range rows {
 		o1, o2, o3 := v.objects[rng.IntN(len(v.objects))], v.objects[rng.IntN(len(v.objects))], v.objects[rng.IntN(len(v.objects))]
-		fmt.Fprintf(bw, `https://images.example.com/fleet/%d/batch-%04d/frame-%09d-%08x.jpg,image,`+
+		fmt.Fprintf(bw, `https://img.example.com/fleet/%d/batch-%04d/frame-%09d-%08x.jpg,image,`+
 			`"{""box"":{""objects_to_annotate"":[""%s"",""%s"",""%s""],""min_height"":%d,""min_width"":%d}}",`+
 			`%s,%d,fleet-%d,%s,2026-%02d-%02dT%02d:%02d:%02dZ,`+
-			`Draw a tight box around each listed object.,"[""synthetic"",""seed-%d""]"`+"\n",
+			`Box each listed object.,"[""synthetic"",""seed-%d""]"`+"\n",
 			seed, i/1000, i, rng.Uint32(), o1, o2, o3, 5+rng.IntN(20), 5+rng.IntN(20),
 			v.cameras[rng.IntN(len(v.cameras))], i, rng.IntN(100), v.weather[rng.IntN(len(v.weather))],
 			1+rng.IntN(12), 1+rng.IntN(28), rng.IntN(24), rng.IntN(60), rng.IntN(60), seed)
