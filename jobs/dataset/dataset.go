@@ -44,6 +44,9 @@ const (
 // supported.
 var ErrFormat = errors.New("dataset: unknown format")
 
+// ErrOptions reports invalid Options.
+var ErrOptions = errors.New("dataset: invalid options")
+
 // ErrHeader reports an unusable CSV header (missing, duplicate or
 // conflicting names); it stops reading.
 var ErrHeader = errors.New("dataset: bad CSV header")

@@ -310,6 +310,12 @@ func TestNewReaderOptions(t *testing.T) {
 	if _, err := NewReader(strings.NewReader(""), "x", Options{Format: FormatCSV, TaskType: "bogus"}); !errors.Is(err, refonte.ErrUnknownTaskType) {
 		t.Errorf("bad type: %v", err)
 	}
+	for _, k := range []string{"type", "unique_id"} {
+		_, err := NewReader(strings.NewReader(""), "x", Options{Format: FormatCSV, DefaultParams: map[string]any{k: "x"}})
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), k) {
+			t.Errorf("default %s: %v", k, err)
+		}
+	}
 }
 
 type failingReader struct{ data []byte }

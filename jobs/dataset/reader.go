@@ -71,6 +71,11 @@ func NewReader(r io.Reader, name string, opts Options) (*Reader, error) {
 		}
 		opts.TaskType = t
 	}
+	for _, k := range []string{"type", refonte.ParamUniqueID} {
+		if _, ok := opts.DefaultParams[k]; ok {
+			return nil, fmt.Errorf("%w: the default params must not set %q", ErrOptions, k)
+		}
+	}
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
