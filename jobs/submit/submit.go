@@ -288,17 +288,25 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 	start := time.Now()
 	task, err := d.client.CreateTask(ctx, p.TaskType, params)
 	h.opts.Metrics.api(p.Mode, "create", start)
-	attemptErr := ""
-	if err != nil {
-		attemptErr = err.Error()
+	if err == nil {
+		// Count the attempt while the submission is recorded: the two
+		// touch different fields, and one round trip less per row matters
+		// at thousands of rows per second.
+		recorded := make(chan error, 1)
+		go func() {
+			recorded <- h.opts.Store.RecordAttempt(context.WithoutCancel(ctx), p.Mode, p.UniqueID, "")
+		}()
+		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
+		serr := d.submitted(ctx, task, false)
+		if rerr := <-recorded; rerr != nil {
+			d.log.Warn("recording the attempt failed", zap.Error(rerr))
+		}
+		return serr
 	}
-	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, attemptErr); rerr != nil {
+	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, err.Error()); rerr != nil {
 		d.log.Warn("recording the attempt failed", zap.Error(rerr))
 	}
 	switch {
-	case err == nil:
-		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
-		return d.submitted(ctx, task, false)
 	case errors.Is(err, refonte.ErrConflict):
 		return d.conflict(ctx, params, mayClear)
 	case errors.Is(err, refonte.ErrRateLimited):

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -48,11 +49,13 @@ func startSandbox(tb testing.TB, cfg sandbox.Config) (*sandbox.Server, string) {
 	return sb, ts.URL + "/v1"
 }
 
-// testConfig is a valid worker config on redisURL and apiURL with both keys.
-func testConfig(redisURL, apiURL string) Config {
+// testConfig is a valid worker config on redisURL and apiURL with both
+// keys, listening on a free loopback port that CallbackURL names.
+func testConfig(tb testing.TB, redisURL, apiURL string) Config {
+	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(tb))
 	return Config{RedisURL: redisURL, APIURL: apiURL, TestKey: testKey, LiveKey: liveKey, CallbackAuthKey: cbKey,
-		Concurrency: 20, Listen: "127.0.0.1:0", RateLimit: 0, RateBurst: 1, CallbackGrace: time.Minute,
-		ShutdownTimeout: 5 * time.Second}
+		Concurrency: 20, Listen: addr, CallbackURL: "http://" + addr + "/callback", RateLimit: 0, RateBurst: 1,
+		CallbackGrace: time.Minute, ShutdownTimeout: 5 * time.Second}
 }
 
 // running is a Worker running in the background.

@@ -58,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // routes returns the worker's HTTP handler.
 func (w *Worker) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /callback", w.callbackHandler())
+	mux.Handle("POST /callback", w.callback)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rw.Write([]byte("ok\n"))
@@ -83,17 +83,6 @@ func (w *Worker) ready(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = rw.Write([]byte("ok\n"))
-}
-
-// callbackHandler returns the POST /callback handler.
-//
-// TODO(callback): return callback.NewHandler(...) (with w.reg as its
-// prometheus.Registerer) once package jobs/callback lands. Until then
-// callbacks are refused with 503 so the API retries them later.
-func (w *Worker) callbackHandler() http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		http.Error(rw, "callback receiver not available yet", http.StatusServiceUnavailable)
-	})
 }
 
 // pollStats refreshes the queue depth and live spend gauges every

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/jobs/submit"
@@ -53,6 +54,10 @@ type Worker struct {
 	handler  *submit.Handler
 	// reconciler polls tasks whose callback is overdue.
 	reconciler *reconcile.Reconciler
+	// callback is the POST /callback receiver.
+	callback *callback.Handler
+	// finalizing tracks batch finalizations handed off by afterTransition.
+	finalizing sync.WaitGroup
 	srv        *asynq.Server
 	insp       *asynq.Inspector
 	reg        *prometheus.Registry
@@ -78,14 +83,14 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 // New validates cfg, connects the Redis client, builds the API clients,
 // limiters, store, metrics, handler and asynq server, and binds the HTTP
 // listener (so a bad -listen fails here). Nothing runs until Run.
-func New(cfg Config, logger *zap.Logger) (w *Worker, err error) {
+func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	w = &Worker{cfg: cfg, log: logger, reg: prometheus.NewRegistry(),
+	w := &Worker{cfg: cfg, log: logger, reg: prometheus.NewRegistry(),
 		clients: map[refonte.Mode]*refonte.Client{}, limiters: map[refonte.Mode]ratelimit.Limiter{}}
 	defer func() {
 		if err != nil {
@@ -151,6 +156,16 @@ func New(cfg Config, logger *zap.Logger) (w *Worker, err error) {
 	if err != nil {
 		return nil, err
 	}
+	w.callback, err = callback.NewHandler(callback.Config{
+		Store:        w.store,
+		AuthKey:      cfg.CallbackAuthKey,
+		Logger:       logger.Named("callback"),
+		Registerer:   w.reg,
+		OnTransition: w.afterTransition,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: callback receiver: %w", err)
+	}
 	recLimiters := map[refonte.Mode]ratelimit.Limiter{}
 	for _, m := range cfg.Modes() {
 		recLimiters[m] = w.limiters[m]
@@ -165,7 +180,7 @@ func New(cfg Config, logger *zap.Logger) (w *Worker, err error) {
 		Grace:        cfg.CallbackGrace,
 		Logger:       logger.Named("reconcile"),
 		Registerer:   w.reg,
-		OnTransition: w.handler.AfterTransition,
+		OnTransition: w.afterTransition,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: reconciler: %w", err)
@@ -305,6 +320,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	hcancel()
 	wg.Wait()
+	w.finalizing.Wait()
 	w.log.Info("worker stopped")
 	return runErr
 }
@@ -315,6 +331,21 @@ func (w *Worker) Run(ctx context.Context) error {
 // completes or fails them from the API's answer.
 func (w *Worker) runReconciler(ctx context.Context) error {
 	return w.reconciler.Run(ctx)
+}
+
+// afterTransition is the OnTransition hook of the callback receiver and
+// the reconciler: when a transition leaves runs with every row submitted,
+// it finalizes their batches in the background so the callback is
+// answered at once (Run waits for these before it returns).
+func (w *Worker) afterTransition(ctx context.Context, tr store.Transition) {
+	if len(tr.RunsAllSubmitted) == 0 {
+		return
+	}
+	w.finalizing.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		w.handler.AfterTransition(ctx, tr)
+	})
 }
 
 // unlimited is the limiter of a worker run with -rate-limit 0: the

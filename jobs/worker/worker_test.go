@@ -19,10 +19,11 @@ import (
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
 
-// TestPipelineSubmitsEveryRowOnce runs rows through a real redis-server,
-// the worker's asynq server and handler, and the sandbox, with and without
-// injected faults: every row is submitted exactly once.
-func TestPipelineSubmitsEveryRowOnce(t *testing.T) {
+// TestPipelineAccountsForEveryRow runs rows through a real redis-server,
+// the worker (asynq server, submit handler, callback receiver,
+// reconciler) and the sandbox, with and without injected faults: every row
+// is created exactly once at the sandbox and completed in the store.
+func TestPipelineAccountsForEveryRow(t *testing.T) {
 	rows := 300
 	if testing.Short() {
 		rows = 100
@@ -33,31 +34,38 @@ func TestPipelineSubmitsEveryRowOnce(t *testing.T) {
 	}{
 		{"clean", sandbox.Config{}},
 		{"lost responses and errors", sandbox.Config{LostResponseRate: 0.3, ErrorRate: 0.2}},
+		{"callbacks dropped, duplicated and early", sandbox.Config{CallbackDropRate: 0.2, CallbackDupRate: 0.3, CallbackEarlyRate: 0.2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			redisURL := testredis.Fresh(t)
 			st := storeOn(t, redisURL)
 			sbCfg := c.faults
-			sbCfg.NoAutoComplete = true
+			sbCfg.CompleteAfter = 20 * time.Millisecond
 			sb, api := startSandbox(t, sbCfg)
-			run := addRun(t, st, refonte.ModeTest, rows, "")
-			startWorker(t, testConfig(redisURL, api), nil)
-			waitFor(t, 60*time.Second, "every row submitted", func() (bool, string) {
+			cfg := testConfig(t, redisURL, api)
+			cfg.CallbackGrace = time.Second // the reconciler picks up dropped callbacks quickly
+			run := addRun(t, st, refonte.ModeTest, rows, cfg.CallbackURL)
+			startWorker(t, cfg, nil)
+			waitFor(t, 90*time.Second, "every row completed", func() (bool, string) {
 				r := runState(t, st, run.ID)
-				return r.Submitted == int64(rows), fmt.Sprintf("%+v", r.Counters)
+				return r.Completed == int64(rows) && r.State == store.RunDone, fmt.Sprintf("%s %+v", r.State, r.Counters)
 			})
 			r := runState(t, st, run.ID)
-			if r.Failed != 0 || r.Submitted != int64(rows) {
-				t.Errorf("run counters %+v: want %d submitted, 0 failed", r.Counters, rows)
+			if r.Failed != 0 || r.Submitted != int64(rows) || r.Completed != int64(rows) {
+				t.Errorf("run counters %+v: want %d submitted and completed, 0 failed", r.Counters, rows)
 			}
 			s := sb.Stats()
 			if s.TasksCreated != int64(rows) || s.UniqueIDsCreatedTwice != 0 {
 				t.Errorf("sandbox: tasks_created %d (want %d), unique_ids_created_twice %d (want 0); stats %+v",
 					s.TasksCreated, rows, s.UniqueIDsCreatedTwice, s)
 			}
-			t.Logf("sandbox: create_calls %d, 409s %d, lost responses %d, errors injected %d",
-				s.CreateCalls, s.DuplicateUniqueID, s.LostResponses, s.ErrorsInjected)
+			if got := sb.CountByStatus(refonte.ModeTest)[refonte.StatusCompleted]; got != rows {
+				t.Errorf("sandbox completed tasks %d, want %d", got, rows)
+			}
+			t.Logf("sandbox: create_calls %d, 409s %d, lost responses %d, errors injected %d, callbacks ok %d dropped %d duplicated %d early %d",
+				s.CreateCalls, s.DuplicateUniqueID, s.LostResponses, s.ErrorsInjected, s.CallbacksOK, s.CallbacksDropped,
+				s.CallbacksDuplicated, s.CallbacksEarly)
 		})
 	}
 }
@@ -84,7 +92,7 @@ func TestPipelineRetriesExhaustedFailsJob(t *testing.T) {
 	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(redisURL, api)
+	cfg := testConfig(t, redisURL, api)
 	cfg.ClientMaxElapsed = 300 * time.Millisecond
 	startWorker(t, cfg, nil)
 	waitFor(t, 60*time.Second, "the job failed", func() (bool, string) {
@@ -109,14 +117,16 @@ func TestLiveDailyLimitAcrossWorkers(t *testing.T) {
 	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
 	run := addRun(t, st, refonte.ModeLive, rows, "")
 
-	cfg := testConfig(redisURL, api)
+	cfg := testConfig(t, redisURL, api)
 	cfg.TestKey = ""
 	cfg.Concurrency = 50
 	cfg.LiveDailyLimit = limit
 	cfg.PausedRecheck = 500 * time.Millisecond
 	var ws []*running
 	for range 3 {
-		ws = append(ws, startWorker(t, cfg, nil))
+		c := cfg
+		c.Listen = fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+		ws = append(ws, startWorker(t, c, nil))
 	}
 	opt, _ := redis.ParseURL(redisURL)
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: opt.Addr})
@@ -159,7 +169,9 @@ func TestLiveDailyLimitAcrossWorkers(t *testing.T) {
 	}
 	cfg.LiveDailyLimit = 1000
 	for range 3 {
-		startWorker(t, cfg, nil)
+		c := cfg
+		c.Listen = fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+		startWorker(t, c, nil)
 	}
 	waitFor(t, 60*time.Second, "every row submitted after the cap was raised", func() (bool, string) {
 		r := runState(t, st, run.ID)
@@ -177,7 +189,7 @@ func TestLiveDailyLimitAcrossWorkers(t *testing.T) {
 func TestHTTPEndpoints(t *testing.T) {
 	redisURL := testredis.Fresh(t)
 	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
-	r := startWorker(t, testConfig(redisURL, api), nil)
+	r := startWorker(t, testConfig(t, redisURL, api), nil)
 	base := "http://" + r.w.Addr().String()
 	get := func(path string) (int, string) {
 		resp, err := http.Get(base + path)
@@ -199,6 +211,14 @@ func TestHTTPEndpoints(t *testing.T) {
 		return strings.Contains(body, `refonte_queue_tasks{queue="refonte-test",state="pending"}`) &&
 			strings.Contains(body, "refonte_live_daily_limit 0") && strings.Contains(body, "go_goroutines"), body
 	})
+	resp, err := http.Post(base+"/callback", "application/json", strings.NewReader(`{"task_id":"x","status":"completed"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /callback without the auth header = %d, want 401", resp.StatusCode)
+	}
 	for _, key := range []string{testKey, liveKey, cbKey} {
 		if _, body := get("/metrics"); strings.Contains(body, key) {
 			t.Errorf("/metrics shows a secret")
@@ -210,7 +230,7 @@ func TestHTTPEndpoints(t *testing.T) {
 func TestReadyzFailsWithoutRedis(t *testing.T) {
 	srv := testredis.Start(t, testredis.Options{})
 	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
-	r := startWorker(t, testConfig(srv.URL(), api), nil)
+	r := startWorker(t, testConfig(t, srv.URL(), api), nil)
 	base := "http://" + r.w.Addr().String()
 	srv.Kill()
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 503} {
@@ -222,5 +242,18 @@ func TestReadyzFailsWithoutRedis(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Errorf("%s = %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestNewFailsOnBusyListenAddress: a -listen already in use is a
+// configuration error at start, and nothing is left open.
+func TestNewFailsOnBusyListenAddress(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	cfg := testConfig(t, redisURL, api)
+	first := startWorker(t, cfg, nil)
+	_ = first
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "-listen") {
+		t.Fatalf("New on a busy address = %v, want a -listen error", err)
 	}
 }
