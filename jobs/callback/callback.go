@@ -168,7 +168,8 @@ type parsed struct {
 	outcome          store.Outcome
 }
 
-var isTestKey = []byte(`"is_test"`)
+// isTestKey is the JSON key of Task.IsTest.
+const isTestKey = `"is_test"`
 
 // delivery extracts the task ID, unique_id, status, mode and terminal
 // outcome of a callback.
@@ -178,7 +179,7 @@ func delivery(cb *refonte.Callback) parsed {
 	d := parsed{taskID: cb.TaskID, uniqueID: cb.UniqueID, status: cb.Status}
 	resp := cb.Response
 	t := cb.Task
-	if t != nil && bytes.Contains(cb.Raw, isTestKey) {
+	if t != nil && bytes.Contains(cb.Raw, []byte(isTestKey)) {
 		// Task.IsTest is a plain bool: the key must be there to trust a false.
 		d.modeKnown = true
 		if t.IsTest {
