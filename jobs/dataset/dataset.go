@@ -131,7 +131,8 @@ type Options struct {
 	// Project, Batch, CallbackURL and Instruction fill the params of the same
 	// name when a row does not set them.
 	Project, Batch, CallbackURL, Instruction string
-	// DefaultParams are params under every row: the row's values win, and
+	// DefaultParams are params under every row (not "type" nor "unique_id",
+	// which NewReader refuses): the row's values win, and
 	// nested objects (metadata…) are merged one level deep. The map is only
 	// read.
 	DefaultParams map[string]any
