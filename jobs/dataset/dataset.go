@@ -187,22 +187,18 @@ func (r *Reject) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.E
 // types (CSV cells are strings unless ":json", priority or
 // clear_unique_id_on_error).
 func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) string {
-	var e encoder
-	if err := e.canonical(params); err != nil {
-		// A value encoding/json cannot encode either (NaN, a channel…):
-		// hash its fmt text so the result stays deterministic.
-		e.buf = fmt.Appendf(e.buf[:0], "%v", map[string]any(params))
-	}
-	return hashID(project, typ, e.buf)
-}
-
-func hashID(project string, typ refonte.TaskType, canonical []byte) string {
-	b := make([]byte, 0, len(project)+len(typ)+2+len(canonical))
+	b := make([]byte, 0, 512)
 	b = append(b, project...)
 	b = append(b, 0)
 	b = append(b, typ...)
 	b = append(b, 0)
-	return sumID(append(b, canonical...))
+	b, err := appendMap(b, params, true)
+	if err != nil {
+		// A value encoding/json cannot encode either (NaN, a channel…):
+		// hash its fmt text so that the result stays deterministic.
+		b = fmt.Appendf(b[:0], "%s\x00%s\x00%v", project, typ, map[string]any(params))
+	}
+	return sumID(b)
 }
 
 // sumID hashes "project NUL type NUL canonical-JSON" into a unique_id.

@@ -12,31 +12,10 @@ import (
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
-// encoder writes the JSON of decoded values (nil, bool, float64, string,
-// []any, map[string]any) exactly as json.Marshal does — compact, map keys
-// sorted, HTML-escaped strings — without reflection. Other types fall back to
-// json.Marshal. Its buffers are reused from row to row.
-type encoder struct {
-	buf []byte
-}
-
-// canonical writes into e.buf the JSON of params without unique_id and
-// callback_url: the content that UniqueID hashes.
-func (e *encoder) canonical(p refonte.TaskParams) error {
-	var err error
-	e.buf, err = appendMap(e.buf[:0], p, true)
-	return err
-}
-
-// body returns a fresh slice holding the JSON of all of params.
-func (e *encoder) body(p refonte.TaskParams) ([]byte, error) {
-	var err error
-	e.buf, err = appendMap(e.buf[:0], p, false)
-	if err != nil {
-		return nil, err
-	}
-	return slices.Clone(e.buf), nil
-}
+// The functions below write the JSON of decoded values (nil, bool, float64,
+// string, []any, map[string]any) exactly as json.Marshal does — compact,
+// map keys sorted, HTML-escaped strings — without reflection. Other types
+// fall back to json.Marshal.
 
 // kv is one map entry, sorted by key for encoding.
 type kv struct {
