@@ -33,7 +33,7 @@ const (
 	DefaultRedisURL  = "redis://127.0.0.1:6379/0"
 	DefaultRetention = store.DefaultRetention
 	// DefaultWorkers is the number of goroutines writing batches to Redis.
-	DefaultWorkers = 4
+	DefaultWorkers = 2
 	// DefaultBatchSize is the number of rows per store.AddJobs call.
 	DefaultBatchSize = 256
 	// StdinRejects is the default rejects file when the dataset is stdin.
@@ -122,7 +122,7 @@ const SubmitUsage = `usage:
   enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
   enqueue status [-json] RUN_ID  a run's counts and state
   enqueue results RUN_ID         one JSON line per row: line, unique_id, state, task_id, response, error
-  enqueue retry RUN_ID           re-queue the run's failed rows
+  enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows (payloads from asynq, else the dataset)
   enqueue runs [-json] [-limit N] recent runs, newest first
 
 exit codes: 0 all rows valid and enqueued (with -wait: all completed); 1 an error stopped the run;
@@ -256,15 +256,24 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 		}
 	}
 	if c.ParamsFile != "" {
-		b, err := os.ReadFile(c.ParamsFile)
-		if err != nil {
-			return nil, usagef("-params: %v", err)
-		}
-		if err := json.Unmarshal(b, &c.DefaultParams); err != nil || c.DefaultParams == nil {
-			return nil, usagef("-params %s: want a JSON object (%v)", c.ParamsFile, err)
+		if c.DefaultParams, err = readParams(c.ParamsFile); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// readParams reads a -params file: a JSON object.
+func readParams(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("-params: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, usagef("-params %s: want a JSON object (%v)", path, err)
+	}
+	return m, nil
 }
 
 // opsConfig is the configuration of the status, results, retry and runs commands.
@@ -273,6 +282,9 @@ type opsConfig struct {
 	JSON     bool
 	Limit    int
 	RunID    string
+	// Retry's dataset fallback.
+	Dataset        string
+	DatasetOptions dataset.Options
 }
 
 // parseOps parses the arguments of an operator command (after its name).
@@ -287,6 +299,14 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 	}
 	if name == "runs" {
 		fs.IntVar(&c.Limit, "limit", 20, "how many runs")
+	}
+	var format, paramsFile string
+	if name == "retry" {
+		fs.StringVar(&c.Dataset, "dataset", "", "dataset to rebuild payloads asynq no longer holds (default: the run's dataset file; - for stdin)")
+		fs.StringVar(&format, "format", "", "csv or jsonl (default from the extension)")
+		fs.StringVar(&paramsFile, "params", "", "the submit's -params `FILE`")
+		fs.StringVar(&c.DatasetOptions.Instruction, "instruction", "", "the submit's -instruction")
+		fs.StringVar(&c.DatasetOptions.IDColumn, "id-column", "", "the submit's -id-column")
 	}
 	fs.Usage = func() {
 		if needRun {
@@ -313,6 +333,18 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 	}
 	if c.Limit < 0 {
 		return nil, usagef("-limit must not be negative")
+	}
+	if format != "" {
+		if c.DatasetOptions.Format, err = dataset.ParseFormat(format); err != nil {
+			return nil, usagef("-format %q: want csv or jsonl", format)
+		}
+	} else if c.Dataset == "-" {
+		return nil, usagef("-dataset - (stdin) needs -format")
+	}
+	if paramsFile != "" {
+		if c.DatasetOptions.DefaultParams, err = readParams(paramsFile); err != nil {
+			return nil, err
+		}
 	}
 	if c.RedisURL == "" {
 		c.RedisURL = getenv(EnvRedisURL)

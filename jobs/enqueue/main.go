@@ -186,9 +186,11 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 		client := asynq.NewClientFromRedisClient(rdb)
 		insp := asynq.NewInspectorFromRedisClient(rdb)
 		var res RetryResult
-		res, err = Retry(ctx, st, cfg.RunID, RetryOptions{Client: client, Inspector: insp, Logger: env.Logger})
+		res, err = Retry(ctx, st, cfg.RunID, RetryOptions{Client: client, Inspector: insp, Logger: env.Logger,
+			Dataset: cfg.Dataset, Stdin: env.Stdin, DatasetOptions: cfg.DatasetOptions})
 		if err == nil {
-			fmt.Fprintf(env.Stdout, "run %s: %d failed rows, %d re-queued, %d not re-queued\n", cfg.RunID, res.Failed, res.Requeued, res.Skipped)
+			fmt.Fprintf(env.Stdout, "run %s: %d failed rows, %d re-queued (%d rebuilt from the dataset), %d not re-queued\n",
+				cfg.RunID, res.Failed, res.Requeued, res.FromDataset, res.Skipped)
 			if res.Skipped > 0 {
 				return ExitIncomplete
 			}

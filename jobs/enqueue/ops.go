@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -127,6 +128,8 @@ type RetryResult struct {
 	Failed int64 `json:"failed"`
 	// Requeued is the number re-queued (job enqueued again, asynq task written).
 	Requeued int64 `json:"requeued"`
+	// FromDataset counts the re-queued rows whose payload was rebuilt from the dataset.
+	FromDataset int64 `json:"from_dataset"`
 	// Skipped counts failed rows that could not be re-queued (see the log).
 	Skipped int64 `json:"skipped"`
 }
@@ -136,24 +139,37 @@ type RetryOptions struct {
 	Client    *asynq.Client
 	Inspector *asynq.Inspector
 	Logger    *zap.Logger
+	// Dataset is read to rebuild the payloads asynq no longer holds (a row
+	// whose task errored at the API after creation): "" means the run's own
+	// dataset file, "-" means Stdin.
+	Dataset string
+	Stdin   io.Reader
+	// DatasetOptions are the reader options of the original submit; Type,
+	// Project, Batch and CallbackURL default to the run's. A row is only
+	// matched by its unique_id, so options that change the rows' params
+	// (another -params or -instruction) match nothing.
+	DatasetOptions dataset.Options
 }
 
 // ErrNoPayload reports a failed row whose submit payload is nowhere to be
-// found (its asynq task is gone), so it cannot be re-queued.
+// found (its asynq task is gone and the dataset does not hold the row), so
+// it cannot be re-queued.
 var ErrNoPayload = errors.New("the row's submit payload is gone")
 
-// Retry re-queues the run's failed rows: for each, it reads the row's
-// submit payload (from the asynq task, still archived after a permanent
-// failure), moves the job record failed -> enqueued (store.Requeue,
-// generation+1), deletes the old asynq task and enqueues it again under the
-// same task ID. A row whose task cannot be written is marked failed again,
-// so it stays retryable.
+// Retry re-queues the run's failed rows. For each it needs the row's submit
+// payload: from the row's asynq task when asynq still holds it (archived
+// after a permanent failure at the worker), else rebuilt from the dataset
+// (see RetryOptions.Dataset), matched by unique_id. It then moves the job
+// record failed -> enqueued (store.Requeue, generation+1), deletes the old
+// asynq task and enqueues the task again under the same task ID. A row
+// whose task cannot be written is marked failed again, so it stays
+// retryable.
 func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions) (RetryResult, error) {
 	var res RetryResult
-	log := opts.Logger
-	if log == nil {
-		log = zap.NewNop()
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
 	}
+	log := opts.Logger
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", runID, err)
@@ -170,53 +186,153 @@ func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions
 		return res, err
 	}
 	res.Failed = int64(len(failed))
+	skip := func(job *store.Job, err error) {
+		res.Skipped++
+		log.Warn("row not re-queued", zap.Int64("line", job.Line), zap.String("unique_id", job.UniqueID), zap.Error(err))
+	}
+	missing := map[string]*store.Job{}
 	for _, job := range failed {
-		if err := retryJob(ctx, st, run, job, opts); err != nil {
+		p, err := asynqPayload(job, run, opts)
+		if errors.Is(err, ErrNoPayload) {
+			missing[job.UniqueID] = job
+			continue
+		}
+		if err == nil {
+			err = requeue(ctx, st, job.Mode, p, opts)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return res, err
 			}
-			res.Skipped++
-			log.Warn("row not re-queued", zap.Int64("line", job.Line), zap.String("unique_id", job.UniqueID), zap.Error(err))
+			skip(job, err)
 			continue
 		}
 		res.Requeued++
 	}
+	if len(missing) > 0 {
+		n, err := retryFromDataset(ctx, st, run, missing, opts)
+		res.Requeued += n
+		res.FromDataset += n
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			log.Warn("cannot rebuild payloads from the dataset", zap.String("dataset", run.Dataset), zap.Error(err))
+		}
+		for _, job := range missing {
+			skip(job, ErrNoPayload)
+		}
+	}
 	return res, nil
 }
 
-func retryJob(ctx context.Context, st *store.Store, run *store.Run, job *store.Job, opts RetryOptions) error {
-	mode := job.Mode
-	if mode == "" {
-		mode = run.Mode
+// asynqPayload returns the payload of the job's asynq task, or ErrNoPayload.
+func asynqPayload(job *store.Job, run *store.Run, opts RetryOptions) (jobs.SubmitPayload, error) {
+	if job.Mode == "" {
+		job.Mode = run.Mode
 	}
-	queue, id := jobs.Queue(mode), jobs.TaskID(mode, job.UniqueID)
-	info, err := opts.Inspector.GetTaskInfo(queue, id)
-	if err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			return ErrNoPayload
-		}
-		return err
+	info, err := opts.Inspector.GetTaskInfo(jobs.Queue(job.Mode), jobs.TaskID(job.Mode, job.UniqueID))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return jobs.SubmitPayload{}, ErrNoPayload
 	}
-	p, err := jobs.DecodeSubmitPayload(info.Payload)
 	if err != nil {
-		return err
+		return jobs.SubmitPayload{}, err
 	}
 	if info.State == asynq.TaskStateActive {
-		return fmt.Errorf("its task is being worked on right now; retry later")
+		return jobs.SubmitPayload{}, errors.New("its task is being worked on right now; retry later")
 	}
-	tr, err := st.Requeue(ctx, mode, job.UniqueID)
+	return jobs.DecodeSubmitPayload(info.Payload)
+}
+
+// retryFromDataset reads the dataset and re-queues the missing rows it
+// finds, removing them from missing.
+func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, missing map[string]*store.Job, opts RetryOptions) (int64, error) {
+	path := opts.Dataset
+	if path == "" {
+		path = run.Dataset
+	}
+	var in io.ReadCloser
+	var err error
+	switch {
+	case path == "-" && opts.Stdin != nil:
+		in = io.NopCloser(opts.Stdin)
+	case path == "" || path == "-" || path == "stdin":
+		return 0, errors.New("the run read stdin: pass the dataset with -dataset")
+	default:
+		if in, err = dataset.OpenFile(path); err != nil {
+			return 0, err
+		}
+	}
+	defer in.Close()
+	do := opts.DatasetOptions
+	if do.Format == "" {
+		if do.Format, err = dataset.DetectFormat(path); err != nil {
+			return 0, err
+		}
+	}
+	if do.TaskType == "" {
+		do.TaskType = run.Type
+	}
+	if do.Project == "" {
+		do.Project = run.Project
+	}
+	if do.Batch == "" {
+		do.Batch = run.Batch
+	}
+	if do.CallbackURL == "" {
+		do.CallbackURL = run.CallbackURL
+	}
+	r, err := dataset.NewReader(in, path, do)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for len(missing) > 0 {
+		row, rej, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		job := missing[row.UniqueID]
+		if rej != nil || job == nil {
+			continue
+		}
+		p := jobs.SubmitPayload{V: jobs.PayloadVersion, Run: job.Run, Line: job.Line, UniqueID: job.UniqueID,
+			TaskType: row.Type, Mode: job.Mode, Params: row.Body}
+		if p.Run == "" {
+			p.Run = run.ID
+		}
+		if err := requeue(ctx, st, job.Mode, p, opts); err != nil {
+			if ctx.Err() != nil {
+				return n, err
+			}
+			opts.Logger.Warn("row not re-queued", zap.Int64("line", job.Line), zap.String("unique_id", job.UniqueID), zap.Error(err))
+		} else {
+			n++
+		}
+		delete(missing, row.UniqueID)
+	}
+	return n, nil
+}
+
+// requeue moves one failed job back to enqueued and writes its asynq task.
+func requeue(ctx context.Context, st *store.Store, mode refonte.Mode, p jobs.SubmitPayload, opts RetryOptions) error {
+	task, err := jobs.NewSubmitTask(p)
+	if err != nil {
+		return err
+	}
+	tr, err := st.Requeue(ctx, mode, p.UniqueID)
 	if err != nil {
 		return err
 	}
 	if !tr.Changed {
 		return fmt.Errorf("no longer failed (state %s)", tr.To)
 	}
-	task, err := jobs.NewSubmitTask(p)
-	if err == nil {
-		err = opts.Inspector.DeleteTask(queue, id)
-		if errors.Is(err, asynq.ErrTaskNotFound) {
-			err = nil
-		}
+	err = opts.Inspector.DeleteTask(jobs.Queue(mode), jobs.TaskID(mode, p.UniqueID))
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		err = nil
 	}
 	if err == nil {
 		_, err = opts.Client.EnqueueContext(ctx, task)
@@ -225,7 +341,7 @@ func retryJob(ctx context.Context, st *store.Store, run *store.Run, job *store.J
 		// Keep the row retryable rather than enqueued without a task.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, ferr := st.Fail(fctx, mode, job.UniqueID, "enqueue retry could not queue the task: "+err.Error()); ferr != nil {
+		if _, ferr := st.Fail(fctx, mode, p.UniqueID, "enqueue retry could not queue the task: "+err.Error()); ferr != nil {
 			return fmt.Errorf("%w (and the job stays enqueued without a task: %v)", err, ferr)
 		}
 		return err

@@ -3,9 +3,12 @@ package enqueue_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
@@ -123,48 +126,86 @@ func TestStatusResultsRuns(t *testing.T) {
 func TestRetryRequeuesFailedRows(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	runID, js := f.submitted(3, "retry")
+	ds := f.write("retry.jsonl", rows(4, "retry"))
+	r := f.main("-type", "documenttranscription", "-json", ds)
+	if r.code != 0 {
+		t.Fatalf("submit: %d %s", r.code, r.stderr)
+	}
+	runID := r.lastJSON(t)["run_id"].(string)
+	js := f.jobsOf(runID)
 	q := jobs.Queue(refonte.ModeTest)
+	taskID := func(i int) string { return jobs.TaskID(refonte.ModeTest, js[i].UniqueID) }
 	// Row 1 failed at the worker: asynq archived its task.
-	if err := f.insp.ArchiveTask(q, jobs.TaskID(refonte.ModeTest, js[0].UniqueID)); err != nil {
+	if err := f.insp.ArchiveTask(q, taskID(0)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Fail(ctx, refonte.ModeTest, js[0].UniqueID, "400: bad attachment"); err != nil {
 		t.Fatal(err)
 	}
-	// Row 2 errored at the API after creation: its asynq task is gone.
-	if err := f.insp.DeleteTask(q, jobs.TaskID(refonte.ModeTest, js[1].UniqueID)); err != nil {
-		t.Fatal(err)
+	// Row 2 errored at the API after creation: its asynq task is gone, so
+	// its payload is rebuilt from the dataset.
+	failAtAPI := func(i int) {
+		t.Helper()
+		if err := f.insp.DeleteTask(q, taskID(i)); err != nil {
+			t.Fatal(err)
+		}
+		f.complete(js[i], refonte.StatusError, "", "labeler gave up")
 	}
-	f.complete(js[1], refonte.StatusError, "", "labeler gave up")
+	failAtAPI(1)
+	f.complete(js[2], refonte.StatusCompleted, `{}`, "")
 
-	r := f.main("retry", runID)
-	if r.code != enqueue.ExitIncomplete {
-		t.Fatalf("retry exit %d, want 3 (one row without payload): %s", r.code, r.stderr)
+	r = f.main("retry", runID)
+	if r.code != enqueue.ExitOK {
+		t.Fatalf("retry exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "2 failed rows, 1 re-queued, 1 not re-queued") {
+	if !strings.Contains(r.stdout, "2 failed rows, 2 re-queued (1 rebuilt from the dataset), 0 not re-queued") {
 		t.Errorf("retry output: %q", r.stdout)
 	}
-	j, err := f.st.GetJob(ctx, refonte.ModeTest, js[0].UniqueID)
-	if err != nil {
-		t.Fatal(err)
+	for i := range 2 {
+		j, err := f.st.GetJob(ctx, refonte.ModeTest, js[i].UniqueID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != store.JobEnqueued || j.Generation != 1 {
+			t.Errorf("retried job %d = %+v", i, j)
+		}
+		info, err := f.insp.GetTaskInfo(q, taskID(i))
+		if err != nil || info.State != asynq.TaskStatePending {
+			t.Fatalf("retried task %d: %v %v", i, info, err)
+		}
+		p, err := jobs.DecodeSubmitPayload(info.Payload)
+		if err != nil || p.Line != int64(i+1) || p.Run != runID || p.UniqueID != js[i].UniqueID {
+			t.Errorf("retried payload %d: %+v %v", i, p, err)
+		}
+		var params map[string]any
+		if err := json.Unmarshal(p.Params, &params); err != nil || params["unique_id"] != js[i].UniqueID {
+			t.Errorf("retried params %d: %s", i, p.Params)
+		}
 	}
-	if j.State != store.JobEnqueued || j.Generation != 1 {
-		t.Errorf("retried job = %+v", j)
-	}
-	info, err := f.insp.GetTaskInfo(q, jobs.TaskID(refonte.ModeTest, js[0].UniqueID))
-	if err != nil || info.State.String() != "pending" {
-		t.Fatalf("retried task: %v %v", info, err)
-	}
-	if p, err := jobs.DecodeSubmitPayload(info.Payload); err != nil || p.Line != 1 || p.Run != runID {
-		t.Errorf("retried payload %+v %v", p, err)
-	}
-	if run := f.run(runID); run.Failed != 1 || run.State != store.RunRunning {
+	if run := f.run(runID); run.Failed != 0 || run.State != store.RunRunning {
 		t.Errorf("run after retry: state %s failed %d", run.State, run.Failed)
 	}
-	// Nothing failed is left to retry that can be: a second retry re-queues nothing new.
-	if r := f.main("retry", runID); !strings.Contains(r.stdout, "1 failed rows, 0 re-queued") {
-		t.Errorf("second retry: %q", r.stdout)
+
+	// Row 2 fails at the API again and the dataset file is gone: it cannot
+	// be re-queued (exit 3) until the dataset is given with -dataset.
+	failAtAPI(1)
+	moved := f.dir + "/moved.jsonl"
+	if err := os.Rename(ds, moved); err != nil {
+		t.Fatal(err)
+	}
+	r = f.main("retry", runID)
+	if r.code != enqueue.ExitIncomplete || !strings.Contains(r.stdout, "1 failed rows, 0 re-queued (0 rebuilt from the dataset), 1 not re-queued") {
+		t.Errorf("retry without the dataset: exit %d, %q", r.code, r.stdout)
+	}
+	if j, _ := f.st.GetJob(ctx, refonte.ModeTest, js[1].UniqueID); j.State != store.JobFailed {
+		t.Errorf("unretryable row state = %s, want failed", j.State)
+	}
+	r = f.main("retry", "-dataset", moved, runID)
+	if r.code != enqueue.ExitOK || !strings.Contains(r.stdout, "1 re-queued (1 rebuilt from the dataset)") {
+		t.Errorf("retry -dataset: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	if j, _ := f.st.GetJob(ctx, refonte.ModeTest, js[1].UniqueID); j.State != store.JobEnqueued || j.Generation != 2 {
+		t.Errorf("after retry -dataset: %+v", j)
 	}
 }
 
