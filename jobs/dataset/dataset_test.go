@@ -359,3 +359,12 @@ func TestRejectsWriterClose(t *testing.T) {
 		t.Errorf("file %q, count %d", b, w.Count())
 	}
 }
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"csv": FormatCSV, " CSV ": FormatCSV, "jsonl": FormatJSONL, "NDJSON": FormatJSONL, "json": "", "": ""} {
+		got, err := ParseFormat(in)
+		if got != want || (want == "") != errors.Is(err, ErrFormat) {
+			t.Errorf("ParseFormat(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
