@@ -188,9 +188,9 @@ func (s *Store) RecordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, 
 // Requeue moves a failed job back to enqueued for `enqueue retry`
 // (failed -> enqueued, generation+1, error cleared); a run that was done
 // goes back to running. It does not touch asynq: the caller queues the task
-// again. The task ID and delivery time are kept, so Submitted stays
-// monotone and stale deliveries stay ignored. Changed is false if it was
-// not failed.
+// again. The task ID is kept, so Submitted stays monotone; the delivery time
+// is cleared, so the next outcome for the job applies whatever its time.
+// Changed is false if it was not failed.
 func (s *Store) Requeue(ctx context.Context, mode refonte.Mode, uniqueID string) (Transition, error) {
 	return s.requeue(ctx, mode, uniqueID)
 }

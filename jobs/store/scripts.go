@@ -387,10 +387,13 @@ local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
 return {1, st, 'failed', done, allsub, redis.call('HGETALL', KEYS[1])}
 `)
 
-// requeueScript: failed → enqueued, generation+1, error cleared; the runs'
-// failed counters drop by one (a done run goes back to running). The task ID
-// and the delivery time are kept (submitted stays monotone; stale deliveries
-// stay ignored). Otherwise a no-op.
+// requeueScript: failed → enqueued, generation+1, error, status and
+// delivery time cleared; the runs' failed counters drop by one (a done run
+// goes back to running). The task ID is kept (submitted stays monotone).
+// Clearing the delivery time lets the next outcome apply even if the API
+// answers for the same task with the same time (a unique_id that maps to
+// the task that already failed), so the job cannot stay submitted forever.
+// Otherwise a no-op.
 //
 // KEYS[1] job hash. ARGV[1] prefix, ARGV[2] now ms, ARGV[3] TTL ms.
 var requeueScript = redis.NewScript(luaRunHelpers + `
@@ -404,7 +407,7 @@ local deltas = {failed = -1}
 if (j[2] or '') == '' then deltas.notask = -1 end
 redis.call('HSET', KEYS[1], 'state', 'enqueued', 'updated', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HDEL', KEYS[1], 'error')
+redis.call('HDEL', KEYS[1], 'error', 'status', 'delivered')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[2], ARGV[3])
 return {1, st, 'enqueued', done, allsub, redis.call('HGETALL', KEYS[1])}

@@ -108,9 +108,9 @@ func TestTransitions(t *testing.T) {
 				submit("t2", true, sub), deliver("t2", ok, 3, true, done)},
 			want: with(func(c *store.Counters) { c.Submitted, c.Completed = 1, 1 }), runState: store.RunDone,
 			taskID: "t2", generation: 1},
-		{name: "requeued job ignores the old delivery",
-			steps: []step{deliver("t1", er, 2, true, fld), requeue(true, enq), deliver("t1", er, 2, false, enq)},
-			want:  with(func(c *store.Counters) { c.Submitted = 1 }), runState: store.RunRunning, taskID: "t1", generation: 1},
+		{name: "requeued job takes the same outcome again (409 on the failed task)",
+			steps: []step{deliver("t1", er, 2, true, fld), requeue(true, enq), submit("t1", true, sub), deliver("t1", er, 2, true, fld)},
+			want:  with(func(c *store.Counters) { c.Submitted, c.Failed = 1, 1 }), runState: store.RunDone, taskID: "t1", generation: 1},
 	}
 	e0 := newEnv(t)
 	t0 := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
