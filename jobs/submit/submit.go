@@ -136,8 +136,9 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
 		return err
 	}
-	if d.last {
-		// asynq archives the task after this error whatever it is: account
+	if d.last && !errors.Is(ctx.Err(), context.Canceled) {
+		// asynq archives the task after this error whatever it is (unless
+		// the worker is shutting down: then it was handed back): account
 		// for the row now so enqueue status and results see it.
 		msg := fmt.Sprintf("gave up after %d attempts: %v", retry+1, err)
 		if _, ferr := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); ferr != nil {

@@ -36,6 +36,9 @@ const (
 	StatsInterval = 5 * time.Second
 	// ReadyTimeout bounds the Redis PING of /readyz.
 	ReadyTimeout = time.Second
+	// handlerStopTimeout bounds the wait for handlers to return once their
+	// context is canceled at shutdown.
+	handlerStopTimeout = 5 * time.Second
 	// httpShutdownTimeout bounds the HTTP server's graceful stop after the queue drained.
 	httpShutdownTimeout = 5 * time.Second
 )
@@ -58,6 +61,11 @@ type Worker struct {
 	callback *callback.Handler
 	// finalizing tracks batch finalizations handed off by afterTransition.
 	finalizing sync.WaitGroup
+	// inflight tracks running handlers; baseCtx is their parent context,
+	// canceled once asynq's shutdown has handed back what still runs.
+	inflight   sync.WaitGroup
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
 	srv        *asynq.Server
 	insp       *asynq.Inspector
 	reg        *prometheus.Registry
@@ -185,6 +193,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: reconciler: %w", err)
 	}
+	w.baseCtx, w.cancelBase = context.WithCancel(context.Background())
 	w.srv = asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig())
 	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
 
@@ -224,6 +233,8 @@ func (w *Worker) asynqConfig() asynq.Config {
 		// In-flight jobs get this long on SIGTERM, then go back to the queue
 		// (asynq's default is 8 s).
 		ShutdownTimeout: w.cfg.ShutdownTimeout,
+		// Handlers run under a context Run cancels after the shutdown.
+		BaseContext: func() context.Context { return w.baseCtx },
 		// Rescheduled jobs come back within a second (asynq's default is 5 s).
 		DelayedTaskCheckInterval: time.Second,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
@@ -271,7 +282,11 @@ func (w *Worker) healthCheck(err error) {
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.close()
 	mux := asynq.NewServeMux()
-	mux.Handle(jobs.TypeSubmit, w.handler)
+	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.inflight.Add(1)
+		defer w.inflight.Done()
+		return w.handler.ProcessTask(ctx, t)
+	}))
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := w.rdb.Ping(pctx).Err(); err != nil {
 		w.log.Error("redis does not answer yet; /readyz reports it and jobs wait", zap.Error(err))
@@ -313,6 +328,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.stopping.Store(true)
 	w.srv.Shutdown() // stop fetching; in-flight jobs finish or go back to the queue
+	// Jobs still running after ShutdownTimeout were handed back to the
+	// queue by asynq; stop their handlers (another worker redoes them, and
+	// unique_id makes an overlapping create harmless) before Redis closes.
+	w.cancelBase()
+	if !waitGroupWithin(&w.inflight, handlerStopTimeout) {
+		w.log.Warn("some handlers did not return after shutdown", zap.Duration("waited", handlerStopTimeout))
+	}
 	stopLoops()
 	hctx, hcancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	if err := w.httpSrv.Shutdown(hctx); err != nil {
@@ -356,8 +378,23 @@ func (unlimited) Wait(context.Context) error                     { return nil }
 func (unlimited) Reserve(context.Context) (time.Duration, error) { return 0, nil }
 func (unlimited) Cooldown(context.Context, time.Duration) error  { return nil }
 
+// waitGroupWithin waits for wg for at most d and reports whether it finished.
+func waitGroupWithin(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // close releases what New opened (safe on a partly built Worker).
 func (w *Worker) close() {
+	if w.cancelBase != nil {
+		w.cancelBase()
+	}
 	if w.ln != nil {
 		_ = w.ln.Close()
 	}

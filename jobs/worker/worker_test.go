@@ -251,9 +251,44 @@ func TestNewFailsOnBusyListenAddress(t *testing.T) {
 	redisURL := testredis.Fresh(t)
 	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
 	cfg := testConfig(t, redisURL, api)
-	first := startWorker(t, cfg, nil)
-	_ = first
+	startWorker(t, cfg, nil)
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "-listen") {
 		t.Fatalf("New on a busy address = %v, want a -listen error", err)
+	}
+}
+
+// TestShutdownHandsBackInFlightJobs: on shutdown the worker stops fetching,
+// waits -shutdown-timeout for in-flight jobs, hands the rest back and
+// returns nil; a second worker then finishes every row exactly once.
+func TestShutdownHandsBackInFlightJobs(t *testing.T) {
+	const rows = 40
+	redisURL := testredis.Fresh(t)
+	st := storeOn(t, redisURL)
+	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true, Latency: 2 * time.Second})
+	run := addRun(t, st, refonte.ModeTest, rows, "")
+	cfg := testConfig(t, redisURL, api)
+	cfg.Concurrency = 10
+	cfg.ShutdownTimeout = 500 * time.Millisecond
+	first := startWorker(t, cfg, nil)
+	waitFor(t, 10*time.Second, "creates in flight", func() (bool, string) {
+		s := sb.Stats()
+		return s.CreateCalls > 0 || s.APICalls > 0, fmt.Sprintf("%+v", s)
+	})
+	start := time.Now()
+	if err := first.stop(); err != nil {
+		t.Fatalf("Run after shutdown = %v, want nil", err)
+	}
+	if d := time.Since(start); d > cfg.ShutdownTimeout+5*time.Second {
+		t.Errorf("shutdown took %s with -shutdown-timeout %s", d, cfg.ShutdownTimeout)
+	}
+	sb.SetFaults(sandbox.Faults{})
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+	startWorker(t, cfg, nil)
+	waitFor(t, 60*time.Second, "every row submitted by the second worker", func() (bool, string) {
+		r := runState(t, st, run.ID)
+		return r.Submitted == rows, fmt.Sprintf("%+v", r.Counters)
+	})
+	if s := sb.Stats(); s.TasksCreated != rows || s.UniqueIDsCreatedTwice != 0 {
+		t.Errorf("sandbox tasks_created %d (want %d), created twice %d", s.TasksCreated, rows, s.UniqueIDsCreatedTwice)
 	}
 }
