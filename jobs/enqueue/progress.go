@@ -81,7 +81,7 @@ func (p *LogProgress) Start(c *Counts) func() {
 		if final {
 			return // the caller logs the final summary
 		}
-		fields := []zap.Field{zap.Int64("rows_read", c.Read.Load()), zap.Int64("valid", c.Valid.Load()),
+		fields := []zap.Field{zap.String("phase", phase(c)), zap.Int64("rows_read", c.Read.Load()), zap.Int64("valid", c.Valid.Load()),
 			zap.Int64("invalid", c.Invalid.Load()), zap.Int64("enqueued", c.Enqueued.Load()),
 			zap.Int64("duplicate", c.Duplicate.Load()), zap.Float64("rows_per_s", r.perSecond(c.Read.Load()))}
 		if c.Size > 0 {
@@ -104,6 +104,13 @@ func (p *LogProgress) Wait(run *store.Run) {
 	p.Logger.Info("waiting", zap.String("run_id", run.ID), zap.String("state", string(run.State)),
 		zap.Int64("valid", run.Valid), zap.Int64("submitted", run.Submitted), zap.Int64("completed", run.Completed),
 		zap.Int64("failed", run.Failed), zap.Int64("canceled", run.Canceled), zap.String("paused_reason", run.PausedReason))
+}
+
+func phase(c *Counts) string {
+	if c.Phase == "" {
+		return "enqueue"
+	}
+	return c.Phase
 }
 
 // BarProgress draws progress bars on a terminal (stderr).
@@ -131,8 +138,13 @@ func (p *BarProgress) Start(c *Counts) func() {
 	)
 	r := rate{start: time.Now()}
 	return ticker(200*time.Millisecond, func(final bool) {
-		bar.Describe(fmt.Sprintf("read %d  enqueued %d  duplicate %d  invalid %d  %.0f rows/s",
-			c.Read.Load(), c.Enqueued.Load(), c.Duplicate.Load(), c.Invalid.Load(), r.perSecond(c.Read.Load())))
+		if c.Phase != "" {
+			bar.Describe(fmt.Sprintf("%s: read %d  valid %d  invalid %d  %.0f rows/s",
+				c.Phase, c.Read.Load(), c.Valid.Load(), c.Invalid.Load(), r.perSecond(c.Read.Load())))
+		} else {
+			bar.Describe(fmt.Sprintf("read %d  enqueued %d  duplicate %d  invalid %d  %.0f rows/s",
+				c.Read.Load(), c.Enqueued.Load(), c.Duplicate.Load(), c.Invalid.Load(), r.perSecond(c.Read.Load())))
+		}
 		if max > 0 {
 			_ = bar.Set64(c.Bytes.Load())
 		} else {

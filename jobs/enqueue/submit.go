@@ -139,6 +139,8 @@ type Counts struct {
 	// Bytes is the number of dataset bytes read (of Size, 0 if unknown).
 	Bytes atomic.Int64
 	Size  int64
+	// Phase names a pass other than the enqueue ("counting" for the live pre-pass).
+	Phase string
 }
 
 // source opens the dataset for one pass.
@@ -245,8 +247,11 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 			}
 			defer src.cleanup()
 		}
-		counts := &Counts{Size: src.size}
-		if err := readAll(ctx, src, dopts, counts, nil, nil, nil); err != nil {
+		counts := &Counts{Size: src.size, Phase: "counting billable rows"}
+		stop := opts.Progress.Start(counts)
+		err := readAll(ctx, src, dopts, counts, nil, nil, nil)
+		stop()
+		if err != nil {
 			return nil, fmt.Errorf("live pre-pass (counting billable rows): %w", err)
 		}
 		if err := confirmLive(cfg, &opts, counts.Valid.Load()); err != nil {
