@@ -65,6 +65,18 @@ func TestStatusResultsRuns(t *testing.T) {
 	if m["state"] != "running" || m["run_id"] != runID {
 		t.Errorf("status = %v", m)
 	}
+	if err := f.st.SetPaused(context.Background(), runID, "live daily cap 50 reached"); err != nil {
+		t.Fatal(err)
+	}
+	if m := f.main("status", "-json", runID).lastJSON(t); m["state"] != "paused" || m["paused_reason"] != "live daily cap 50 reached" {
+		t.Errorf("paused status = %v", m)
+	}
+	if r := f.main("status", runID); !strings.Contains(r.stdout, "paused (live daily cap 50 reached)") {
+		t.Errorf("human paused status: %q", r.stdout)
+	}
+	if err := f.st.SetPaused(context.Background(), runID, ""); err != nil {
+		t.Fatal(err)
+	}
 	if r := f.main("status", runID); r.code != 0 || !strings.Contains(r.stdout, "running") || !strings.Contains(r.stdout, runID) {
 		t.Errorf("human status: %d %q", r.code, r.stdout)
 	}

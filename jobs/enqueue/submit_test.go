@@ -10,7 +10,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -289,5 +293,53 @@ func TestSubmitCanceledAborts(t *testing.T) {
 	r := f.mainWith(mainOpts{ctx: ctx}, "-type", "documenttranscription", f.write("c.jsonl", rows(50, "c")))
 	if r.code != enqueue.ExitError {
 		t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
+	}
+}
+
+func TestRedisLostMidRunStops(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{})
+	f := newFixture(t)
+	f.env["REDIS_URL"] = srv.URL()
+	opt, _ := redis.ParseURL(srv.URL())
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	st := store.New(rdb, store.Options{})
+
+	pr, pw := io.Pipe()
+	done := make(chan result, 1)
+	go func() {
+		done <- f.mainWith(mainOpts{stdin: pr}, "-type", "documenttranscription", "-format", "jsonl", "-rejects", f.dir+"/r.jsonl", "-")
+	}()
+	if _, err := io.WriteString(pw, rows(512, "first")); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until both full batches are in, then lose Redis.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runs, err := st.ListRuns(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 1 && runs[0].Enqueued == 512 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first 512 rows were not enqueued")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Kill()
+	go func() {
+		_, _ = io.WriteString(pw, rows(600, "second"))
+		pw.Close()
+	}()
+	r := <-done
+	if r.code != enqueue.ExitError {
+		t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"stopped at line 513", "enqueuing 512 rows"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, r.stderr)
+		}
 	}
 }
