@@ -50,67 +50,47 @@ const (
 	progSandbox = "sandbox"
 )
 
-// binSet is the result of building the programs once.
-type binSet struct {
-	dir string
-	// missing names the programs whose cmd/<name>/main.go does not exist.
-	missing map[string]bool
-}
-
 // binaries builds cmd/enqueue, cmd/worker and cmd/sandbox once per test
-// binary (a plain build, no -race, for speed). It is set once and never
-// reassigned.
+// binary (a plain build, no -race, for speed) into binDir, which it
+// returns. It is set once and never reassigned.
 var binaries = sync.OnceValues(buildBinaries)
 
-func buildBinaries() (binSet, error) {
+func buildBinaries() (string, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
-		return binSet{}, err
+		return "", err
 	}
-	dir, err := os.MkdirTemp("", "refonte-e2e-bin-")
-	if err != nil {
-		return binSet{}, err
+	dir := binDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
 	}
-	bs := binSet{dir: dir, missing: map[string]bool{}}
-	var pkgs []string
-	for _, p := range []string{progEnqueue, progWorker, progSandbox} {
-		if _, err := os.Stat(filepath.Join(root, "cmd", p, "main.go")); err != nil {
-			bs.missing[p] = true
-			continue
-		}
-		pkgs = append(pkgs, "./cmd/"+p)
-	}
-	if len(pkgs) == 0 {
-		return bs, nil
-	}
-	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/"+progEnqueue, "./cmd/"+progWorker, "./cmd/"+progSandbox)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return bs, fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+		return dir, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return bs, nil
+	return dir, nil
+}
+
+// binDir is where this test process builds the programs.
+func binDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("refonte-e2e-bin-%d", os.Getpid()))
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bs, err := binaries(); err == nil && bs.dir != "" {
-		_ = os.RemoveAll(bs.dir)
-	}
+	_ = os.RemoveAll(binDir())
 	os.Exit(code)
 }
 
-// bin returns the path of a built program; it skips the test while the
-// program's source has not landed, and fails it if the build failed.
+// bin returns the path of a built program; the test fails if the build did.
 func bin(t testing.TB, name string) string {
 	t.Helper()
-	bs, err := binaries()
+	dir, err := binaries()
 	if err != nil {
 		t.Fatalf("building the programs: %v", err)
 	}
-	if bs.missing[name] {
-		t.Skipf("cmd/%s has not landed yet (no cmd/%s/main.go)", name, name)
-	}
-	return filepath.Join(bs.dir, name)
+	return filepath.Join(dir, name)
 }
 
 // suite skips the end-to-end scenarios under -short and marks the test
