@@ -74,12 +74,19 @@ func rowParams(i int) map[string]any {
 // and returns it with each row's asynq task.
 func addRun(t *testing.T, st *store.Store, m refonte.Mode, n int, mk func(i int) map[string]any) (*store.Run, []*asynq.Task) {
 	t.Helper()
+	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "rows.jsonl", Type: refonte.TypeImageAnnotation,
+		Project: "demo", Mode: m, CreatedAt: time.Now()}
+	return addRunWith(t, st, run, n, mk)
+}
+
+// addRunWith is addRun for a given run record.
+func addRunWith(t *testing.T, st *store.Store, run *store.Run, n int, mk func(i int) map[string]any) (*store.Run, []*asynq.Task) {
+	t.Helper()
 	if mk == nil {
 		mk = rowParams
 	}
+	m := run.Mode
 	ctx := context.Background()
-	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "rows.jsonl", Type: refonte.TypeImageAnnotation,
-		Project: "demo", Mode: m, CreatedAt: time.Now()}
 	if err := st.CreateRun(ctx, run); err != nil {
 		t.Fatalf("CreateRun: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -125,12 +126,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	retry, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	d := &delivery{
-		h:    h,
-		p:    p,
-		last: ok && retry >= maxRetry,
-		log: h.log.With(zap.String("run", p.Run), zap.Int64("line", p.Line),
-			zap.String("unique_id", p.UniqueID), zap.String("mode", string(p.Mode)),
-			zap.Int("attempt", retry+1)),
+		h:       h,
+		p:       p,
+		last:    ok && retry >= maxRetry,
+		attempt: retry + 1,
 	}
 	err = d.run(ctx)
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
@@ -141,10 +140,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// the worker is shutting down: then it was handed back): account
 		// for the row now so enqueue status and results see it.
 		msg := fmt.Sprintf("gave up after %d attempts: %v", retry+1, err)
-		if _, ferr := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); ferr != nil {
-			d.log.Error("recording the exhausted job failed", zap.Error(ferr))
+		if tr, ferr := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); ferr != nil {
+			d.log().Error("recording the exhausted job failed", zap.Error(ferr))
+		} else {
+			h.transitioned(context.WithoutCancel(ctx), d.log(), tr)
 		}
-		d.log.Warn("submit retries exhausted; job failed", zap.Error(err))
+		d.log().Warn("submit retries exhausted; job failed", zap.Error(err))
 		h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
@@ -153,14 +154,26 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 // delivery is the state of one ProcessTask call.
 type delivery struct {
-	h    *Handler
-	p    jobs.SubmitPayload
-	last bool // asynq archives the task after any error of this attempt
-	log  *zap.Logger
+	h       *Handler
+	p       jobs.SubmitPayload
+	last    bool // asynq archives the task after any error of this attempt
+	attempt int
+	logger  *zap.Logger // built on first use by log
 
 	client  *refonte.Client
 	job     *store.Job
 	reserve time.Time // when a live spend reservation was taken (zero: none held)
+}
+
+// log returns the delivery's logger, with the job's fields; it is built on
+// first use, as the hot path (a successful create) logs nothing.
+func (d *delivery) log() *zap.Logger {
+	if d.logger == nil {
+		d.logger = d.h.log.With(zap.String("run", d.p.Run), zap.Int64("line", d.p.Line),
+			zap.String("unique_id", d.p.UniqueID), zap.String("mode", string(d.p.Mode)),
+			zap.Int("attempt", d.attempt))
+	}
+	return d.logger
 }
 
 func (d *delivery) run(ctx context.Context) error {
@@ -172,7 +185,7 @@ func (d *delivery) run(ctx context.Context) error {
 	}
 	job, err := h.opts.Store.GetJob(ctx, p.Mode, p.UniqueID)
 	if errors.Is(err, store.ErrJobNotFound) {
-		d.log.Error("dropping submit job without a job record (expired or deleted)")
+		d.log().Error("dropping submit job without a job record (expired or deleted)")
 		h.opts.Metrics.outcome(p.Mode, OutcomeDropped)
 		return fmt.Errorf("submit %s: %w: %w", p.UniqueID, err, asynq.SkipRetry)
 	}
@@ -180,7 +193,7 @@ func (d *delivery) run(ctx context.Context) error {
 		return fmt.Errorf("submit %s: read job: %w", p.UniqueID, err)
 	}
 	if job.State != store.JobEnqueued {
-		d.log.Debug("job already handled; nothing to do", zap.String("state", string(job.State)),
+		d.log().Debug("job already handled; nothing to do", zap.String("state", string(job.State)),
 			zap.String("task_id", job.TaskID))
 		h.opts.Metrics.outcome(p.Mode, OutcomeNoop)
 		return nil
@@ -220,18 +233,18 @@ func (d *delivery) reserveLiveSpend(ctx context.Context) error {
 		// keeps a late clear from undoing a pause set just after the budget ran out.
 		if spent, err := d.h.opts.Store.LiveSpend(ctx, now); err == nil && spent < limit {
 			if err := d.h.opts.Store.SetPaused(ctx, d.p.Run, ""); err != nil {
-				d.log.Warn("clearing the run's paused state failed", zap.Error(err))
+				d.log().Warn("clearing the run's paused state failed", zap.Error(err))
 			}
 		}
 		return nil
 	}
 	reason := fmt.Sprintf("live daily limit %d reached for %s UTC", limit, now.UTC().Format(time.DateOnly))
 	if err := d.h.opts.Store.SetPaused(ctx, d.p.Run, reason); err != nil {
-		d.log.Warn("marking the run paused failed", zap.Error(err))
+		d.log().Warn("marking the run paused failed", zap.Error(err))
 	}
 	d.h.opts.Metrics.paused(true)
 	d.h.opts.Metrics.outcome(d.p.Mode, OutcomePaused)
-	d.log.Info("live daily limit reached; job paused", zap.Int64("limit", limit))
+	d.log().Info("live daily limit reached; job paused", zap.Int64("limit", limit))
 	if d.last {
 		// asynq would archive the job after any error; fail it visibly instead of losing it.
 		return d.failPermanently(ctx, reason+" and the job's retries are exhausted", nil)
@@ -245,7 +258,7 @@ func (d *delivery) releaseLiveSpend(ctx context.Context) {
 		return
 	}
 	if err := d.h.opts.Store.ReleaseLiveSpend(context.WithoutCancel(ctx), d.reserve); err != nil {
-		d.log.Warn("releasing a live spend reservation failed (the cap errs on the safe side)", zap.Error(err))
+		d.log().Warn("releasing a live spend reservation failed (the cap errs on the safe side)", zap.Error(err))
 	}
 	d.reserve = time.Time{}
 }
@@ -300,12 +313,12 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
 		serr := d.submitted(ctx, task, false)
 		if rerr := <-recorded; rerr != nil {
-			d.log.Warn("recording the attempt failed", zap.Error(rerr))
+			d.log().Warn("recording the attempt failed", zap.Error(rerr))
 		}
 		return serr
 	}
 	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, err.Error()); rerr != nil {
-		d.log.Warn("recording the attempt failed", zap.Error(rerr))
+		d.log().Warn("recording the attempt failed", zap.Error(rerr))
 	}
 	switch {
 	case errors.Is(err, refonte.ErrConflict):
@@ -319,11 +332,11 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 		}
 		if lim := h.opts.Limiters[p.Mode]; lim != nil {
 			if cerr := lim.Cooldown(ctx, wait); cerr != nil {
-				d.log.Warn("setting the shared cooldown failed", zap.Error(cerr))
+				d.log().Warn("setting the shared cooldown failed", zap.Error(cerr))
 			}
 		}
 		h.opts.Metrics.outcome(p.Mode, OutcomeCooldown)
-		d.log.Info("API rate limited; cooling down", zap.Duration("retry_after", wait))
+		d.log().Info("API rate limited; cooling down", zap.Duration("retry_after", wait))
 		if d.last {
 			return fmt.Errorf("submit %s: %w", p.UniqueID, err)
 		}
@@ -332,7 +345,7 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 		return d.failPermanently(ctx, apiMessage(err), err)
 	default:
 		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
-		d.log.Info("create failed; asynq will retry", zap.Error(err))
+		d.log().Info("create failed; asynq will retry", zap.Error(err))
 		return fmt.Errorf("submit %s: create: %w", p.UniqueID, err)
 	}
 }
@@ -356,7 +369,7 @@ func (d *delivery) conflict(ctx context.Context, params refonte.TaskParams, mayC
 		if err != nil {
 			return fmt.Errorf("submit %s: clearing the errored task's unique_id: %w", p.UniqueID, err)
 		}
-		d.log.Info("cleared the unique_id of the errored task; creating again", zap.String("old_task_id", existing.ID))
+		d.log().Info("cleared the unique_id of the errored task; creating again", zap.String("old_task_id", existing.ID))
 		return d.create(ctx, params, false)
 	}
 	// The task was created by an earlier attempt, which kept its own live
@@ -371,26 +384,25 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	h, p := d.h, d.p
 	// The task exists: from here on, never fail the job, never create again.
 	ctx = context.WithoutCancel(ctx)
-	log := d.log.With(zap.String("task_id", task.ID))
+	taskID := zap.String("task_id", task.ID)
 	tr, err := h.opts.Store.MarkSubmitted(ctx, p.Mode, p.UniqueID, task.ID)
 	if err != nil {
 		// Retrying is safe: the next create gets 409 and lands here again.
 		return fmt.Errorf("submit %s: recording task %s: %w", p.UniqueID, task.ID, err)
 	}
 	if found {
-		log.Info("task already existed for the unique_id (409); job submitted", zap.String("status", string(task.Status)))
-	} else {
-		log.Debug("task created")
+		d.log().Info("task already existed for the unique_id (409); job submitted", taskID, zap.String("status", string(task.Status)))
+	} else if ce := h.log.Check(zap.DebugLevel, "task created"); ce != nil {
+		d.log().Debug("task created", taskID)
 	}
-	runsAll := tr.RunsAllSubmitted
+	h.transitioned(ctx, d.log(), tr)
 	if task.Status.Terminal() {
 		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
 		if err != nil {
-			log.Warn("recording the already-terminal task failed; the reconciler will", zap.Error(err))
+			d.log().Warn("recording the already-terminal task failed; the reconciler will", taskID, zap.Error(err))
 		}
-		runsAll = append(runsAll, ctr.RunsAllSubmitted...)
+		h.transitioned(ctx, d.log(), ctr)
 	}
-	h.finalizeBatches(ctx, d.log, runsAll)
 	return nil
 }
 
@@ -400,6 +412,15 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 // receiver and the reconciler, whose transitions can be the last ones too.
 func (h *Handler) AfterTransition(ctx context.Context, tr store.Transition) {
 	h.finalizeBatches(ctx, h.log, tr.RunsAllSubmitted)
+}
+
+// transitioned logs the runs a transition finished and finalizes the
+// batches of the runs it left all submitted.
+func (h *Handler) transitioned(ctx context.Context, log *zap.Logger, tr store.Transition) {
+	for _, id := range tr.RunsDone {
+		callback.LogRunDone(ctx, log, h.opts.Store, id)
+	}
+	h.finalizeBatches(ctx, log, tr.RunsAllSubmitted)
 }
 
 // finalizeBatches finalizes, exactly once per run, the batch of each run
@@ -442,15 +463,17 @@ func (h *Handler) finalizeBatches(ctx context.Context, log *zap.Logger, runIDs [
 func (d *delivery) failPermanently(ctx context.Context, msg string, cause error) error {
 	h, p := d.h, d.p
 	d.releaseLiveSpend(ctx)
-	if _, err := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); err != nil {
+	tr, err := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg)
+	if err != nil {
 		// Not recorded: let asynq retry so the row is accounted for.
 		return fmt.Errorf("submit %s: recording the failure %q: %w", p.UniqueID, msg, err)
 	}
+	h.transitioned(context.WithoutCancel(ctx), d.log(), tr)
 	h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
 	if cause == nil {
 		cause = errors.New(msg)
 	}
-	d.log.Warn("job failed permanently", zap.String("reason", msg))
+	d.log().Warn("job failed permanently", zap.String("reason", msg))
 	return fmt.Errorf("submit %s: %w: %w", p.UniqueID, cause, asynq.SkipRetry)
 }
 

@@ -395,3 +395,40 @@ func TestBuildParams(t *testing.T) {
 		t.Errorf("array params: %v, want ErrBadPayload", err)
 	}
 }
+
+func TestBatchFinalizedOnceWhenAllSubmitted(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, nil)
+	ctx := context.Background()
+	if _, err := e.clients[refonte.ModeTest].CreateBatch(ctx, refonte.CreateBatchRequest{Project: "demo", Name: "night-1"}); err != nil {
+		t.Fatal(err)
+	}
+	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "rows.jsonl", Type: refonte.TypeImageAnnotation,
+		Project: "demo", Batch: "night-1", Mode: refonte.ModeTest, CreatedAt: time.Now()}
+	_, tasks := addRunWith(t, e.st, run, 3, func(i int) map[string]any {
+		p := rowParams(i)
+		p["batch"] = "night-1"
+		return p
+	})
+	for i, task := range tasks {
+		if err := e.h.ProcessTask(ctx, task); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		b, err := e.clients[refonte.ModeTest].GetBatch(ctx, "night-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFinal := i == len(tasks)-1
+		if final := b.Status != refonte.BatchStaging; final != wantFinal {
+			t.Fatalf("after row %d batch status %s; want finalized only after the last row", i, b.Status)
+		}
+	}
+	r, err := e.st.GetRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.BatchFinalized {
+		t.Error("run not marked batch_finalized")
+	}
+	// A later transition reporting the run again finalizes nothing more.
+	e.h.AfterTransition(ctx, store.Transition{RunsAllSubmitted: []string{run.ID}})
+}

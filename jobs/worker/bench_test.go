@@ -75,10 +75,14 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 	start := time.Now()
 	r := startWorker(b, cfg, zap.NewNop())
 	ctx := context.Background()
+	var subAt time.Time
 	for {
 		got, err := st.GetRun(ctx, run.ID)
 		if err != nil {
 			b.Fatal(err)
+		}
+		if got.Submitted == int64(rows) && subAt.IsZero() {
+			subAt = time.Now()
 		}
 		if got.Completed == int64(rows) {
 			break
@@ -89,6 +93,10 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 		time.Sleep(2 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	if os.Getenv("BENCH_VERBOSE") != "" {
+		b.Logf("all submitted after %s (%.0f rows/s), all completed after %s", subAt.Sub(start),
+			float64(rows)/subAt.Sub(start).Seconds(), elapsed)
+	}
 	if os.Getenv("BENCH_REDIS_STATS") != "" {
 		info, _ := st.Redis().Info(ctx, "commandstats").Result()
 		_ = os.WriteFile(os.Getenv("BENCH_REDIS_STATS"), []byte(info), 0o644)
