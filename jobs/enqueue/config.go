@@ -58,6 +58,7 @@ var ErrNotYet = errors.New("not available yet")
 // UsageError is a usage or configuration error; it matches ErrUsage.
 type UsageError struct{ Msg string }
 
+// Error returns the message.
 func (e *UsageError) Error() string { return e.Msg }
 
 // Unwrap returns ErrUsage.

@@ -22,6 +22,7 @@ var ErrLiveRefused = errors.New("live run refused")
 // liveRefusedError is a refusal of a live run.
 type liveRefusedError struct{ msg string }
 
+// Error returns the refusal message.
 func (e *liveRefusedError) Error() string { return e.msg }
 
 // Is makes the refusal match both ErrLiveRefused and ErrUsage.

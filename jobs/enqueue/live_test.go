@@ -1,6 +1,9 @@
 package enqueue_test
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -136,5 +139,48 @@ func TestLiveDryRunPreflight(t *testing.T) {
 	}
 	if _, err := os.Stat(ds + ".rejects.jsonl"); err != nil {
 		t.Errorf("dry run rejects file: %v", err)
+	}
+}
+
+// TestLiveNeverPassesTheConfirmedCount grows the dataset while the operator
+// is being asked: the enqueue stops at the confirmed count.
+func TestLiveNeverPassesTheConfirmedCount(t *testing.T) {
+	f := newFixture(t)
+	ds := f.write("grow.jsonl", rows(300, "grow"))
+	cfg, err := enqueue.ParseSubmit([]string{"-mode", "live", "-type", "documenttranscription", ds},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prompt string
+	confirm := func(p string) (bool, error) {
+		prompt = p
+		fh, err := os.OpenFile(ds, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return false, err
+		}
+		defer fh.Close()
+		_, err = io.WriteString(fh, rows(10, "extra"))
+		return true, err
+	}
+	getenv := func(k string) string {
+		if k == "REFONTE_LIVE_API_KEY" {
+			return "live_abcdefgh12345678"
+		}
+		return ""
+	}
+	sum, err := enqueue.Submit(context.Background(), f.st, cfg, enqueue.SubmitOptions{Getenv: getenv, Confirm: confirm})
+	if !errors.Is(err, enqueue.ErrDatasetChanged) {
+		t.Fatalf("err = %v, want ErrDatasetChanged", err)
+	}
+	if !strings.Contains(prompt, "300 billable live tasks") {
+		t.Errorf("prompt = %q", prompt)
+	}
+	var se *enqueue.StoppedError
+	if !errors.As(err, &se) || se.Line != 301 || se.Enqueued != 300 {
+		t.Errorf("stopped error = %+v", se)
+	}
+	if sum.Enqueued != 300 || f.pending(jobs.Queue(refonte.ModeLive)) != 300 {
+		t.Errorf("enqueued %d, pending live %d; want 300", sum.Enqueued, f.pending(jobs.Queue(refonte.ModeLive)))
 	}
 }

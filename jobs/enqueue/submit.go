@@ -104,6 +104,7 @@ type StoppedError struct {
 	Err                error
 }
 
+// Error says where the run stopped, how far it got, why, and what happened to the run.
 func (e *StoppedError) Error() string {
 	where := ""
 	if e.Line > 0 {
@@ -126,6 +127,7 @@ type WaitInterruptedError struct {
 	Err   error
 }
 
+// Error names the run and the command to follow it.
 func (e *WaitInterruptedError) Error() string {
 	return fmt.Sprintf("stopped waiting for run %s (%v); the run goes on: enqueue status %s", e.RunID, e.Err, e.RunID)
 }
@@ -237,6 +239,7 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 	}
 	dopts := cfg.DatasetOptions()
 	live := cfg.Mode == refonte.ModeLive
+	var confirmed int64 = -1 // live: the billable rows confirmed; the enqueue never goes past them
 	if live && !cfg.DryRun {
 		if err := CheckLiveKey(opts.Getenv); err != nil {
 			return nil, err
@@ -257,14 +260,19 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 		if err := confirmLive(cfg, &opts, counts.Valid.Load()); err != nil {
 			return nil, err
 		}
+		confirmed = counts.Valid.Load()
 		opts.Logger.Info("live run confirmed", zap.Int64("billable", counts.Valid.Load()),
 			zap.String("project", cfg.Project), zap.String("batch", cfg.Batch))
 	}
 	if cfg.DryRun {
 		return dryRun(ctx, st, cfg, &opts, src, dopts)
 	}
-	return submitRun(ctx, st, cfg, &opts, src, dopts)
+	return submitRun(ctx, st, cfg, &opts, src, dopts, confirmed)
 }
+
+// ErrDatasetChanged reports a live dataset that holds more billable rows
+// than the counting pass found and the operator confirmed.
+var ErrDatasetChanged = errors.New("the dataset changed after the live counting pass")
 
 // rejectsFile creates the rejects file lazily, on the first reject, and
 // removes a stale one when the run has none.
@@ -398,7 +406,9 @@ func (s *stopTracker) at(line int64) {
 	s.mu.Unlock()
 }
 
-func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptions, src *source, dopts dataset.Options) (*Summary, error) {
+// submitRun streams the dataset into a new run. confirmed >= 0 caps the
+// valid rows (a live run's confirmed billable count).
+func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptions, src *source, dopts dataset.Options, confirmed int64) (*Summary, error) {
 	now := opts.now()
 	run := &store.Run{
 		ID: store.NewRunID(now), Dataset: src.name, Type: cfg.TaskType, Project: cfg.Project,
@@ -484,6 +494,9 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 		if inv := c.Invalid.Load(); inv != lastInvalid {
 			pendingInvalid += inv - lastInvalid
 			lastInvalid = inv
+		}
+		if confirmed >= 0 && c.Valid.Load() > confirmed {
+			return &StoppedError{Line: row.Line, Err: fmt.Errorf("%w: more than the %d billable rows confirmed", ErrDatasetChanged, confirmed)}
 		}
 		if cur == nil {
 			select {
