@@ -50,6 +50,12 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// The first signal stops enqueue cleanly (the run is marked aborted);
+		// a second one kills the process the default way.
+		<-ctx.Done()
+		stop()
+	}()
 	env := enqueue.Env{
 		Stdin:     os.Stdin,
 		Stdout:    os.Stdout,

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,6 +42,15 @@ type Env struct {
 func Main(ctx context.Context, args []string, env Env) int {
 	if env.Logger == nil {
 		env.Logger = zap.NewNop()
+	}
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
 	}
 	if len(args) > 0 {
 		switch args[0] {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
 // TestBinary runs cmd/enqueue as a real process: data on stdout, JSON log
@@ -56,6 +58,27 @@ func TestBinary(t *testing.T) {
 	code, out, _ = run(nil, "status", "-json", sum.RunID)
 	if code != 0 || !strings.Contains(out, `"state":"running"`) {
 		t.Errorf("status: exit %d, %q", code, out)
+	}
+
+	// SIGINT during -wait: exit 1, the run goes on.
+	cmd := exec.Command(bin, "-type", "documenttranscription", "-wait", f.write("wait.jsonl", rows(5, "sigint")))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + f.url}
+	var werr strings.Builder
+	cmd.Stderr = &werr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitID := f.waitForRun(store.RunRunning)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(werr.String(), "enqueue status "+waitID) {
+		t.Errorf("SIGINT during -wait: exit %d, stderr %q", code, werr.String())
+	}
+	if run := f.run(waitID); run.State != store.RunRunning {
+		t.Errorf("run after SIGINT = %s, want running", run.State)
 	}
 
 	// Live without a terminal and without -yes: exit 2, nothing written.
