@@ -299,6 +299,11 @@ type cluster struct {
 	proxy      *httptest.Server
 
 	forged atomic.Int64 // forged callbacks sent (answered 401)
+
+	// mode is the mode of the runs checkAccount looks at ("" means test);
+	// enqueueEnv is added to enqueue's environment.
+	mode       string
+	enqueueEnv []string
 }
 
 type worker struct {
@@ -478,8 +483,14 @@ func (r result) lastJSON(t testing.TB, v any) {
 // fails the test on a non-zero exit: callers check the code.
 func runEnqueue(t testing.TB, ctx context.Context, logDir string, args ...string) result {
 	t.Helper()
+	return runEnqueueEnv(t, ctx, logDir, nil, args...)
+}
+
+// runEnqueueEnv is runEnqueue with env added to the base environment.
+func runEnqueueEnv(t testing.TB, ctx context.Context, logDir string, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, bin(t, progEnqueue), args...)
-	cmd.Env = baseEnv()
+	cmd.Env = append(baseEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -533,7 +544,7 @@ func (c *cluster) submit(ds dataset, extra ...string) summary {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := runEnqueue(c.t, ctx, c.logDir, c.submitArgs(ds, extra...)...)
+	r := runEnqueueEnv(c.t, ctx, c.logDir, c.enqueueEnv, c.submitArgs(ds, extra...)...)
 	want := 0
 	if len(ds.invalid) > 0 {
 		want = 3
@@ -738,7 +749,11 @@ func (c *cluster) checkAccount(ds dataset, runID string) summary {
 	if sb.TasksCreated != valid {
 		t.Errorf("sandbox tasks_created = %d, want %d (valid rows)", sb.TasksCreated, valid)
 	}
-	sbCompleted := sb.TasksByStatus["test"]["completed"]
+	mode := c.mode
+	if mode == "" {
+		mode = "test"
+	}
+	sbCompleted := sb.TasksByStatus[mode]["completed"]
 	for _, chk := range []struct {
 		name      string
 		got, want int64
@@ -751,7 +766,7 @@ func (c *cluster) checkAccount(ds dataset, runID string) summary {
 		{"submitted (= sandbox tasks_created)", st.Submitted, sb.TasksCreated},
 		{"completed (= sandbox completed tasks)", st.Completed, sbCompleted},
 		{"completed", st.Completed, valid},
-		{"failed (= sandbox error tasks)", st.Failed, sb.TasksByStatus["test"]["error"]},
+		{"failed (= sandbox error tasks)", st.Failed, sb.TasksByStatus[mode]["error"]},
 		{"failed", st.Failed, 0},
 		{"canceled", st.Canceled, 0},
 	} {
