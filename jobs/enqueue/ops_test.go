@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,8 +286,9 @@ func TestWaitInterrupted(t *testing.T) {
 	}
 }
 
-// waitForRun polls until the newest run reaches state and returns its ID.
-func (f *fixture) waitForRun(state store.RunState) string {
+// waitForRun polls until the newest run, other than the runs named in
+// not, reaches state and returns its ID.
+func (f *fixture) waitForRun(state store.RunState, not ...string) string {
 	f.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -294,7 +296,7 @@ func (f *fixture) waitForRun(state store.RunState) string {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		if len(runs) == 1 && runs[0].State == state {
+		if len(runs) == 1 && runs[0].State == state && !slices.Contains(not, runs[0].ID) {
 			return runs[0].ID
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -69,7 +69,7 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitID := f.waitForRun(store.RunRunning)
+	waitID := f.waitForRun(store.RunRunning, sum.RunID)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

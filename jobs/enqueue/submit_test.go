@@ -337,9 +337,11 @@ func TestRedisLostMidRunStops(t *testing.T) {
 	if r.code != enqueue.ExitError {
 		t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"stopped at line 513", "enqueuing 512 rows"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr lacks %q: %s", want, r.stderr)
+	// The second batch's reply may be lost with the server even though it
+	// ran: enqueue then reports what it knows was confirmed.
+	if !strings.Contains(r.stderr, "stopped at line 513 after reading") || !strings.Contains(r.stderr, "enqueuing 512 rows") {
+		if !strings.Contains(r.stderr, "stopped at line 257 after reading") || !strings.Contains(r.stderr, "enqueuing 256 rows") {
+			t.Errorf("stderr does not say where it stopped: %s", r.stderr)
 		}
 	}
 }
