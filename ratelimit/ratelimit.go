@@ -22,6 +22,10 @@ type Limiter interface {
 	// telling when to come back. If ctx ends while Wait sleeps, Wait
 	// returns ctx.Err() and the booked slot is wasted (it is not given
 	// back: the limit then runs slightly below its rate, never above).
+	// The deadline is compared with the time left when the request is
+	// sent; a process stalled between that moment and Redis running the
+	// script can book a slot just after the deadline, and then gets
+	// ctx.Err() (that slot wasted) when the deadline comes.
 	Wait(ctx context.Context) error
 	// Reserve is the non-blocking form: if a slot is free now it is taken
 	// and delay is 0; otherwise nothing is taken and delay is how long
