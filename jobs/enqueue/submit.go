@@ -93,13 +93,18 @@ type Summary struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// StoppedError reports a run stopped by an error after it was created: how
-// far it got, and the run (aborted, its enqueued rows kept).
+// StoppedError reports a run stopped by an error: how far it got and, when
+// the run was created, that it was marked aborted with its enqueued rows
+// kept (they are worked as usual).
 type StoppedError struct {
+	// RunID is the aborted run, or "" if none was created.
 	RunID string
 	// Line is the first dataset line that was not enqueued (0 if unknown).
 	Line int64
-	// RowsRead and Enqueued count the rows read and the rows written to the run.
+	// RowsRead counts the rows read. Enqueued counts the rows whose write
+	// to the run (new or duplicate) was confirmed; when Redis died with a
+	// write's reply in flight, that write may have been recorded too, and
+	// re-running the dataset counts such rows as duplicates.
 	RowsRead, Enqueued int64
 	Err                error
 }
@@ -578,8 +583,8 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 		return sum, se
 	}
 	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
-		return sum, &StoppedError{RunID: run.ID, RowsRead: sum.Rows, Enqueued: sum.Enqueued + sum.Duplicate,
-			Err: fmt.Errorf("finish enqueue: %w", err)}
+		return sum, fmt.Errorf("run %s: every row was read and recorded, but marking the end of enqueue failed "+
+			"(the run stays in state enqueuing; its rows are worked as usual): %w", run.ID, err)
 	}
 	log.Info("enqueue finished", zap.Int64("rows", sum.Rows), zap.Int64("valid", sum.Valid),
 		zap.Int64("invalid", sum.Invalid), zap.Int64("enqueued", sum.Enqueued), zap.Int64("duplicate", sum.Duplicate),
