@@ -24,6 +24,7 @@ type StatusReport struct {
 	RunID        string         `json:"run_id"`
 	State        store.RunState `json:"state"`
 	PausedReason string         `json:"paused_reason,omitempty"`
+	AbortReason  string         `json:"abort_reason,omitempty"`
 	Rows         int64          `json:"rows"`
 	Valid        int64          `json:"valid"`
 	Invalid      int64          `json:"invalid"`
@@ -45,7 +46,7 @@ type StatusReport struct {
 // NewStatusReport returns the report of a run record.
 func NewStatusReport(r *store.Run) StatusReport {
 	return StatusReport{
-		RunID: r.ID, State: r.State, PausedReason: r.PausedReason,
+		RunID: r.ID, State: r.State, PausedReason: r.PausedReason, AbortReason: r.AbortReason,
 		Rows: r.Rows, Valid: r.Valid, Invalid: r.Invalid, Enqueued: r.Enqueued, Duplicate: r.Duplicate,
 		Submitted: r.Submitted, Completed: r.Completed, Failed: r.Failed, Canceled: r.Canceled,
 		Mode: r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
@@ -71,6 +72,9 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 		state += " (" + rep.PausedReason + ")"
 	}
 	fmt.Fprintf(tw, "state\t%s\n", state)
+	if rep.AbortReason != "" {
+		fmt.Fprintf(tw, "aborted\t%s\n", rep.AbortReason)
+	}
 	fmt.Fprintf(tw, "dataset\t%s\n", rep.Dataset)
 	fmt.Fprintf(tw, "mode\t%s\tproject\t%s\tbatch\t%s\n", rep.Mode, rep.Project, rep.Batch)
 	fmt.Fprintf(tw, "rows\t%d\tvalid\t%d\tinvalid\t%d\n", rep.Rows, rep.Valid, rep.Invalid)

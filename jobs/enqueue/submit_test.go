@@ -262,6 +262,10 @@ func TestReadErrorStopsAndAbortsTheRun(t *testing.T) {
 	if got := f.pending(jobs.Queue(refonte.ModeTest)); got != 300 {
 		t.Errorf("pending = %d, want the 300 rows read before the error", got)
 	}
+	st := f.main("status", "-json", run.ID).lastJSON(t)
+	if st["state"] != "aborted" || !strings.Contains(st["abort_reason"].(string), "disk on fire") {
+		t.Errorf("status of the aborted run = %v", st)
+	}
 }
 
 func TestUnreadableDatasetWritesNothing(t *testing.T) {
