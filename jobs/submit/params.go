@@ -16,29 +16,45 @@ const MetadataKey = "refonte_batch"
 // buildParams returns the create body of a job: the payload's params with
 // unique_id forced to the job's, callback_url defaulted to defaultCallback
 // when the params have none, and metadata (an object) merged with
-// MetadataKey. Numbers keep their exact text.
+// MetadataKey. Only the top level (and metadata's) is decoded: the other
+// values stay raw JSON, copied as they are (exact numbers, no reflection
+// over nested objects on the hot path).
 func buildParams(p jobs.SubmitPayload, defaultCallback string) (refonte.TaskParams, error) {
-	params := refonte.TaskParams{}
-	if len(bytes.TrimSpace(p.Params)) > 0 && !bytes.Equal(bytes.TrimSpace(p.Params), []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(p.Params))
-		dec.UseNumber()
-		if err := dec.Decode(&params); err != nil {
+	var raw map[string]json.RawMessage
+	if body := bytes.TrimSpace(p.Params); len(body) > 0 && !bytes.Equal(body, []byte("null")) {
+		if err := json.Unmarshal(body, &raw); err != nil {
 			return nil, fmt.Errorf("%w: params are not a JSON object: %v", jobs.ErrBadPayload, err)
 		}
 	}
+	params := make(refonte.TaskParams, len(raw)+3)
+	for k, v := range raw {
+		params[k] = v
+	}
 	params[refonte.ParamUniqueID] = p.UniqueID
-	if cb, _ := params[refonte.ParamCallbackURL].(string); cb == "" && defaultCallback != "" {
+	var cb string
+	if v, ok := raw[refonte.ParamCallbackURL]; ok {
+		_ = json.Unmarshal(v, &cb) // not a string: treated as absent
+	}
+	switch {
+	case cb != "":
+		params[refonte.ParamCallbackURL] = cb
+	case defaultCallback != "":
 		params[refonte.ParamCallbackURL] = defaultCallback
 	}
 	ours := map[string]any{"run": p.Run, "line": p.Line}
-	switch md := params[refonte.ParamMetadata].(type) {
-	case nil:
-		params[refonte.ParamMetadata] = map[string]any{MetadataKey: ours}
-	case map[string]any:
-		md[MetadataKey] = ours
-	default:
-		// The API wants an object; keep the row's value beside ours rather than drop it.
-		params[refonte.ParamMetadata] = map[string]any{MetadataKey: ours, "value": md}
+	md := map[string]any{}
+	if v, ok := raw[refonte.ParamMetadata]; ok && !bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(v, &obj); err == nil {
+			for k, x := range obj {
+				md[k] = x
+			}
+		} else {
+			// The API wants an object; keep the row's value beside ours rather than drop it.
+			md["value"] = v
+		}
 	}
+	md[MetadataKey] = ours
+	params[refonte.ParamMetadata] = md
 	return params, nil
 }

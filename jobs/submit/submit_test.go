@@ -2,6 +2,7 @@ package submit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -383,8 +384,12 @@ func TestBuildParams(t *testing.T) {
 	if md["k"] == nil || md[MetadataKey] == nil {
 		t.Errorf("metadata %v: want the row's keys and ours", md)
 	}
-	if n := got["priority"]; n == nil || n.(interface{ String() string }).String() != "12345678901234567890" {
-		t.Errorf("priority %v lost precision", n)
+	body, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"priority":12345678901234567890`) {
+		t.Errorf("priority lost precision: %s", body)
 	}
 	p.Params = []byte(`{"callback_url":"https://row"}`)
 	if got, _ := buildParams(p, "https://cb"); got["callback_url"] != "https://row" {

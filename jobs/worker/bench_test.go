@@ -33,6 +33,13 @@ func noopDrain(b *testing.B, rows, concurrency int) float64 {
 	redisURL := testredis.Fresh(b)
 	st := storeOn(b, redisURL)
 	addRun(b, st, refonte.ModeTest, rows, "")
+	if f := os.Getenv("BENCH_REDIS_STATS"); f != "" {
+		st.Redis().ConfigResetStat(context.Background())
+		defer func() {
+			info, _ := st.Redis().Info(context.Background(), "commandstats").Result()
+			_ = os.WriteFile(f+".noop", []byte(info), 0o644)
+		}()
+	}
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		b.Fatal(err)
@@ -72,6 +79,9 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 	cfg.Concurrency = concurrency
 	cfg.TestKey, cfg.LiveKey = testKey, ""
 	run := addRun(b, st, refonte.ModeTest, rows, cfg.CallbackURL)
+	if os.Getenv("BENCH_REDIS_STATS") != "" {
+		st.Redis().ConfigResetStat(context.Background())
+	}
 	start := time.Now()
 	r := startWorker(b, cfg, zap.NewNop())
 	ctx := context.Background()
