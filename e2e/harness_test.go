@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,7 +79,18 @@ func binDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("refonte-e2e-bin-%d", os.Getpid()))
 }
 
+// minParallel is the least number of scenarios run at once: they mostly
+// wait (asynq's 30 s lease, the 30 s outage, the paused recheck), so the
+// default -parallel of GOMAXPROCS (2 here) would serialize the waits.
+const minParallel = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if p := flag.Lookup("test.parallel"); !explicit && p != nil && runtime.GOMAXPROCS(0) < minParallel {
+		_ = p.Value.Set(strconv.Itoa(minParallel))
+	}
 	code := m.Run()
 	_ = os.RemoveAll(binDir())
 	os.Exit(code)
