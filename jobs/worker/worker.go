@@ -89,7 +89,8 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger) error {
 }
 
 // New validates cfg, connects the Redis client, builds the API clients,
-// limiters, store, metrics, handler and asynq server, and binds the HTTP
+// limiters, store, metrics, handler, callback receiver, reconciler and
+// asynq servers, and binds the HTTP
 // listener (so a bad -listen fails here). Nothing runs until Run.
 func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if err := cfg.Validate(); err != nil {
