@@ -38,7 +38,7 @@ func main() {
 // well under the 64 MiB target.
 const (
 	gcPercent   = 400
-	memoryLimit = 48 << 20
+	memoryLimit = 32 << 20
 )
 
 func run() int {
