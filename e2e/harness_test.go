@@ -751,8 +751,8 @@ func (c *cluster) checkAccount(ds dataset, runID string) summary {
 	st := c.status(runID)
 	sb := c.stats()
 	t.Logf("final: %s", st)
-	t.Logf("sandbox: tasks_created=%d create_calls=%d duplicate_unique_id=%d rate_limited=%d errors=%d lost=%d down=%d callbacks ok=%d failed=%d dropped=%d duplicated=%d early=%d",
-		sb.TasksCreated, sb.CreateCalls, sb.DuplicateUniqueID, sb.RateLimited, sb.ErrorsInjected, sb.LostResponses,
+	t.Logf("sandbox: max_creates_in_1s=%d tasks_created=%d create_calls=%d duplicate_unique_id=%d rate_limited=%d errors=%d lost=%d down=%d callbacks ok=%d failed=%d dropped=%d duplicated=%d early=%d",
+		sb.MaxCreatesIn1s, sb.TasksCreated, sb.CreateCalls, sb.DuplicateUniqueID, sb.RateLimited, sb.ErrorsInjected, sb.LostResponses,
 		sb.DownRejected, sb.CallbacksOK, sb.CallbacksFailed, sb.CallbacksDropped, sb.CallbacksDuplicated, sb.CallbacksEarly)
 
 	valid, invalid := int64(ds.valid), int64(len(ds.invalid))
@@ -960,6 +960,25 @@ func forgeCallback(t testing.TB, addr, auth, taskID, uniqueID string) int {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("forged callback: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// postCallback POSTs body to addr's /callback with the auth header and
+// returns the status code.
+func postCallback(t testing.TB, addr, auth string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/callback", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("refonte.ai-callback-auth", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("callback: %v", err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()

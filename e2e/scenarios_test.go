@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -205,6 +206,26 @@ func TestCallbackFaults(t *testing.T) {
 	before := c.results(s.RunID)
 	pairs := pickTasks(before, "completed", 10)
 	c.forgeAll(pairs)
+	// Authenticated but oversized (413) or malformed (400) bodies record
+	// nothing; an authenticated callback for an unknown task is answered
+	// 2xx (kept for inspection) and counts for no row.
+	for _, w := range c.workers {
+		for _, tc := range []struct {
+			body []byte
+			want int
+		}{
+			{append(append([]byte(`{"task_id":"x","status":"completed","response":{"pad":"`), bytes.Repeat([]byte("a"), 2<<20)...), `"}}`...), http.StatusRequestEntityTooLarge},
+			{[]byte(`{"task_id":`), http.StatusBadRequest},
+		} {
+			if code := postCallback(t, w.addr, c.keys.callback, tc.body); code != tc.want {
+				t.Errorf("%s: authenticated callback of %d bytes: %d, want %d", w.name, len(tc.body), code, tc.want)
+			}
+		}
+		unknown := fmt.Sprintf(`{"task_id":"e2e-unknown-%s","status":"completed","response":{},"task":{"task_id":"e2e-unknown-%s","status":"completed","unique_id":"e2e-unknown"}}`, w.name, w.name)
+		if code := postCallback(t, w.addr, c.keys.callback, []byte(unknown)); code/100 != 2 {
+			t.Errorf("%s: authenticated callback for an unknown task: %d, want 2xx", w.name, code)
+		}
+	}
 	after := c.status(s.RunID)
 	if after != final {
 		t.Errorf("status changed after forged callbacks:\n%s\nwas\n%s", after, final)
@@ -236,13 +257,18 @@ func TestCallbackFaults(t *testing.T) {
 // pickTasks returns up to n (task id, unique id) pairs of rows with a task
 // id, in state (any state when "").
 func pickTasks(rows []rowResult, state string, n int) [][2]string {
-	var pairs [][2]string
-	step := max(1, len(rows)/(n+1))
-	for i := 0; i < len(rows) && len(pairs) < n; i += step {
-		r := rows[i]
+	var all [][2]string
+	for _, r := range rows {
 		if r.TaskID != "" && (state == "" || r.State == state) {
-			pairs = append(pairs, [2]string{r.TaskID, r.UniqueID})
+			all = append(all, [2]string{r.TaskID, r.UniqueID})
 		}
+	}
+	if len(all) <= n {
+		return all
+	}
+	pairs := make([][2]string, 0, n)
+	for i := range n {
+		pairs = append(pairs, all[i*len(all)/n])
 	}
 	return pairs
 }
