@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"testing"
@@ -78,6 +79,9 @@ func BenchmarkSubmit1M(b *testing.B) {
 		b.Fatal(err)
 	}
 
+	// The GC setting of cmd/enqueue (GOGC 400, 32 MiB soft limit).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(32 << 20))
 	var rows int64
 	var elapsed time.Duration
 	b.ResetTimer()
