@@ -10,17 +10,20 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
 	jobsdataset "github.com/refonte-ai/refonte-batch/jobs/dataset"
@@ -272,6 +275,61 @@ func FuzzSandboxFaults(f *testing.F) {
 		var again sandbox.Faults
 		if err := json.Unmarshal(out, &again); err != nil || again != fl {
 			t.Fatalf("round trip of %s: %+v (%v), want %+v", out, again, err, fl)
+		}
+	})
+}
+
+// FuzzClientResponse: the API client never panics on any answer of the
+// server (status, Retry-After, body); an error answer gives a *refonte.Error
+// with that status, a Retry-After that is never negative, and a message
+// that never shows the API key; a 2xx answer gives a task or an error.
+func FuzzClientResponse(f *testing.F) {
+	f.Add(200, "", []byte(`{"task_id":"t1","status":"pending","type":"imageannotation"}`))
+	f.Add(429, "3", []byte(`{"status_code":429,"error":"slow down"}`))
+	f.Add(503, "Wed, 21 Oct 2015 07:28:00 GMT", []byte(`<html>bad gateway</html>`))
+	f.Add(400, "-1", []byte(`{"error":"test_FUZZSECRETkey is not valid"}`))
+	f.Add(409, "", []byte(`{"error":"duplicate unique_id"}`))
+	f.Add(200, "", []byte(`not json`))
+	f.Add(500, "1e9", []byte{})
+	const key = "test_FUZZSECRETkey"
+	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
+		if status < 200 || status > 599 || bytes.Contains(body, []byte(key)) || strings.IndexFunc(retryAfter, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+			return
+		}
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			w.Write(body)
+		}))
+		defer ts.Close()
+		client, err := refonte.NewClient(key, refonte.WithBaseURL(ts.URL+"/v1"), refonte.WithRetry(refonte.RetryPolicy{Disabled: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		task, err := client.GetTask(ctx, "t1")
+		switch {
+		case status < 300 && err == nil && task == nil:
+			t.Fatalf("status %d: no task and no error", status)
+		case status >= 400 && err == nil:
+			t.Fatalf("status %d: no error", status)
+		}
+		if err == nil {
+			return
+		}
+		if strings.Contains(fmt.Sprintf("%v %+v", err, err), key) {
+			t.Fatalf("the error shows the API key: %v", err)
+		}
+		if d, ok := refonte.RetryAfter(err); ok && d < 0 {
+			t.Fatalf("Retry-After %q gave a negative delay %v", retryAfter, d)
+		}
+		var apiErr *refonte.Error
+		if status >= 400 && (!errors.As(err, &apiErr) || apiErr.StatusCode != status) {
+			t.Fatalf("status %d: error %v is not a *refonte.Error with that status", status, err)
 		}
 	})
 }
