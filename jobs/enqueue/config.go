@@ -52,9 +52,6 @@ const (
 // ErrUsage marks usage and configuration errors (exit code ExitUsage).
 var ErrUsage = errors.New("usage error")
 
-// ErrNotYet reports a reserved flag that is not implemented yet.
-var ErrNotYet = errors.New("not available yet")
-
 // UsageError is a usage or configuration error; it matches ErrUsage.
 type UsageError struct{ Msg string }
 
@@ -96,7 +93,8 @@ type Config struct {
 	Yes bool
 	// MaxLiveTasks refuses a live run with more valid rows (0: no cap).
 	MaxLiveTasks int64
-	// Dev is reserved for the in-process quick start.
+	// Dev runs the quick start: the whole system in this process on
+	// embedded defaults (see package internal/devstack); implies Wait.
 	Dev bool
 	// Workers is the number of concurrent store.AddJobs calls (default DefaultWorkers).
 	Workers int
@@ -184,7 +182,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long run and job records are kept")
 	fs.BoolVar(&c.Yes, "yes", false, "confirm a live run without the terminal prompt")
 	fs.Int64Var(&c.MaxLiveTasks, "max-live-tasks", 0, "refuse a live run with more than `N` valid rows (0: no cap)")
-	fs.BoolVar(&c.Dev, "dev", false, "run everything in-process (not available yet)")
+	fs.BoolVar(&c.Dev, "dev", false, "quick start: run Redis, the API sandbox (test mode) and a worker in this process, submit, wait\nfor every callback, print a summary and write DATASET.results.jsonl (implies -wait; ignores -redis)")
 	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
 	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
 
@@ -194,9 +192,6 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 			return nil, err
 		}
 		return nil, &UsageError{Msg: err.Error()}
-	}
-	if c.Dev {
-		return nil, usagef("-dev: %v", ErrNotYet)
 	}
 	switch len(pos) {
 	case 0:

@@ -81,7 +81,11 @@ func TestParseSubmit(t *testing.T) {
 		{name: "dry-run and wait", args: []string{"-dry-run", "-wait", "a.csv"}, wantErr: "cannot be combined"},
 		{name: "params not an object", args: []string{"-params", badParams, "a.csv"}, wantErr: "JSON object"},
 		{name: "params missing", args: []string{"-params", filepath.Join(dir, "none.json"), "a.csv"}, wantErr: "-params"},
-		{name: "dev is reserved", args: []string{"-dev", "a.csv"}, wantErr: "not available yet"},
+		{name: "dev", args: []string{"-dev", "a.csv"}, check: func(t *testing.T, c *enqueue.Config) {
+			if !c.Dev || c.Dataset != "a.csv" {
+				t.Errorf("-dev: Dev=%v Dataset=%q", c.Dev, c.Dataset)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

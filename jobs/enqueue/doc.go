@@ -24,4 +24,9 @@
 // records and the asynq tasks atomically in pipelined batches.
 //
 // Live mode is opt-in: see CheckLive for the rule.
+//
+// With -dev, Main first starts the whole system in this process (package
+// internal/devstack: an in-process Redis, the API sandbox in test mode and
+// a worker), submits to it, waits for every row, writes the results beside
+// the dataset (DATASET.results.jsonl) and prints a summary table.
 package enqueue

@@ -68,6 +68,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return fail(env, err)
 	}
+	if cfg.Dev {
+		return runDev(ctx, cfg, env)
+	}
 	var st *store.Store
 	if !cfg.DryRun || cfg.Mode == "live" {
 		// A dry run writes nothing; a live one reads today's live spend.
