@@ -250,11 +250,11 @@ for conf in default listpack1024; do
 	after=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2+0 }')
 	n=$(tail -1 "$tmp/mem.json" | jq -r '.enqueued // 0')
 	stop_stack
-	label="Redis memory per queued row (asynq task + job record + run index)"
+	label="Redis memory per queued row (asynq task + job record + run row list)"
 	[[ $conf == listpack1024 ]] && label="$label, hash-max-listpack-value 1024"
 	cmd="used_memory after − before enqueue of $(fmt "$MEM_ROWS") rows, no worker"
 	if [[ "$n" -gt 0 ]]; then
-		row "$label" "$(python3 -c "import sys; print(f'{(int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3]):.0f}')" "$before" "$after" "$n") B/row" "(reference: asynq alone ≈ 820 B/task)" "$cmd"
+		row "$label" "$(fmt "$(python3 -c "import sys; print((int(sys.argv[2])-int(sys.argv[1]))/int(sys.argv[3]))" "$before" "$after" "$n")") B/row" "(reference: asynq alone ≈ 820 B/task)" "$cmd"
 	else
 		row "$label" "error: $(tail -1 "$tmp/mem.log")" "—" "$cmd" miss
 	fi

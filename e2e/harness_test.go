@@ -209,6 +209,23 @@ func (p *proc) exited() bool {
 	}
 }
 
+// pause stops the process with SIGSTOP (it keeps its connections but does
+// nothing) until resume sends SIGCONT.
+func (p *proc) pause() { p.send(syscall.SIGSTOP) }
+
+// resume continues a paused process.
+func (p *proc) resume() { p.send(syscall.SIGCONT) }
+
+func (p *proc) send(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		if err := p.cmd.Process.Signal(sig); err != nil {
+			p.t.Errorf("%s: %v: %v", p.name, sig, err)
+		}
+	}
+}
+
 // kill sends SIGKILL (a crash) and waits for the exit.
 func (p *proc) kill() { p.signal(syscall.SIGKILL, 0) }
 
