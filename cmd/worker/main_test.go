@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
 
@@ -141,5 +147,111 @@ func TestProcessRefusesWithoutKeyExit2(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no API key") {
 		t.Fatalf("worker without keys: %v, output %q; want exit 2 and a clear message", err, out)
+	}
+}
+
+// TestProcessSIGKILLAndRestart kills a worker process with SIGKILL in the
+// middle of a run and starts it again: every row ends completed, each
+// created exactly once at the sandbox. The killed process's in-flight jobs
+// come back only after asynq's 30 s lease and its recoverer, so this test
+// takes one to three minutes: it runs only with WORKER_CRASH_TEST=1.
+//
+//	WORKER_CRASH_TEST=1 go test -run TestProcessSIGKILLAndRestart -v ./cmd/worker/
+func TestProcessSIGKILLAndRestart(t *testing.T) {
+	if os.Getenv("WORKER_CRASH_TEST") != "1" {
+		t.Skip("set WORKER_CRASH_TEST=1 to run (takes 1-3 minutes)")
+	}
+	const rows = 2000
+	bin := buildWorker(t)
+	redisURL := testredis.Fresh(t)
+	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond,
+		Latency: 20 * time.Millisecond, LostResponseRate: 0.05})
+	ts := httptest.NewServer(sb)
+	t.Cleanup(func() { ts.Close(); sb.Close() })
+	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+	st, runID := enqueueRows(t, redisURL, rows, "http://"+addr+"/callback")
+
+	start := func() (*exec.Cmd, chan struct{}) {
+		// A rate limit keeps handlers waiting on the limiter, so some jobs are
+		// in flight without a task when the process dies: they come back
+		// only through asynq's lease recovery.
+		cmd := exec.Command(bin, "-listen", addr, "-concurrency", "50", "-rate-limit", "400", "-callback-grace", "5s")
+		cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "REFONTE_API_URL="+ts.URL+"/v1",
+			"REFONTE_TEST_API_KEY="+testKey, "REFONTE_CALLBACK_AUTH_KEY="+cbKey)
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-done
+		})
+		return cmd, done
+	}
+	first, firstDone := start()
+	poll(t, 60*time.Second, "a quarter of the rows created", func() bool { return sb.Stats().TasksCreated >= rows/4 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-firstDone
+	t.Logf("killed after %d tasks created", sb.Stats().TasksCreated)
+	start()
+	poll(t, 4*time.Minute, "every row completed", func() bool {
+		r, err := st.GetRun(context.Background(), runID)
+		return err == nil && r.Completed == rows
+	})
+	s := sb.Stats()
+	if s.TasksCreated != rows || s.UniqueIDsCreatedTwice != 0 {
+		t.Fatalf("sandbox tasks_created %d (want %d), unique_ids_created_twice %d (want 0)", s.TasksCreated, rows, s.UniqueIDsCreatedTwice)
+	}
+	t.Logf("409s resolved: %d", s.DuplicateUniqueID)
+}
+
+// enqueueRows adds a run of n test rows to the store on redisURL.
+func enqueueRows(t *testing.T, redisURL string, n int, callbackURL string) (*store.Store, string) {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := store.New(rdb, store.Options{})
+	ctx := context.Background()
+	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "crash.jsonl", Type: refonte.TypeImageAnnotation,
+		Project: "demo", Mode: refonte.ModeTest, CallbackURL: callbackURL, CreatedAt: time.Now()}
+	if err := st.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	var nj []store.NewJob
+	for i := range n {
+		uid := fmt.Sprintf("%s-%d", run.ID, i)
+		body := fmt.Sprintf(`{"project":"demo","attachment":"https://example.com/%d.jpg","geometries":{"box":{"objects_to_annotate":["car"]}},"unique_id":%q,"callback_url":%q}`, i, uid, callbackURL)
+		p := jobs.SubmitPayload{V: jobs.PayloadVersion, Run: run.ID, Line: int64(i + 1), UniqueID: uid,
+			TaskType: refonte.TypeImageAnnotation, Mode: refonte.ModeTest, Params: []byte(body)}
+		nj = append(nj, store.NewJob{Line: p.Line, UniqueID: uid, TaskType: p.TaskType, AsynqType: jobs.TypeSubmit,
+			Queue: jobs.Queue(p.Mode), TaskID: jobs.TaskID(p.Mode, uid), Payload: jobs.AppendSubmitPayload(nil, p),
+			MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout})
+	}
+	if _, err := st.AddJobs(ctx, run, nj); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	return st, run.ID
+}
+
+// poll waits for cond, checking every 50ms, for at most timeout.
+func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
