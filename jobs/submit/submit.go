@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -249,7 +250,9 @@ func (d *delivery) reserveLiveSpend(ctx context.Context) error {
 		// asynq would archive the job after any error; fail it visibly instead of losing it.
 		return d.failPermanently(ctx, reason+" and the job's retries are exhausted", nil)
 	}
-	return &RescheduleError{Reason: ReasonPaused, Delay: min(untilNextUTCDay(now), d.h.opts.PausedRecheck), Detail: reason}
+	// Up to 20 % less than PausedRecheck, so many paused jobs do not all come back at once.
+	recheck := d.h.opts.PausedRecheck - time.Duration(rand.Int64N(int64(d.h.opts.PausedRecheck)/5+1))
+	return &RescheduleError{Reason: ReasonPaused, Delay: min(untilNextUTCDay(now), recheck), Detail: reason}
 }
 
 // releaseLiveSpend gives back a reservation for which no task was created.
