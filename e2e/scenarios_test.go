@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // envRows returns E2E_ROWS when set, else local rows (ciRows under CI=true).
@@ -86,6 +88,15 @@ func TestRedisKilledAndRestartedFromAOF(t *testing.T) {
 	// keeps it); appendfsync everysec loses up to a second of writes when
 	// the machine itself fails. Simulate that: cut the AOF back to its size
 	// at the start of the last stretch of work before restarting.
+	func() {
+		opt, err := redis.ParseURL(c.redis.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		noAOFRewrite(t, rdb)
+	}()
 	aof := lastIncrAOF(t, c.redisDir)
 	fi, err := os.Stat(aof)
 	if err != nil {
@@ -105,6 +116,9 @@ func TestRedisKilledAndRestartedFromAOF(t *testing.T) {
 	}
 	t.Logf("SIGKILL redis-server at %s; its AOF is cut back to %s", before, cut)
 	c.redis.Kill()
+	if now := lastIncrAOF(t, c.redisDir); now != aof {
+		t.Fatalf("the AOF was rewritten during the run (%s, then %s)", aof, now)
+	}
 	if err := os.Truncate(aof, fi.Size()); err != nil {
 		t.Fatal(err)
 	}
