@@ -11,6 +11,10 @@
 // REFONTE_CALLBACK_AUTH_KEY (each secret also as NAME_FILE). Secrets are
 // never flags and never logged.
 //
+// With -dev it runs the quick start instead: an in-process Redis, the API
+// sandbox in test mode and this worker, all on 127.0.0.1, and prints the
+// URLs and the enqueue command a second terminal can run against them.
+//
 // Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 on a runtime
 // failure, 2 on a configuration error (no key, a key of the wrong mode, no
 // callback auth key, a bad flag).
@@ -55,6 +59,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if cfg.Dev {
+		return runDev(ctx, cfg, stderr, logger)
+	}
 	err = worker.Run(ctx, cfg, logger)
 	switch {
 	case err == nil:

@@ -119,7 +119,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"no key", map[string]string{"REFONTE_CALLBACK_AUTH_KEY": "x"}, nil, 2, "no API key"},
 		{"bad prefix", map[string]string{"REFONTE_TEST_API_KEY": "abc", "REFONTE_CALLBACK_AUTH_KEY": "x"}, nil, 2, "test_"},
 		{"no callback key", map[string]string{"REFONTE_TEST_API_KEY": "test_abc"}, nil, 2, "REFONTE_CALLBACK_AUTH_KEY"},
-		{"dev", nil, []string{"-dev"}, 2, "not available yet"},
+		{"dev off loopback", nil, []string{"-dev", "-listen", "192.0.2.1:8080"}, 2, "127.0.0.1"},
 		{"help", nil, []string{"-h"}, 0, "Usage: worker"},
 	}
 	for _, c := range cases {

@@ -44,9 +44,10 @@ const (
 // Config.Validate: the worker refuses to start (cmd/worker exits 2).
 var ErrConfig = errors.New("worker: configuration error")
 
-// ErrDevNotAvailable is returned by Run for Config.Dev until the in-process
-// quick start is wired in.
-var ErrDevNotAvailable = errors.New("worker: -dev is not available yet")
+// ErrDevNotAvailable is returned by Run for Config.Dev: the quick start
+// needs the in-process Redis and sandbox of package internal/devstack,
+// which is built on this package, so cmd/worker runs it with devstack.Run.
+var ErrDevNotAvailable = errors.New("worker: -dev is run by cmd/worker through internal/devstack, not by worker.Run")
 
 // Config is the worker's configuration: flags for the non-secret settings,
 // the environment for the Redis and API URLs and for every secret.
@@ -81,7 +82,10 @@ type Config struct {
 	// LiveDailyLimit caps the live tasks created per UTC day across all
 	// workers; 0 means no cap.
 	LiveDailyLimit int64
-	// Dev runs the in-process quick start (reserved; not available yet).
+	// Dev asks for the quick start (cmd/worker runs it with devstack.Run):
+	// an in-process Redis, the API sandbox in test mode and this worker on
+	// 127.0.0.1, ignoring the environment's URLs and keys. LoadConfig does
+	// not Validate a Dev config.
 	Dev bool
 
 	// PausedRecheck is how often a live job paused by the daily cap looks
@@ -138,7 +142,7 @@ func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM, wait this long for in-flight jobs, then hand them back")
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
-	fs.BoolVar(&c.Dev, "dev", false, "run the in-process quick start (not available yet)")
+	fs.BoolVar(&c.Dev, "dev", false, "quick start: run an in-process Redis, the API sandbox (test mode) and this worker on 127.0.0.1,\nprint their URLs and an enqueue command; ignores REDIS_URL, REFONTE_API_URL and the keys")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: worker [flags]
 
