@@ -49,6 +49,8 @@ const (
 	// LoopbackAddr is the default listen address of every component: a free
 	// port on 127.0.0.1.
 	LoopbackAddr = "127.0.0.1:0"
+	// sandboxGrace bounds the wait for in-flight sandbox calls on Close.
+	sandboxGrace = 300 * time.Millisecond
 )
 
 // ErrNotLoopback is returned by Start when a listen address is not on the
@@ -133,8 +135,10 @@ type Stack struct {
 
 	redisURL, sandboxURL, callbackURL string
 
-	// stopSandbox and stopWorker end the serving goroutines.
-	stopSandbox, stopWorker context.CancelFunc
+	// sandboxHTTP serves the sandbox on sandboxLn.
+	sandboxHTTP *http.Server
+	// stopWorker ends the worker's Run.
+	stopWorker              context.CancelFunc
 	sandboxDone, workerDone chan struct{}
 	sandboxErr, workerErr   error
 
@@ -195,11 +199,15 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		HTTPClient:      s.callbackClient,
 	})
 	s.sandboxURL = sandbox.BaseURL(s.sandboxLn.Addr())
-	sctx, stopSandbox := context.WithCancel(context.Background())
-	s.stopSandbox, s.sandboxDone = stopSandbox, make(chan struct{})
+	// Not sandbox.Serve: its graceful stop waits up to 5 s for the
+	// connections a client dialed but never used (see closeSandbox).
+	s.sandboxHTTP = &http.Server{Handler: s.sandbox, ReadHeaderTimeout: 10 * time.Second}
+	s.sandboxDone = make(chan struct{})
 	go func() {
 		defer close(s.sandboxDone)
-		s.sandboxErr = s.sandbox.Serve(sctx, s.sandboxLn)
+		if err := s.sandboxHTTP.Serve(s.sandboxLn); !errors.Is(err, http.ErrServerClosed) {
+			s.sandboxErr = err
+		}
 	}()
 	s.watch(s.sandboxDone, func() error { return s.sandboxErr }, "sandbox")
 
@@ -407,10 +415,10 @@ func (s *Stack) Close() error {
 				errs = append(errs, fmt.Errorf("worker: %w", s.workerErr))
 			}
 		}
-		if s.stopSandbox != nil {
-			s.stopSandbox()
+		if s.sandboxHTTP != nil {
+			s.closeSandbox()
 			<-s.sandboxDone
-			if s.sandboxErr != nil && !errors.Is(s.sandboxErr, net.ErrClosed) {
+			if s.sandboxErr != nil {
 				errs = append(errs, fmt.Errorf("sandbox: %w", s.sandboxErr))
 			}
 		} else if s.sandboxLn != nil {
@@ -446,6 +454,19 @@ func (s *Stack) waitWorker() {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// closeSandbox stops the sandbox's HTTP server once the worker is down:
+// it gives in-flight calls (from other processes on the stack) a moment,
+// then closes every connection. A graceful Shutdown alone would wait 5 s
+// for the connections the worker's API client dialed but never used, which
+// Go's http.Server counts as active until they are 5 s old.
+func (s *Stack) closeSandbox() {
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxGrace)
+	defer cancel()
+	if err := s.sandboxHTTP.Shutdown(ctx); err != nil {
+		_ = s.sandboxHTTP.Close()
 	}
 }
 
