@@ -286,3 +286,25 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestStackRateLimitOnMiniredis checks that the worker's shared Redis
+// limiter (a Lua script reading TIME) holds on the in-process Redis: no
+// one-second window sees more creates than the rate plus the burst.
+func TestStackRateLimitOnMiniredis(t *testing.T) {
+	const rate, burst, rows = 5, 1, 9
+	s := startStack(t, devstack.Options{RateLimit: rate, RateBurst: burst, CompleteAfter: sandbox.CompleteImmediately})
+	sum, _, err := submit(t, s, writeCSV(t, rows), "-type", "imageannotation")
+	if err != nil || sum.Completed != rows {
+		t.Fatalf("Submit = %+v, %v; want %d completed", sum, err, rows)
+	}
+	stats := s.Sandbox().Stats()
+	if stats.MaxCreatesIn1s > rate+burst {
+		t.Errorf("max creates in 1 s = %d, want <= %d (rate %d + burst %d)", stats.MaxCreatesIn1s, rate+burst, rate, burst)
+	}
+	if stats.MaxCreatesIn1s < rate-1 {
+		t.Errorf("max creates in 1 s = %d: the limiter held the worker far below its rate %d", stats.MaxCreatesIn1s, rate)
+	}
+	if stats.RateLimited != 0 {
+		t.Errorf("the sandbox answered %d 429s with no rate limit of its own", stats.RateLimited)
+	}
+}
