@@ -157,18 +157,17 @@ type Stack struct {
 // returns once all three accept connections. ctx bounds the start only;
 // the stack runs until Close (call it even when ctx ends). On an error
 // everything already started is stopped.
-func Start(ctx context.Context, opts Options) (s *Stack, err error) {
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	opts.defaults()
 	for _, a := range []string{opts.RedisAddr, opts.SandboxAddr, opts.WorkerAddr} {
 		if !isLoopback(a) {
 			return nil, fmt.Errorf("%w: %q", ErrNotLoopback, a)
 		}
 	}
-	s = &Stack{opts: opts, log: opts.Logger.Named("devstack"), done: make(chan struct{})}
+	s := &Stack{opts: opts, log: opts.Logger.Named("devstack"), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
-			s = nil
 		}
 	}()
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -306,5 +307,45 @@ func TestStackRateLimitOnMiniredis(t *testing.T) {
 	}
 	if stats.RateLimited != 0 {
 		t.Errorf("the sandbox answered %d 429s with no rate limit of its own", stats.RateLimited)
+	}
+}
+
+// TestStartFailureStopsWhatStarted takes the port of one component and
+// checks that Start fails with an error naming it and stops the others.
+func TestStartFailureStopsWhatStarted(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, tc := range []struct {
+		name string
+		opts devstack.Options
+		want string
+	}{
+		{"redis port taken", devstack.Options{RedisAddr: addr}, "redis"},
+		{"sandbox port taken", devstack.Options{SandboxAddr: addr}, "sandbox"},
+		{"worker port taken", devstack.Options{WorkerAddr: addr}, "worker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			tc.opts.Logger = zaptest.NewLogger(t)
+			s, err := devstack.Start(context.Background(), tc.opts)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("Start succeeded on a taken port")
+			}
+			if s != nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start = %v, %v; want nil and an error about the %s", s, err, tc.want)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				t.Errorf("%d goroutines after a failed Start, %d before", n, before)
+			}
+		})
 	}
 }
