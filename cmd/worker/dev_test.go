@@ -22,14 +22,15 @@ import (
 // TestDevProcess runs `worker -dev` as a real process: it prints the
 // Redis and callback URLs, a batch submitted from outside (as the banner's
 // enqueue command does) completes, keys in the environment are neither
-// used nor shown, and SIGINT makes it exit 0.
+// read (a missing key file is no error) nor shown, and SIGINT makes it
+// exit 0.
 func TestDevProcess(t *testing.T) {
 	bin := buildWorker(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	const envKey, envCallbackKey = "test_from_the_environment", "callback_key_from_the_environment"
 	cmd := exec.Command(bin, "-dev", "-listen", addr)
 	cmd.Env = append(os.Environ(), "REFONTE_TEST_API_KEY="+envKey, "REFONTE_CALLBACK_AUTH_KEY="+envCallbackKey,
-		"REDIS_URL=redis://127.0.0.1:1/0")
+		"REDIS_URL=redis://127.0.0.1:1/0", "REFONTE_LIVE_API_KEY_FILE="+filepath.Join(t.TempDir(), "missing"))
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
