@@ -47,7 +47,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "worker: %v\n", err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	logger, err := newLogger(stderr)
@@ -67,7 +67,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, worker.ErrConfig), errors.Is(err, worker.ErrDevNotAvailable):
-		fmt.Fprintf(stderr, "worker: %v\n", err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	default:
 		logger.Error("worker failed", zap.Error(err))
