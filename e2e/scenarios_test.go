@@ -423,3 +423,44 @@ func lastIncrAOF(t testing.TB, dir string) string {
 	sort.Slice(files, func(i, j int) bool { return seq(files[i]) < seq(files[j]) })
 	return files[len(files)-1]
 }
+
+// A rolling restart, as a Kubernetes rollout does it: each worker in turn
+// gets SIGTERM mid-run (it must stop fetching, finish or hand back its
+// in-flight jobs within -shutdown-timeout and exit 0) and is started again.
+func TestRollingRestart(t *testing.T) {
+	suite(t)
+	rows := envRows(t, 6000, 2000)
+	c := startCluster(t, clusterOpts{
+		workers:     3,
+		sandboxArgs: []string{"-complete-after", "200ms", "-latency", "20ms"},
+		workerArgs:  []string{"-rate-limit", rate(rows, 12), "-rate-burst", "20", "-callback-grace", "5s", "-shutdown-timeout", "5s"},
+	})
+	ds := writeDataset(t, c.dir, "rolling", rows, 103)
+	s := c.submit(ds)
+
+	restarts, next := 0, 0
+	last := time.Now()
+	c.waitDone(s.RunID, 4*time.Minute, func(st summary) {
+		if st.State == "done" || st.Submitted >= st.Valid*8/10 || restarts >= 6 || time.Since(last) < 2*time.Second {
+			return
+		}
+		w := c.workers[next%len(c.workers)]
+		next++
+		start := time.Now()
+		code := w.stop(20 * time.Second)
+		t.Logf("SIGTERM %s at %s: exit %d after %v", w.name, st, code, time.Since(start).Round(time.Millisecond))
+		if code != 0 {
+			t.Errorf("%s after SIGTERM: exit %d, want 0; stderr:\n%s", w.name, code, w.tail(3000))
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("%s took %v to shut down with -shutdown-timeout 5s", w.name, d)
+		}
+		restarts++
+		c.restartWorker(w)
+		last = time.Now()
+	})
+	if restarts < 2 {
+		t.Errorf("only %d rolling restarts happened during the run; the scenario proves nothing", restarts)
+	}
+	c.checkAccount(ds, s.RunID)
+}
