@@ -23,7 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -31,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -338,8 +338,23 @@ type cluster struct {
 
 type worker struct {
 	*proc
-	addr string // 127.0.0.1:port of -listen
+	mu   sync.Mutex
+	addr string // 127.0.0.1:port the worker listens on (a new one at each start)
 }
+
+// Addr returns the address the worker listens on.
+func (w *worker) Addr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.addr
+}
+
+// Regular expressions finding the address a program bound to -listen
+// 127.0.0.1:0 (or -addr) in its output.
+var (
+	workerListening  = regexp.MustCompile(`"worker started".*"listen":"([^"]+)"`)
+	sandboxListening = regexp.MustCompile(`base URL: http://([^/\s]+)/v1`)
+)
 
 func baseEnv() []string {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
@@ -362,15 +377,14 @@ func startCluster(t testing.TB, opts clusterOpts) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), logDir: t.TempDir(), redisDir: t.TempDir(), keys: newKeys(t)}
 	c.redis = testredis.Start(t, testredis.Options{AOF: true, Dir: c.redisDir})
 
-	sbAddr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
-	c.sandboxURL = "http://" + sbAddr
 	sbEnv := append(baseEnv(),
 		"REFONTE_TEST_API_KEY="+c.keys.test,
 		"REFONTE_LIVE_API_KEY="+c.keys.live,
 		"REFONTE_CALLBACK_AUTH_KEY="+c.keys.callback)
 	c.sandbox = newProc(t, c.logDir, "sandbox", sandboxBin,
-		append([]string{"-addr", sbAddr, "-seed", "7"}, opts.sandboxArgs...), sbEnv)
+		append([]string{"-addr", "127.0.0.1:0", "-seed", "7"}, opts.sandboxArgs...), sbEnv)
 	c.sandbox.start()
+	c.sandboxURL = "http://" + c.waitListen(c.sandbox, c.sandbox.stdoutPath, sandboxListening)
 	c.waitHTTP(c.sandbox, c.sandboxURL+"/_sandbox/stats", 15*time.Second)
 
 	wEnv := append(baseEnv(), "REDIS_URL="+c.redis.URL(), "REFONTE_API_URL="+c.sandboxURL+"/v1")
@@ -390,21 +404,20 @@ func startCluster(t testing.TB, opts clusterOpts) *cluster {
 			"REFONTE_CALLBACK_AUTH_KEY="+c.keys.callback)
 	}
 	for i := range opts.workers {
-		addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
-		args := append([]string{"-listen", addr, "-shutdown-timeout", "5s", "-rate-limit", "0"}, opts.workerArgs...)
-		w := &worker{proc: newProc(t, c.logDir, fmt.Sprintf("worker%d", i), workerBin, args, wEnv), addr: addr}
+		args := append([]string{"-listen", "127.0.0.1:0", "-shutdown-timeout", "5s", "-rate-limit", "0"}, opts.workerArgs...)
+		w := &worker{proc: newProc(t, c.logDir, fmt.Sprintf("worker%d", i), workerBin, args, wEnv)}
 		w.start()
 		c.workers = append(c.workers, w)
 	}
 	for _, w := range c.workers {
-		c.waitHTTP(w.proc, "http://"+w.addr+"/readyz", 20*time.Second)
+		c.workerReady(w)
 	}
 
 	var next atomic.Uint64
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			w := c.workers[next.Add(1)%uint64(len(c.workers))]
-			r.SetURL(&url.URL{Scheme: "http", Host: w.addr})
+			r.SetURL(&url.URL{Scheme: "http", Host: w.Addr()})
 		},
 		ErrorHandler: func(rw http.ResponseWriter, _ *http.Request, _ error) {
 			rw.WriteHeader(http.StatusBadGateway) // a worker is down: the platform retries
@@ -454,11 +467,54 @@ func (c *cluster) workerProcs() []*proc {
 	return ps
 }
 
-// restartWorker starts a killed worker again and waits until it is ready.
+// restartWorker starts a stopped worker again and waits until it is ready.
 func (c *cluster) restartWorker(w *worker) {
 	c.t.Helper()
 	w.start()
-	c.waitHTTP(w.proc, "http://"+w.addr+"/readyz", 20*time.Second)
+	c.workerReady(w)
+}
+
+// workerReady waits for a just started worker to say where it listens (it
+// binds 127.0.0.1:0, so no other process can hold its port) and to answer
+// /readyz there.
+func (c *cluster) workerReady(w *worker) {
+	c.t.Helper()
+	addr := c.waitListen(w.proc, w.stderrPath, workerListening)
+	w.mu.Lock()
+	w.addr = addr
+	w.mu.Unlock()
+	c.waitHTTP(w.proc, "http://"+addr+"/readyz", 20*time.Second)
+}
+
+// waitListen waits until the output file of p's current start matches re,
+// and returns the first group: the address p listens on.
+func (c *cluster) waitListen(p *proc, path string, re *regexp.Regexp) string {
+	c.t.Helper()
+	var addr string
+	waitFor(c.t, 20*time.Second, p.name+" listening", func() (bool, string) {
+		out := sinceStart(path)
+		if m := re.FindStringSubmatch(out); m != nil {
+			addr = m[1]
+			return true, ""
+		}
+		if p.exited() {
+			c.t.Fatalf("%s exited during start-up; stderr:\n%s", p.name, p.tail(4000))
+		}
+		return false, "no listening address in " + filepath.Base(path)
+	})
+	return addr
+}
+
+// sinceStart returns the content of a log file after the last start marker.
+func sinceStart(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := bytes.LastIndex(b, []byte("=== e2e: start #")); i >= 0 {
+		b = b[i:]
+	}
+	return string(b)
 }
 
 // stats returns the sandbox's counters.
@@ -1010,16 +1066,11 @@ func (c *cluster) forgeAll(pairs [][2]string) {
 	for _, w := range c.workers {
 		for _, p := range pairs {
 			for _, auth := range wrong {
-				if code := forgeCallback(c.t, w.addr, auth, p[0], p[1]); code != http.StatusUnauthorized {
+				if code := forgeCallback(c.t, w.Addr(), auth, p[0], p[1]); code != http.StatusUnauthorized {
 					c.t.Errorf("forged callback (auth %q) to %s: %d, want 401", redact([]byte(auth), c.keys.needles()), w.name, code)
 				}
 				c.forged.Add(1)
 			}
 		}
 	}
-}
-
-// freeAddr returns a free loopback address.
-func freeAddr(t testing.TB) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testredis.FreePort(t)))
 }

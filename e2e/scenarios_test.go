@@ -136,7 +136,7 @@ func TestRedisKilledAndRestartedFromAOF(t *testing.T) {
 			after.Completed, cut.Completed, before.Completed)
 	}
 	for _, w := range c.workers {
-		c.waitHTTP(w.proc, "http://"+w.addr+"/readyz", time.Minute)
+		c.waitHTTP(w.proc, "http://"+w.Addr()+"/readyz", time.Minute)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -240,12 +240,12 @@ func TestCallbackFaults(t *testing.T) {
 			{append(append([]byte(`{"task_id":"x","status":"completed","response":{"pad":"`), bytes.Repeat([]byte("a"), 2<<20)...), `"}}`...), http.StatusRequestEntityTooLarge},
 			{[]byte(`{"task_id":`), http.StatusBadRequest},
 		} {
-			if code := postCallback(t, w.addr, c.keys.callback, tc.body); code != tc.want {
+			if code := postCallback(t, w.Addr(), c.keys.callback, tc.body); code != tc.want {
 				t.Errorf("%s: authenticated callback of %d bytes: %d, want %d", w.name, len(tc.body), code, tc.want)
 			}
 		}
 		unknown := fmt.Sprintf(`{"task_id":"e2e-unknown-%s","status":"completed","response":{},"task":{"task_id":"e2e-unknown-%s","status":"completed","unique_id":"e2e-unknown"}}`, w.name, w.name)
-		if code := postCallback(t, w.addr, c.keys.callback, []byte(unknown)); code/100 != 2 {
+		if code := postCallback(t, w.Addr(), c.keys.callback, []byte(unknown)); code/100 != 2 {
 			t.Errorf("%s: authenticated callback for an unknown task: %d, want 2xx", w.name, code)
 		}
 	}
@@ -356,7 +356,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Every HTTP page of the workers goes to the logs that are scanned.
 	for _, w := range c.workers {
 		for _, page := range []string{"/metrics", "/healthz", "/readyz"} {
-			resp, err := http.Get("http://" + w.addr + page)
+			resp, err := http.Get("http://" + w.Addr() + page)
 			if err != nil {
 				t.Fatalf("%s %s: %v", w.name, page, err)
 			}
@@ -378,7 +378,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"REFONTE_LIVE_API_KEY=" + c.keys.test, "REFONTE_CALLBACK_AUTH_KEY=" + c.keys.callback},
 	} {
 		p := newProc(t, c.logDir, fmt.Sprintf("badworker%d", i), bin(t, progWorker),
-			[]string{"-listen", freeAddr(t)}, append(append(baseEnv(), "REDIS_URL="+c.redis.URL()), env...))
+			[]string{"-listen", "127.0.0.1:0"}, append(append(baseEnv(), "REDIS_URL="+c.redis.URL()), env...))
 		p.start()
 		<-p.done
 		if code := p.cmd.ProcessState.ExitCode(); code != 2 {
