@@ -215,19 +215,24 @@ func errorFromResponse(resp *http.Response, method, path string, now time.Time) 
 
 // parseRetryAfter parses a Retry-After value in seconds or as an HTTP date;
 // it returns 0 when absent, invalid or in the past.
+// maxRetryAfter bounds a credible Retry-After: a longer one, in either form,
+// is ignored (the caller's own backoff applies) rather than letting a bogus
+// header pause every worker for years through the shared cooldown.
+const maxRetryAfter = 24 * time.Hour
+
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
 	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 || n > 86400 {
+		if n <= 0 || n > maxRetryAfter.Seconds() {
 			return 0
 		}
 		return time.Duration(n * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
+		if d := t.Sub(now); d > 0 && d <= maxRetryAfter {
 			return d
 		}
 	}

@@ -114,6 +114,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"abc", 0}, {"999999", 0},
 		{now.Add(10 * time.Second).Format(http.TimeFormat), 10 * time.Second},
 		{now.Add(-10 * time.Second).Format(http.TimeFormat), 0},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", 0},
 		{now.Add(90 * time.Second).Format(time.RFC850), 90 * time.Second},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,14 @@ type RetryPolicy struct {
 	MaxAttempts int
 	// Disabled turns retries off: every request is sent once.
 	Disabled bool
+	// BeforeRetry, when set, is called after each retry delay and before
+	// the retried request is sent, with the error of the attempt that
+	// failed. A caller sharing an API rate limit across processes uses it
+	// to make retries wait for the limiter like first attempts do (and to
+	// spread a 429's cooldown), so retries never exceed the shared rate. A
+	// non-nil error stops the retries: the request returns an error that
+	// wraps both it and the last attempt's error.
+	BeforeRetry func(ctx context.Context, lastErr error) error
 }
 
 // withDefaults returns p with its zero fields set to the defaults.
@@ -114,6 +122,11 @@ func (c *Client) retrying(ctx context.Context, method, path string, retry bool, 
 			t.Stop()
 			return n, fmt.Errorf("%w (retries stopped: %w)", err, context.Cause(ctx))
 		case <-t.C:
+		}
+		if p.BeforeRetry != nil {
+			if herr := p.BeforeRetry(ctx, err); herr != nil {
+				return n, fmt.Errorf("%w (retries stopped: %w)", err, herr)
+			}
 		}
 	}
 }

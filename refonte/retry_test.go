@@ -250,3 +250,54 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return b.String()
 }
+
+func TestRetryBeforeRetryGatesEveryRetry(t *testing.T) {
+	stop := errors.New("gate closed")
+	tests := []struct {
+		name      string
+		gate      func(calls int) error // the gate's answer on its n-th call
+		wantReqs  int
+		wantCalls int
+		wantErr   error
+	}{
+		{"gate passes: every retry goes through it", func(int) error { return nil }, 3, 2, nil},
+		{"gate stops the second retry", func(n int) error {
+			if n == 2 {
+				return stop
+			}
+			return nil
+		}, 2, 2, stop},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls int
+			var seen []error
+			rec, c := newRecorder(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+				if n <= 2 {
+					apiError(w, 503, "queueing timeout")
+					return
+				}
+				writeJSON(w, 200, taskJSON)
+			}, WithRetry(RetryPolicy{InitialInterval: time.Millisecond, BeforeRetry: func(_ context.Context, last error) error {
+				calls++
+				seen = append(seen, last)
+				return tt.gate(calls)
+			}}))
+			_, err := c.GetTask(t.Context(), "t-1")
+			if got := len(rec.requests()); got != tt.wantReqs || calls != tt.wantCalls {
+				t.Fatalf("%d requests and %d gate calls, want %d and %d", got, calls, tt.wantReqs, tt.wantCalls)
+			}
+			for _, e := range seen {
+				if !errors.Is(e, ErrServer) {
+					t.Errorf("gate saw %v, want the 503", e)
+				}
+			}
+			if tt.wantErr == nil && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != nil && (!errors.Is(err, tt.wantErr) || !errors.Is(err, ErrServer)) {
+				t.Fatalf("err = %v, want it to wrap both %v and the 503", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -323,6 +323,7 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, err.Error()); rerr != nil {
 		d.log().Warn("recording the attempt failed", zap.Error(rerr))
 	}
+	var gated *ratelimit.DelayError
 	switch {
 	case errors.Is(err, refonte.ErrConflict):
 		return d.conflict(ctx, params, mayClear)
@@ -346,6 +347,11 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 		return &RescheduleError{Reason: ReasonCooldown, Delay: wait, Detail: "the API answered 429"}
 	case permanent(err):
 		return d.failPermanently(ctx, apiMessage(err), err)
+	case errors.As(err, &gated) && !d.last:
+		// The client's retries stopped at the shared limiter (RetryGate):
+		// come back when a slot is free, not counted as a failure.
+		h.opts.Metrics.outcome(p.Mode, OutcomeRateLimited)
+		return &RescheduleError{Reason: ReasonRateLimited, Delay: gated.Delay, Detail: err.Error()}
 	default:
 		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
 		d.log().Info("create failed; asynq will retry", zap.Error(err))

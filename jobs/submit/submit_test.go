@@ -437,3 +437,40 @@ func TestBatchFinalizedOnceWhenAllSubmitted(t *testing.T) {
 	// A later transition reporting the run again finalizes nothing more.
 	e.h.AfterTransition(ctx, store.Transition{RunsAllSubmitted: []string{run.ID}})
 }
+
+// TestProcessTaskClientRetriesWaitForTheSharedLimiter: the API client's own
+// retries of a 5xx go through the shared limiter (RetryGate), so they never
+// exceed the fleet's rate; a slot too far away reschedules the job.
+func TestProcessTaskClientRetriesWaitForTheSharedLimiter(t *testing.T) {
+	st, rdb := newStore(t)
+	sb, base := newSandbox(t, sandbox.Config{ErrorRate: 1})
+	lim, err := ratelimit.NewRedis(rdb, ratelimit.Config{Rate: 0.1, Burst: 1, Name: "test:gate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := refonte.NewClient(testKey, refonte.WithBaseURL(base), refonte.WithRetry(refonte.RetryPolicy{
+		InitialInterval: time.Millisecond, MaxElapsed: 10 * time.Second,
+		BeforeRetry: RetryGate(lim, 50*time.Millisecond),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Store: st, Clients: map[refonte.Mode]*refonte.Client{refonte.ModeTest: c},
+		MaxLimiterWait: 50 * time.Millisecond, Limiters: map[refonte.Mode]ratelimit.Limiter{refonte.ModeTest: lim},
+		Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tasks := addRun(t, st, refonte.ModeTest, 1, nil)
+	err = h.ProcessTask(context.Background(), tasks[0])
+	var re *RescheduleError
+	if !errors.As(err, &re) || re.Reason != ReasonRateLimited || IsFailure(err) || re.Delay < 5*time.Second {
+		t.Fatalf("ProcessTask = %v, want a rate-limited reschedule of ~10s that is not a failure", err)
+	}
+	if s := sb.Stats(); s.CreateCalls != 1 {
+		t.Errorf("create_calls = %d, want 1: the client's retry must wait for the limiter's next slot", s.CreateCalls)
+	}
+	if j := job(t, st, tasks[0]); j.State != store.JobEnqueued {
+		t.Errorf("job = %s, want still enqueued", j.State)
+	}
+}

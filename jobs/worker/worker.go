@@ -121,16 +121,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	}
 	for _, m := range cfg.Modes() {
 		key := cfg.Key(m)
-		c, err := refonte.NewClient(key.Reveal(),
-			refonte.WithBaseURL(cfg.APIURL),
-			refonte.WithHTTPClient(httpClient),
-			refonte.WithLogger(logger.Named("refonte")),
-			refonte.WithRetry(refonte.RetryPolicy{MaxElapsed: maxElapsed}),
-		)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s API client: %v", ErrConfig, m, err)
-		}
-		w.clients[m] = c
+		policy := refonte.RetryPolicy{MaxElapsed: maxElapsed}
 		if cfg.RateLimit > 0 {
 			lim, err := ratelimit.NewRedis(w.rdb, ratelimit.Config{
 				Rate:  cfg.RateLimit,
@@ -141,7 +132,19 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 				return nil, fmt.Errorf("%w: %s rate limiter: %v", ErrConfig, m, err)
 			}
 			w.limiters[m] = lim
+			// The client's own retries go through the shared limiter too.
+			policy.BeforeRetry = submit.RetryGate(lim, 0)
 		}
+		c, err := refonte.NewClient(key.Reveal(),
+			refonte.WithBaseURL(cfg.APIURL),
+			refonte.WithHTTPClient(httpClient),
+			refonte.WithLogger(logger.Named("refonte")),
+			refonte.WithRetry(policy),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s API client: %v", ErrConfig, m, err)
+		}
+		w.clients[m] = c
 	}
 
 	if w.metrics, err = newMetrics(w.reg); err != nil {
