@@ -1,34 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunServesAndNeverPrintsEnvKeys(t *testing.T) {
 	dir := t.TempDir()
@@ -42,7 +25,7 @@ func TestRunServesAndNeverPrintsEnvKeys(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-complete-after", "0"}, func(k string) string { return env[k] }, &stdout, &stderr)
@@ -89,7 +72,7 @@ func TestRunServesAndNeverPrintsEnvKeys(t *testing.T) {
 }
 
 func TestRunRejectsBadKey(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	env := map[string]string{"REFONTE_TEST_API_KEY": "live_wrongmode"}
 	code := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, &stdout, &stderr)
 	if code != 2 || strings.Contains(stderr.String(), "wrongmode") {

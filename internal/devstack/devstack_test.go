@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/refonte-ai/refonte-batch/internal/devstack"
+	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
@@ -245,7 +245,7 @@ func TestCloseStopsEverything(t *testing.T) {
 // ends and checks what it prints.
 func TestRunPrintsBannerAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- devstack.Run(ctx, devstack.Options{Logger: zaptest.NewLogger(t)}, out) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -268,24 +268,6 @@ func TestRunPrintsBannerAndStops(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, text)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestStackRateLimitOnMiniredis checks that the worker's shared Redis

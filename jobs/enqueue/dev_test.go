@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 )
 
@@ -20,7 +21,7 @@ func devMain(t *testing.T, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	env := map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "REFONTE_CALLBACK_URL": "http://127.0.0.1:1/callback"}
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	code := enqueue.Main(ctx, append([]string{"-dev"}, args...), enqueue.Env{
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv:       func(k string) string { return env[k] },

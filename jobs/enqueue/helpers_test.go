@@ -1,7 +1,6 @@
 package enqueue_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,35 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // fixture is a private redis-server and the clients of one test.
 type fixture struct {
@@ -112,7 +93,7 @@ func (f *fixture) mainWith(o mainOpts, args ...string) result {
 	if o.stdin == nil {
 		o.stdin = strings.NewReader("")
 	}
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	code := enqueue.Main(o.ctx, args, enqueue.Env{
 		Stdin: o.stdin, Stdout: &out, Stderr: &errb,
 		Getenv:   func(k string) string { return f.env[k] },
