@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -25,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/refonte-ai/refonte-batch/internal/zapredis"
 	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 )
 
@@ -66,7 +66,7 @@ func run() int {
 	}
 	env.Logger = newLogger(env.StderrTTY)
 	defer func() { _ = env.Logger.Sync() }()
-	redis.SetLogger(redisLogger{env.Logger.Named("redis")})
+	redis.SetLogger(zapredis.Logger{L: env.Logger.Named("redis")})
 	return enqueue.Main(ctx, os.Args[1:], env)
 }
 
@@ -81,12 +81,4 @@ func newLogger(tty bool) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(os.Stderr), zap.InfoLevel))
-}
-
-// redisLogger sends go-redis's own messages (dial failures…) to the
-// structured log instead of plain lines on stderr.
-type redisLogger struct{ l *zap.Logger }
-
-func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	r.l.Warn(fmt.Sprintf(format, v...))
 }

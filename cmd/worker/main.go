@@ -30,10 +30,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/refonte-ai/refonte-batch/internal/zapredis"
 	"github.com/refonte-ai/refonte-batch/jobs/worker"
 )
 
@@ -56,6 +58,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = logger.Sync() }()
+	redis.SetLogger(zapredis.Logger{L: logger.Named("redis")})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
