@@ -133,8 +133,6 @@ type Transition struct {
 	Changed bool
 	// From and To are the job's states before and after.
 	From, To JobState
-	// Job is the job record after the transition (nil if unknown).
-	Job *Job
 	// RunsDone lists runs that became RunDone by this transition.
 	RunsDone []string
 	// RunsAllSubmitted lists runs whose every valid row now has a task at the
@@ -152,7 +150,14 @@ type Transition struct {
 // answered) gets taskID recorded and counted as submitted (Changed, with
 // From == To).
 func (s *Store) MarkSubmitted(ctx context.Context, mode refonte.Mode, uniqueID, taskID string) (Transition, error) {
-	return s.markSubmitted(ctx, mode, uniqueID, taskID)
+	return s.markSubmitted(ctx, mode, uniqueID, taskID, false)
+}
+
+// RecordCreated records a successful create call of the job's task in one
+// atomic step: it counts the attempt (as RecordAttempt with no error) and
+// then does what MarkSubmitted does.
+func (s *Store) RecordCreated(ctx context.Context, mode refonte.Mode, uniqueID, taskID string) (Transition, error) {
+	return s.markSubmitted(ctx, mode, uniqueID, taskID, true)
 }
 
 // Outcome is a task's terminal outcome, from a callback or a poll.

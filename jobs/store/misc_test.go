@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -337,5 +338,118 @@ func TestCrashRepair(t *testing.T) {
 	}
 	if c := e2.counters(rerun.ID); c != (store.Counters{Rows: n, Valid: n, Enqueued: 10, Duplicate: n - 10}) {
 		t.Fatalf("re-run counters = %+v", c)
+	}
+}
+
+// TestRecordCreated checks that a successful create is counted as an
+// attempt (its error cleared unless the job failed) in the same step as
+// the submission, and that the attempt is counted even when the
+// submission itself is a no-op.
+func TestRecordCreated(t *testing.T) {
+	m := refonte.ModeTest
+	tests := []struct {
+		name         string
+		before       func(e *env) // state of uid-1 before RecordCreated
+		wantChanged  bool
+		wantState    store.JobState
+		wantAttempts int64
+		wantError    string
+		wantSubmit   int64 // run counter submitted after
+	}{
+		{name: "first create", before: func(*env) {}, wantChanged: true, wantState: store.JobSubmitted,
+			wantAttempts: 1, wantSubmit: 1},
+		{name: "after two failed attempts", before: func(e *env) {
+			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
+			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "timeout")
+		}, wantChanged: true, wantState: store.JobSubmitted, wantAttempts: 3, wantSubmit: 1},
+		{name: "callback recorded the task first", before: func(e *env) {
+			_, _ = e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1")
+		}, wantChanged: false, wantState: store.JobSubmitted, wantAttempts: 1, wantSubmit: 1},
+		{name: "failed without a task keeps its error", before: func(e *env) {
+			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "timeout")
+			_, _ = e.st.Fail(e.ctx, m, "uid-1", "gave up")
+		}, wantChanged: true, wantState: store.JobFailed, wantAttempts: 2, wantError: "gave up", wantSubmit: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			run := e.createRun(m)
+			e.addRows(run, 1, 2)
+			if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			tc.before(e)
+			tr, err := e.st.RecordCreated(e.ctx, m, "uid-1", "t1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := e.job(m, "uid-1")
+			if tr.Changed != tc.wantChanged || j.State != tc.wantState || j.Attempts != tc.wantAttempts ||
+				j.Error != tc.wantError || j.TaskID != "t1" {
+				t.Fatalf("changed=%v job=%+v; want changed=%v state=%s attempts=%d error=%q task t1",
+					tr.Changed, j, tc.wantChanged, tc.wantState, tc.wantAttempts, tc.wantError)
+			}
+			if c := e.counters(run.ID); c.Submitted != tc.wantSubmit {
+				t.Fatalf("run submitted = %d, want %d", c.Submitted, tc.wantSubmit)
+			}
+			if j := e.job(m, "uid-2"); j.Attempts != 0 || j.State != store.JobEnqueued {
+				t.Fatalf("the other row changed: %+v", j)
+			}
+		})
+	}
+	if _, err := newEnv(t).st.RecordCreated(context.Background(), m, "nope", "t1"); !errors.Is(err, store.ErrJobNotFound) {
+		t.Fatalf("RecordCreated(unknown) = %v, want ErrJobNotFound", err)
+	}
+}
+
+// TestRunTTLRefreshThrottled checks that transitions refresh a run's TTL
+// when its last refresh is older than 1 % of the retention, and not on
+// every row (one write less per transition at thousands of rows/s).
+func TestRunTTLRefreshThrottled(t *testing.T) {
+	const retention = time.Hour // 1 % = 36 s
+	e := newEnvOn(t, testredis.Fresh(t), store.Options{Retention: retention, Prefix: "thr:"})
+	m := refonte.ModeTest
+	run := e.createRun(m)
+	e.addRows(run, 1, 3)
+	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	rk, rows := "thr:run:"+run.ID, "thr:run:"+run.ID+":rows"
+	shorten := func() {
+		for _, k := range []string{rk, rows} {
+			e.rdb.PExpire(e.ctx, k, time.Minute)
+		}
+	}
+	refreshed := func() bool {
+		a, b := e.rdb.PTTL(e.ctx, rk).Val(), e.rdb.PTTL(e.ctx, rows).Val()
+		if (a > time.Minute) != (b > time.Minute) {
+			t.Fatalf("run hash TTL %v and rows TTL %v refreshed apart", a, b)
+		}
+		return a > time.Minute
+	}
+	steps := []struct {
+		name string
+		prep func()
+		uid  string
+		want bool
+	}{
+		{"first transition refreshes", shorten, "uid-1", true},
+		{"a second later: no refresh", shorten, "uid-2", false},
+		{"last refresh 40 s ago: refresh", func() {
+			shorten()
+			e.rdb.HSet(e.ctx, rk, "ttl_at", time.Now().Add(-40*time.Second).UnixMilli())
+		}, "uid-3", true},
+	}
+	for _, s := range steps {
+		s.prep()
+		if _, err := e.st.MarkSubmitted(e.ctx, m, s.uid, "t-"+s.uid); err != nil {
+			t.Fatal(err)
+		}
+		if got := refreshed(); got != s.want {
+			t.Fatalf("%s: refreshed = %v", s.name, got)
+		}
+	}
+	if c := e.counters(run.ID); c.Submitted != 3 {
+		t.Fatalf("submitted = %d", c.Submitted)
 	}
 }

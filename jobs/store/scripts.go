@@ -29,8 +29,14 @@ import "github.com/redis/go-redis/v9"
 // because n of its rows share the job gets n times the deltas), then checks
 // each run for completion (terminal == valid → done) and for "every valid
 // row submitted or terminal without a task" (reported once per run, flag
-// allsub). It refreshes the TTL of each run's hash and rows. It returns the
-// two lists of run IDs.
+// allsub). It returns the two lists of run IDs.
+//
+// It is on every row's hot path, so it reads each run once (HMGET) and
+// writes it once (HSET of the new counter values, computed here: the same
+// as HINCRBY inside an atomic script), and it refreshes the TTL of the
+// run's hash and rows only when the last refresh (field ttl_at) is older
+// than 1 % of the TTL: a run still expires no sooner than 99 % of the
+// retention after its last change.
 const luaRunHelpers = `
 local function is_terminal(st)
   return st == 'completed' or st == 'failed' or st == 'canceled'
@@ -40,6 +46,8 @@ local function num(v)
   if v then return tonumber(v) or 0 end
   return 0
 end
+
+local run_counters = {valid = 1, submitted = 2, completed = 3, failed = 4, canceled = 5, notask = 6}
 
 local function apply_runs(prefix, runs, deltas, now, ttl)
   local mult, order = {}, {}
@@ -51,36 +59,60 @@ local function apply_runs(prefix, runs, deltas, now, ttl)
     mult[rid] = mult[rid] + 1
   end
   local done, allsub = {}, {}
+  local nnow, nttl = tonumber(now), tonumber(ttl)
   for _, rid in ipairs(order) do
     local rk = prefix .. 'run:' .. rid
-    if redis.call('EXISTS', rk) == 1 then
+    local v = redis.call('HMGET', rk, 'valid', 'submitted', 'completed', 'failed',
+      'canceled', 'notask', 'state', 'allsub', 'finalized', 'ttl_at')
+    local st = v[7]
+    if st then
+      local c = {}
+      for i = 1, 6 do c[i] = num(v[i]) end
+      local set = {}
       for f, d in pairs(deltas) do
-        if d ~= 0 then redis.call('HINCRBY', rk, f, d * mult[rid]) end
+        local i = run_counters[f]
+        if d ~= 0 then
+          if i then
+            c[i] = c[i] + d * mult[rid]
+            set[#set + 1] = f
+            set[#set + 1] = c[i]
+          else
+            redis.call('HINCRBY', rk, f, d * mult[rid])
+          end
+        end
       end
-      local v = redis.call('HMGET', rk, 'valid', 'submitted', 'completed', 'failed',
-        'canceled', 'notask', 'state', 'allsub', 'finalized')
-      local valid = num(v[1])
-      local term = num(v[3]) + num(v[4]) + num(v[5])
-      local st = v[7]
+      local valid = c[1]
+      local term = c[3] + c[4] + c[5]
       if term >= valid and (st == 'running' or st == 'paused') then
-        redis.call('HSET', rk, 'state', 'done', 'finished_at', now)
+        set[#set + 1] = 'state'
+        set[#set + 1] = 'done'
+        set[#set + 1] = 'finished_at'
+        set[#set + 1] = now
         redis.call('HDEL', rk, 'paused_reason')
         done[#done + 1] = rid
         st = 'done'
       elseif term < valid and st == 'done' then
-        redis.call('HSET', rk, 'state', 'running')
+        set[#set + 1] = 'state'
+        set[#set + 1] = 'running'
         redis.call('HDEL', rk, 'finished_at')
         st = 'running'
       end
-      local settled = num(v[2]) + num(v[6]) >= valid
+      local settled = c[2] + c[6] >= valid
       if settled and st ~= 'enqueuing' and st ~= 'aborted' and v[8] ~= '1' then
-        redis.call('HSET', rk, 'allsub', '1')
+        set[#set + 1] = 'allsub'
+        set[#set + 1] = '1'
         allsub[#allsub + 1] = rid
       elseif (not settled) and v[8] == '1' and v[9] ~= '1' then
         redis.call('HDEL', rk, 'allsub')
       end
-      redis.call('PEXPIRE', rk, ttl)
-      redis.call('PEXPIRE', rk .. ':rows', ttl)
+      local refreshed = tonumber(v[10])
+      if not refreshed or nnow - refreshed >= nttl / 100 or nnow < refreshed then
+        set[#set + 1] = 'ttl_at'
+        set[#set + 1] = now
+        redis.call('PEXPIRE', rk, ttl)
+        redis.call('PEXPIRE', rk .. ':rows', ttl)
+      end
+      if #set > 0 then redis.call('HSET', rk, unpack(set)) end
     end
   end
   return done, allsub
@@ -273,41 +305,53 @@ return out
 `)
 
 // Every transition script returns {changed, from, to, runsDone,
-// runsAllSubmitted, jobHGETALL}, or {-1} if the job does not exist (nothing
-// written).
+// runsAllSubmitted}, or {-1} if the job does not exist (nothing written).
 
 // markSubmittedScript: enqueued → submitted with the task ID (indexed, added
 // to the in-flight set); a terminal job without a task ID gets the task ID
 // (submitted counted, state kept). Otherwise a no-op. The run counter
-// submitted grows only when the job had no task ID yet.
+// submitted grows only when the job had no task ID yet. With ARGV[6] = "1"
+// (the submit handler's successful create) it also counts one attempt and
+// clears the last attempt's error (unless the job failed), whatever the
+// transition does: one round trip per created task instead of two.
 //
 // KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key.
-// ARGV[1] prefix, ARGV[2] task ID, ARGV[3] now ms, ARGV[4] TTL ms, ARGV[5] unique_id.
+// ARGV[1] prefix, ARGV[2] task ID, ARGV[3] now ms, ARGV[4] TTL ms, ARGV[5]
+// unique_id, ARGV[6] "1" to count an attempt.
 var markSubmittedScript = redis.NewScript(luaRunHelpers + `
-local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs', 'attempts', 'error')
 local st = j[1]
 if not st then return {-1} end
 local tid = j[2] or ''
 local now, ttl = ARGV[3], ARGV[4]
+local fv = {}
+if ARGV[6] == '1' then
+  fv = {'attempts', num(j[4]) + 1, 'updated', now}
+  if j[5] and st ~= 'failed' then redis.call('HDEL', KEYS[1], 'error') end
+end
 local deltas = {}
 local to = st
 if st == 'enqueued' then
   to = 'submitted'
   if tid == '' then deltas.submitted = 1 end
-  redis.call('HSET', KEYS[1], 'state', to, 'task_id', ARGV[2], 'submitted', now, 'updated', now)
+  redis.call('HSET', KEYS[1], 'state', to, 'task_id', ARGV[2], 'submitted', now, 'updated', now, unpack(fv))
   redis.call('ZADD', KEYS[2], now, ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ttl)
 elseif tid == '' and is_terminal(st) then
   deltas.submitted = 1
   deltas.notask = -1
-  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'submitted', now, 'updated', now)
+  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'submitted', now, 'updated', now, unpack(fv))
 else
-  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+  if #fv > 0 then
+    redis.call('HSET', KEYS[1], unpack(fv))
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+  return {0, st, st, {}, {}}
 end
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ttl)
 redis.call('PEXPIRE', KEYS[1], ttl)
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, now, ttl)
-return {1, st, to, done, allsub, redis.call('HGETALL', KEYS[1])}
+return {1, st, to, done, allsub}
 `)
 
 // completeScript applies a terminal outcome (newest delivery wins): from
@@ -320,7 +364,7 @@ return {1, st, to, done, allsub, redis.call('HGETALL', KEYS[1])}
 // response, ARGV[5] error, ARGV[6] delivery time ms, ARGV[7] now ms,
 // ARGV[8] TTL ms, ARGV[9] task ID ("" if unknown), ARGV[10] unique_id.
 var completeScript = redis.NewScript(luaRunHelpers + `
-local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'status', 'runs')
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'status', 'runs', 'error')
 local st = j[1]
 if not st then return {-1} end
 local tid = j[2] or ''
@@ -328,18 +372,22 @@ local at = tonumber(ARGV[6])
 if j[3] then
   local d = tonumber(j[3])
   if at < d or (at == d and j[4] == ARGV[3]) then
-    return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+    return {0, st, st, {}, {}}
   end
 end
 local to, now, ttl = ARGV[2], ARGV[7], ARGV[8]
 local deltas = {}
 if is_terminal(st) then deltas[st] = -1 end
 deltas[to] = (deltas[to] or 0) + 1
+local fv = {'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now}
 local newtid = tid
 if tid == '' and ARGV[9] ~= '' then
   newtid = ARGV[9]
   deltas.submitted = 1
-  redis.call('HSET', KEYS[1], 'task_id', newtid, 'submitted', now)
+  fv[#fv + 1] = 'task_id'
+  fv[#fv + 1] = newtid
+  fv[#fv + 1] = 'submitted'
+  fv[#fv + 1] = now
   redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
 elseif tid ~= '' and tid == ARGV[9] then
   redis.call('PEXPIRE', KEYS[3], ttl)
@@ -349,21 +397,23 @@ if is_terminal(st) and tid == '' then before = 1 end
 local after = 0
 if newtid == '' then after = 1 end
 deltas.notask = after - before
-redis.call('HSET', KEYS[1], 'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now)
 if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'response', ARGV[4])
+  fv[#fv + 1] = 'response'
+  fv[#fv + 1] = ARGV[4]
 else
   redis.call('HDEL', KEYS[1], 'response')
 end
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[5])
-elseif to == 'completed' then
+  fv[#fv + 1] = 'error'
+  fv[#fv + 1] = ARGV[5]
+elseif to == 'completed' and j[6] then
   redis.call('HDEL', KEYS[1], 'error')
 end
+redis.call('HSET', KEYS[1], unpack(fv))
 redis.call('ZREM', KEYS[2], ARGV[10])
 redis.call('PEXPIRE', KEYS[1], ttl)
 local done, allsub = apply_runs(ARGV[1], j[5], deltas, now, ttl)
-return {1, st, to, done, allsub, redis.call('HGETALL', KEYS[1])}
+return {1, st, to, done, allsub}
 `)
 
 // failScript: enqueued|submitted → failed with the message (a permanent
@@ -376,7 +426,7 @@ local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
 local st = j[1]
 if not st then return {-1} end
 if st ~= 'enqueued' and st ~= 'submitted' then
-  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+  return {0, st, st, {}, {}}
 end
 local deltas = {failed = 1}
 if (j[2] or '') == '' then deltas.notask = 1 end
@@ -384,7 +434,7 @@ redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'updated', ARGV
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
-return {1, st, 'failed', done, allsub, redis.call('HGETALL', KEYS[1])}
+return {1, st, 'failed', done, allsub}
 `)
 
 // requeueScript: failed → enqueued, generation+1, error, status and
@@ -401,7 +451,7 @@ local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
 local st = j[1]
 if not st then return {-1} end
 if st ~= 'failed' then
-  return {0, st, st, {}, {}, redis.call('HGETALL', KEYS[1])}
+  return {0, st, st, {}, {}}
 end
 local deltas = {failed = -1}
 if (j[2] or '') == '' then deltas.notask = -1 end
@@ -410,7 +460,7 @@ redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HDEL', KEYS[1], 'error', 'status', 'delivered')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[2], ARGV[3])
-return {1, st, 'enqueued', done, allsub, redis.call('HGETALL', KEYS[1])}
+return {1, st, 'enqueued', done, allsub}
 `)
 
 // recordAttemptScript counts one submission attempt and keeps its error

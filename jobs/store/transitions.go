@@ -11,7 +11,7 @@ import (
 )
 
 // transition runs a transition script and decodes its reply
-// {changed, from, to, runsDone, runsAllSubmitted, jobHGETALL} or {-1}.
+// {changed, from, to, runsDone, runsAllSubmitted} or {-1}.
 func (s *Store) transition(ctx context.Context, op string, sc *redis.Script, mode refonte.Mode, uid string, keys []string, args ...any) (Transition, error) {
 	v, err := sc.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
@@ -20,27 +20,19 @@ func (s *Store) transition(ctx context.Context, op string, sc *redis.Script, mod
 	if len(v) == 1 {
 		return Transition{}, fmt.Errorf("store: %s: %w: %s %s", op, ErrJobNotFound, mode, uid)
 	}
-	if len(v) != 6 {
+	if len(v) != 5 {
 		return Transition{}, fmt.Errorf("store: %s %s: unexpected reply of %d items", op, uid, len(v))
 	}
 	changed, _ := v[0].(int64)
 	from, _ := v[1].(string)
 	to, _ := v[2].(string)
-	t := Transition{
+	return Transition{
 		Changed:          changed == 1,
 		From:             JobState(from),
 		To:               JobState(to),
 		RunsDone:         strs(v[3]),
 		RunsAllSubmitted: strs(v[4]),
-	}
-	if fv := strs(v[5]); len(fv) > 0 {
-		m := make(map[string]string, len(fv)/2)
-		for i := 0; i+1 < len(fv); i += 2 {
-			m[fv[i]] = fv[i+1]
-		}
-		t.Job = parseJob(mode, uid, m)
-	}
-	return t, nil
+	}, nil
 }
 
 func strs(v any) []string {
@@ -57,13 +49,13 @@ func strs(v any) []string {
 	return out
 }
 
-func (s *Store) markSubmitted(ctx context.Context, mode refonte.Mode, uniqueID, taskID string) (Transition, error) {
+func (s *Store) markSubmitted(ctx context.Context, mode refonte.Mode, uniqueID, taskID string, countAttempt bool) (Transition, error) {
 	if taskID == "" {
 		return Transition{}, fmt.Errorf("store: mark submitted %s: empty task ID", uniqueID)
 	}
 	keys := []string{s.jobKey(mode, uniqueID), s.inflightKey(mode), s.taskIdxKey(mode, taskID)}
 	return s.transition(ctx, "mark submitted", markSubmittedScript, mode, uniqueID, keys,
-		s.opts.Prefix, taskID, ms(time.Now()), s.ttlMS(), uniqueID)
+		s.opts.Prefix, taskID, ms(time.Now()), s.ttlMS(), uniqueID, countAttempt)
 }
 
 // stateOfStatus maps an API task status to the job's terminal state.

@@ -139,8 +139,8 @@ func TestTransitions(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d %s: %v", i, s.op, err)
 				}
-				if tr.Changed != s.changed || tr.To != s.to || tr.Job == nil || tr.Job.State != s.to {
-					t.Fatalf("step %d %s: changed=%v to=%s job=%+v, want changed=%v to=%s", i, s.op, tr.Changed, tr.To, tr.Job, s.changed, s.to)
+				if j := e.job(refonte.ModeTest, "uid-1"); tr.Changed != s.changed || tr.To != s.to || j.State != s.to {
+					t.Fatalf("step %d %s: changed=%v to=%s job=%+v, want changed=%v to=%s", i, s.op, tr.Changed, tr.To, j, s.changed, s.to)
 				}
 			}
 			r := e.run(run.ID)

@@ -306,19 +306,8 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 	task, err := d.client.CreateTask(ctx, p.TaskType, params)
 	h.opts.Metrics.api(p.Mode, "create", start)
 	if err == nil {
-		// Count the attempt while the submission is recorded: the two
-		// touch different fields, and one round trip less per row matters
-		// at thousands of rows per second.
-		recorded := make(chan error, 1)
-		go func() {
-			recorded <- h.opts.Store.RecordAttempt(context.WithoutCancel(ctx), p.Mode, p.UniqueID, "")
-		}()
 		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
-		serr := d.submitted(ctx, task, false)
-		if rerr := <-recorded; rerr != nil {
-			d.log().Warn("recording the attempt failed", zap.Error(rerr))
-		}
-		return serr
+		return d.submitted(ctx, task, false)
 	}
 	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, err.Error()); rerr != nil {
 		d.log().Warn("recording the attempt failed", zap.Error(rerr))
@@ -394,7 +383,14 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	// The task exists: from here on, never fail the job, never create again.
 	ctx = context.WithoutCancel(ctx)
 	taskID := zap.String("task_id", task.ID)
-	tr, err := h.opts.Store.MarkSubmitted(ctx, p.Mode, p.UniqueID, task.ID)
+	var tr store.Transition
+	var err error
+	if found {
+		tr, err = h.opts.Store.MarkSubmitted(ctx, p.Mode, p.UniqueID, task.ID)
+	} else {
+		// Our create succeeded: count the attempt in the same step.
+		tr, err = h.opts.Store.RecordCreated(ctx, p.Mode, p.UniqueID, task.ID)
+	}
 	if err != nil {
 		// Retrying is safe: the next create gets 409 and lands here again.
 		return fmt.Errorf("submit %s: recording task %s: %w", p.UniqueID, task.ID, err)
