@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/redisbatch"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
@@ -461,20 +462,26 @@ func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
 	// asynq's own MakeRedisClient would leave the protocol at go-redis'
 	// default (RESP3): build the client here, field for field the same.
 	pool := concurrency + 20
+	var rdb redis.UniversalClient
 	switch o := opt.(type) {
 	case asynq.RedisClientOpt:
-		return redis.NewClient(&redis.Options{
+		rdb = redis.NewClient(&redis.Options{
 			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
 			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 			PoolSize: pool, TLSConfig: o.TLSConfig, Protocol: RedisProtocol,
-		}), nil
+		})
 	case asynq.RedisFailoverClientOpt:
-		return redis.NewFailoverClient(&redis.FailoverOptions{
+		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs, SentinelUsername: o.SentinelUsername,
 			SentinelPassword: o.SentinelPassword, Username: o.Username, Password: o.Password, DB: o.DB,
 			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
 			PoolSize: pool, TLSConfig: o.TLSConfig, Protocol: RedisProtocol,
-		}), nil
+		})
+	default:
+		return nil, fmt.Errorf("%w: %s: unsupported Redis connection", ErrConfig, EnvRedisURL)
 	}
-	return nil, fmt.Errorf("%w: %s: unsupported Redis connection", ErrConfig, EnvRedisURL)
+	// asynq's fetches and acks, the store's transitions and the limiter
+	// share pipelines instead of one round trip each.
+	rdb.AddHook(redisbatch.New(rdb, 0))
+	return rdb, nil
 }
