@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +24,26 @@ type callbackBody struct {
 	Response json.RawMessage    `json:"response"`
 	TaskID   string             `json:"task_id"`
 	Status   refonte.TaskStatus `json:"status"`
+}
+
+// encodeCallback returns the callbackBody of snap, encoded as json.Marshal
+// would, with the task object encoded once by appendTask.
+func encodeCallback(snap *refonte.Task) ([]byte, error) {
+	b := make([]byte, 0, 1024+2*len(snap.Response)+len(snap.Params)+len(snap.Metadata))
+	b = append(b, `{"task":`...)
+	b, ok := appendTaskFast(b, snap)
+	if ok {
+		b = append(b, `,"response":`...)
+		b, ok = appendRaw(b, snap.Response)
+	}
+	if !ok {
+		return json.Marshal(callbackBody{Task: *snap, Response: snap.Response, TaskID: snap.ID, Status: snap.Status})
+	}
+	b = append(b, `,"task_id":`...)
+	b = appendString(b, snap.ID)
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(snap.Status))
+	return append(b, '}'), nil
 }
 
 // delivery is one copy of a task's callback, retried until it gets a 2xx
@@ -47,7 +69,7 @@ func (s *Server) queueCallbacks(_ *world, t *task, snap refonte.Task, sync bool)
 		copies = 2 + s.intn(2)
 		s.stats.callbacksDuplicated.Add(int64(copies - 1))
 	}
-	body, err := json.Marshal(callbackBody{Task: snap, Response: snap.Response, TaskID: snap.ID, Status: snap.Status})
+	body, err := encodeCallback(&snap)
 	if err != nil {
 		s.log.Error("encode callback", zap.Error(err))
 		return
@@ -58,22 +80,100 @@ func (s *Server) queueCallbacks(_ *world, t *task, snap refonte.Task, sync bool)
 			s.attempt(s.ctx, d)
 			continue
 		}
-		select {
-		case s.sched.deliveries <- d:
-		case <-s.ctx.Done():
+		if !s.sched.deliveries.put(s.ctx, d) {
 			return
 		}
 	}
 }
 
 func (s *Server) deliveryWorker(ctx context.Context) {
+	mine := make(chan *delivery, 1)
 	for {
-		select {
-		case <-ctx.Done():
+		d, ok := s.sched.deliveries.get(ctx, mine)
+		if !ok {
 			return
-		case d := <-s.sched.deliveries:
-			s.attempt(ctx, d)
 		}
+		s.attempt(ctx, d)
+	}
+}
+
+// deliveryQueue hands deliveries to the callback workers: to the idle
+// worker that parked last (LIFO), so that a busy sandbox keeps using the
+// same few goroutines, whose stacks stay grown and connections warm,
+// rather than cycling through all of them; when every worker is busy, to
+// a FIFO queue of at most queueCap deliveries (put then waits).
+type deliveryQueue struct {
+	mu    sync.Mutex
+	idle  []chan *delivery // parked workers' own channels (buffer 1)
+	queue []*delivery
+	slots chan struct{} // one token per queued delivery
+}
+
+const queueCap = 8192
+
+func newDeliveryQueue() *deliveryQueue {
+	return &deliveryQueue{slots: make(chan struct{}, queueCap)}
+}
+
+// popIdle removes the last parked worker's channel; q.mu must be held.
+func (q *deliveryQueue) popIdle() (chan *delivery, bool) {
+	n := len(q.idle)
+	if n == 0 {
+		return nil, false
+	}
+	ch := q.idle[n-1]
+	q.idle[n-1] = nil
+	q.idle = q.idle[:n-1]
+	return ch, true
+}
+
+// put hands d to an idle worker or queues it, waiting for room; it
+// returns false if ctx is done first.
+func (q *deliveryQueue) put(ctx context.Context, d *delivery) bool {
+	q.mu.Lock()
+	if ch, ok := q.popIdle(); ok {
+		q.mu.Unlock()
+		ch <- d
+		return true
+	}
+	q.mu.Unlock()
+	select {
+	case q.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	q.mu.Lock()
+	if ch, ok := q.popIdle(); ok { // a worker parked in between
+		q.mu.Unlock()
+		<-q.slots
+		ch <- d
+		return true
+	}
+	q.queue = append(q.queue, d)
+	q.mu.Unlock()
+	return true
+}
+
+// get returns the oldest queued delivery, or parks the worker whose own
+// channel is mine until a delivery is handed to it; false once ctx is
+// done.
+func (q *deliveryQueue) get(ctx context.Context, mine chan *delivery) (*delivery, bool) {
+	q.mu.Lock()
+	if len(q.queue) > 0 {
+		d := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		<-q.slots
+		return d, true
+	}
+	q.idle = append(q.idle, mine)
+	q.mu.Unlock()
+	select {
+	case d := <-mine:
+		return d, true
+	case <-ctx.Done():
+		return nil, false
 	}
 }
 
@@ -109,12 +209,10 @@ func (s *Server) attempt(ctx context.Context, d *delivery) {
 }
 
 func (s *Server) post(ctx context.Context, d *delivery) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(d.body))
+	req, err := s.callbackRequest(ctx, d)
 	if err != nil {
 		return false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(CallbackAuthHeader, s.cfg.CallbackAuthKey)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		s.log.Debug("callback attempt failed", zap.String("host", hostOf(d.url)), zap.Int("attempt", d.attempt), zap.Error(err))
@@ -128,6 +226,60 @@ func (s *Server) post(ctx context.Context, d *delivery) bool {
 	}
 	return true
 }
+
+// callbackURL is a parsed callback URL, kept while deliveries go to the
+// same URL (the common case: one receiver) so it is parsed once. It is
+// shared read-only by the requests, as RoundTrippers must not change them.
+type callbackURL struct {
+	raw string
+	u   *url.URL
+}
+
+func (s *Server) parseCallbackURL(raw string) (*url.URL, error) {
+	if c := s.lastURL.Load(); c != nil && c.raw == raw {
+		return c.u, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	// As http.NewRequest does: "host:" means the default port.
+	if i := strings.LastIndex(u.Host, ":"); i > strings.LastIndex(u.Host, "]") {
+		u.Host = strings.TrimSuffix(u.Host, ":")
+	}
+	s.lastURL.Store(&callbackURL{raw, u})
+	return u, nil
+}
+
+// callbackRequest returns the POST of d's body to d's URL, the request
+// http.NewRequestWithContext would build, with the callback headers.
+func (s *Server) callbackRequest(ctx context.Context, d *delivery) (*http.Request, error) {
+	u, err := s.parseCallbackURL(d.url)
+	if err != nil {
+		return nil, err
+	}
+	body := d.body
+	req := &http.Request{
+		Method: http.MethodPost, URL: u, Host: u.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{contentTypeKey: jsonContentType, callbackAuthKey: s.cbAuth},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}
+	if len(body) == 0 {
+		req.Body = http.NoBody
+		req.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	return req.WithContext(ctx), nil
+}
+
+// The canonical header keys of a callback POST, set without
+// re-canonicalizing them on every attempt.
+var (
+	contentTypeKey  = textproto.CanonicalMIMEHeaderKey("Content-Type")
+	callbackAuthKey = textproto.CanonicalMIMEHeaderKey(CallbackAuthHeader)
+)
 
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
@@ -184,11 +336,11 @@ type scheduler struct {
 	h          eventHeap
 	seq        uint64
 	wake       chan struct{}
-	deliveries chan *delivery
+	deliveries *deliveryQueue
 }
 
 func newScheduler(s *Server) *scheduler {
-	return &scheduler{s: s, wake: make(chan struct{}, 1), deliveries: make(chan *delivery, 8192)}
+	return &scheduler{s: s, wake: make(chan struct{}, 1), deliveries: newDeliveryQueue()}
 }
 
 func (sc *scheduler) add(e event) {
@@ -228,9 +380,7 @@ func (sc *scheduler) run(ctx context.Context) {
 				return
 			}
 			if e.d != nil {
-				select {
-				case sc.deliveries <- e.d:
-				case <-ctx.Done():
+				if !sc.deliveries.put(ctx, e.d) {
 					return
 				}
 				continue

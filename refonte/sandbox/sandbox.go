@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -243,9 +245,11 @@ func (f *Faults) apply(w faultsWire) (time.Duration, error) {
 // Server is the fake Refonte API. It implements http.Handler. Create it with
 // New and stop it with Close.
 type Server struct {
-	cfg    Config
-	log    *zap.Logger
-	client *http.Client
+	cfg     Config
+	log     *zap.Logger
+	client  *http.Client
+	cbAuth  []string // the callback auth header's value, shared read-only
+	lastURL atomic.Pointer[callbackURL]
 
 	faultsMu sync.RWMutex
 	faults   Faults
@@ -325,6 +329,7 @@ func New(cfg Config) *Server {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		client:   cfg.HTTPClient,
+		cbAuth:   []string{cfg.CallbackAuthKey},
 		faults:   cfg.faults(),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		idPrefix: splitmix(seed) & 0xffffffff,
@@ -453,7 +458,19 @@ func splitmix(x uint64) uint64 {
 // Server (a bijective mix of a counter under a per-server prefix).
 func (s *Server) newTaskID() string {
 	n := s.idSeq.Add(1)
-	return fmt.Sprintf("%08x%016x", s.idPrefix, splitmix(n^s.idPrefix<<32))
+	var b [24]byte
+	appendHex(b[:8], s.idPrefix)
+	appendHex(b[8:], splitmix(n^s.idPrefix<<32))
+	return string(b[:])
+}
+
+// appendHex writes x in lower-case hex into all of dst, zero-padded (as
+// %0Nx with N = len(dst), for x that fits).
+func appendHex(dst []byte, x uint64) {
+	for i := len(dst) - 1; i >= 0; i-- {
+		dst[i] = hexDigits[x&0xf]
+		x >>= 4
+	}
 }
 
 // authenticate returns the world of the request's API key.
@@ -477,7 +494,17 @@ type apiError struct {
 	Error      string `json:"error"`
 }
 
+// jsonContentType is the Content-Type header value of every JSON answer,
+// shared (never mutated) so that setting it does not allocate.
+var jsonContentType = []string{"application/json"}
+
+// bufPool holds the buffers answers are encoded into.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if t, ok := v.(refonte.Task); ok && writeTask(w, status, &t) {
+		return
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
@@ -486,6 +513,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeTask answers a task object encoded as json.Marshal would; it
+// returns false, having written nothing, if t cannot be encoded.
+func writeTask(w http.ResponseWriter, status int, t *refonte.Task) bool {
+	bp := bufPool.Get().(*[]byte)
+	b, err := appendTask((*bp)[:0], t)
+	if err != nil {
+		bufPool.Put(bp)
+		return false
+	}
+	b = append(b, '\n')
+	w.Header()[contentTypeKey] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+	}
+	bufPool.Put(bp)
+	return true
 }
 
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
@@ -499,9 +546,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == "/v1" || strings.HasPrefix(p, "/v1/") {
 		p = p[len("/v1"):]
 	}
-	raw := strings.Split(strings.Trim(p, "/"), "/")
-	seg := make([]string, len(raw))
-	for i, e := range raw {
+	seg := strings.Split(strings.Trim(p, "/"), "/")
+	for i, e := range seg {
 		u, err := url.PathUnescape(e)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "invalid path segment %q", e)
@@ -541,37 +587,43 @@ type route struct {
 	method string
 	path   string // pattern with {} for one segment
 	handle func(http.ResponseWriter, *http.Request, *world, []string, Faults)
+	pat    []string // path split on "/", set by routes
 }
 
 func (s *Server) routes() []route {
-	return []route{
-		{http.MethodGet, "tasks", s.listTasks},
-		{http.MethodPost, "task/{}/cancel", s.cancelTask},
-		{http.MethodPost, "task/{}/setMetadata", s.setMetadata},
-		{http.MethodPost, "task/{}/unique_id", s.setUniqueID},
-		{http.MethodDelete, "task/{}/unique_id", s.clearUniqueID},
-		{http.MethodPost, "task/{}", s.createTask},
-		{http.MethodGet, "task/{}", s.getTask},
-		{http.MethodPost, "batches", s.createBatch},
-		{http.MethodGet, "batches", s.listBatches},
-		{http.MethodPost, "batches/{}/finalize", s.finalizeBatch},
-		{http.MethodGet, "batches/{}/status", s.batchStatus},
-		{http.MethodGet, "batches/{}", s.getBatch},
-		{http.MethodPost, "projects", s.createProject},
-		{http.MethodGet, "projects", s.listProjects},
-		{http.MethodPost, "projects/{}/setParams", s.setProjectParams},
-		{http.MethodGet, "projects/{}", s.getProject},
+	table := []route{
+		{http.MethodGet, "tasks", s.listTasks, nil},
+		{http.MethodPost, "task/{}/cancel", s.cancelTask, nil},
+		{http.MethodPost, "task/{}/setMetadata", s.setMetadata, nil},
+		{http.MethodPost, "task/{}/unique_id", s.setUniqueID, nil},
+		{http.MethodDelete, "task/{}/unique_id", s.clearUniqueID, nil},
+		{http.MethodPost, "task/{}", s.createTask, nil},
+		{http.MethodGet, "task/{}", s.getTask, nil},
+		{http.MethodPost, "batches", s.createBatch, nil},
+		{http.MethodGet, "batches", s.listBatches, nil},
+		{http.MethodPost, "batches/{}/finalize", s.finalizeBatch, nil},
+		{http.MethodGet, "batches/{}/status", s.batchStatus, nil},
+		{http.MethodGet, "batches/{}", s.getBatch, nil},
+		{http.MethodPost, "projects", s.createProject, nil},
+		{http.MethodGet, "projects", s.listProjects, nil},
+		{http.MethodPost, "projects/{}/setParams", s.setProjectParams, nil},
+		{http.MethodGet, "projects/{}", s.getProject, nil},
 	}
+	for i := range table {
+		table[i].pat = strings.Split(table[i].path, "/")
+	}
+	return table
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, wld *world, seg []string, f Faults) {
 	pathFound := false
+	var argsBuf [2]string
 	for _, rt := range s.table {
-		pat := strings.Split(rt.path, "/")
+		pat := rt.pat
 		if len(pat) != len(seg) {
 			continue
 		}
-		var args []string
+		args := argsBuf[:0]
 		match := true
 		for i, p := range pat {
 			if p == "{}" {
@@ -600,6 +652,60 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, wld *world, seg [
 }
 
 const maxBody = 8 << 20
+
+// decodeParams decodes a task creation body as decodeBody(w, r, &params)
+// does, with a fast path for plain JSON objects: the body is read once and
+// parsed without reflection; what the fast parser does not handle goes to
+// encoding/json over the same bytes (and read error), so answers and
+// errors are unchanged.
+func decodeParams(w http.ResponseWriter, r *http.Request) (refonte.TaskParams, bool) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := (*bp)[:0]
+	if n := r.ContentLength; n > int64(cap(buf)) && n <= maxBody {
+		buf = make([]byte, 0, min(n+1, 1<<20)) // trust the length only so far
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	var readErr error
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+	}
+	if cap(buf) <= 64<<10 {
+		*bp = buf
+	}
+	if readErr == nil {
+		if m, ok := parseObject(buf); ok {
+			return refonte.TaskParams(m), true
+		}
+	}
+	var rd io.Reader = bytes.NewReader(buf)
+	if readErr != nil {
+		rd = io.MultiReader(rd, errReader{readErr})
+	}
+	var params refonte.TaskParams
+	dec := json.NewDecoder(rd)
+	dec.UseNumber()
+	if err := dec.Decode(&params); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+		return nil, false
+	}
+	return params, true
+}
+
+// errReader is a Reader that fails with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // decodeBody decodes a JSON object body, keeping numbers exact.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {

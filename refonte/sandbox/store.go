@@ -20,7 +20,10 @@ var (
 	errNotFound = errors.New("not found")
 )
 
-// task is one stored task. mu guards t and the fields below it.
+// task is one stored task. mu guards t and the fields below it. The raw
+// JSON fields of t (Params, Metadata, Response) only ever hold JSON the
+// sandbox encoded itself (json.Marshal or appendValue): valid and compact,
+// which appendTask relies on to copy them without re-validating.
 type task struct {
 	seq   int
 	batch *batch

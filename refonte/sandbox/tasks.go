@@ -50,8 +50,8 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 		writeError(w, http.StatusPaymentRequired, "task type %s is not enabled for this account", typ)
 		return
 	}
-	var body refonte.TaskParams
-	if !decodeBody(w, r, &body) {
+	body, ok := decodeParams(w, r)
+	if !ok {
 		return
 	}
 	if body == nil {
@@ -60,9 +60,12 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 	}
 
 	// The project's current params are defaults under the task's own.
-	merged := refonte.TaskParams{}
+	merged := body
+	// The body's strings share its buffer (see parseObject): those the task
+	// keeps are cloned.
 	projectName, _ := body[refonte.ParamProject].(string)
 	batchName, _ := body[refonte.ParamBatch].(string)
+	projectName, batchName = strings.Clone(projectName), strings.Clone(batchName)
 	var b *batch
 	if batchName != "" {
 		var ok bool
@@ -83,12 +86,15 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 			writeError(w, http.StatusBadRequest, "project: no project named %q in %s mode", projectName, wld.mode)
 			return
 		}
-		if err := json.Unmarshal(p.Params, &merged); err != nil || merged == nil {
-			merged = refonte.TaskParams{}
+		if !isEmptyObject(p.Params) {
+			var defaults refonte.TaskParams
+			if err := json.Unmarshal(p.Params, &defaults); err == nil && defaults != nil {
+				for k, v := range body {
+					defaults[k] = v
+				}
+				merged = defaults
+			}
 		}
-	}
-	for k, v := range body {
-		merged[k] = v
 	}
 	if err := refonte.ValidateTaskParams(typ, merged); err != nil {
 		writeError(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), "refonte: "))
@@ -99,28 +105,23 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 	t := &task{batch: b}
 	t.t = refonte.Task{
 		ID: s.newTaskID(), Type: typ, Status: refonte.StatusPending, CreatedAt: now, UpdatedAt: now,
-		Project: projectName, Batch: batchName, CallbackURL: merged.String(refonte.ParamCallbackURL),
-		Instruction: merged.String(refonte.ParamInstruction), UniqueID: merged.String(refonte.ParamUniqueID),
-		Tags: []string{}, IsTest: wld.mode == refonte.ModeTest, Response: json.RawMessage("null"),
+		Project: projectName, Batch: batchName, CallbackURL: strings.Clone(merged.String(refonte.ParamCallbackURL)),
+		Instruction: strings.Clone(merged.String(refonte.ParamInstruction)),
+		UniqueID:    strings.Clone(merged.String(refonte.ParamUniqueID)),
+		Tags:        []string{}, IsTest: wld.mode == refonte.ModeTest, Response: json.RawMessage("null"),
 	}
 	t.clearOnError, _ = merged[refonte.ParamClearUniqueIDOnError].(bool)
 	if tags, ok := merged[refonte.ParamTags].([]any); ok {
 		for _, tag := range tags {
-			t.t.Tags = append(t.t.Tags, tag.(string))
+			t.t.Tags = append(t.t.Tags, strings.Clone(tag.(string)))
 		}
 	}
 	md := json.RawMessage("{}")
 	if v, ok := merged[refonte.ParamMetadata]; ok {
-		md, _ = json.Marshal(v)
+		md, _ = marshalValue(v)
 	}
 	t.t.Metadata = md
-	params := refonte.TaskParams{}
-	for k, v := range merged {
-		if !slices.Contains(topLevel, k) {
-			params[k] = v
-		}
-	}
-	t.t.Params, _ = json.Marshal(params)
+	t.t.Params = marshalParams(merged)
 	t.fail = failRequested(merged)
 
 	uid := t.t.UniqueID
@@ -178,7 +179,35 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 		writeError(w, http.StatusInternalServerError, "internal server error")
 		return
 	}
-	writeJSON(w, http.StatusOK, t.snapshot())
+	answerTask(w, t.snapshot())
+}
+
+// answerTask answers 200 with snap, as writeJSON(w, http.StatusOK, snap)
+// but without boxing the task.
+func answerTask(w http.ResponseWriter, snap refonte.Task) {
+	if !writeTask(w, http.StatusOK, &snap) {
+		writeJSON(w, http.StatusOK, snap)
+	}
+}
+
+// isEmptyObject reports whether raw is the JSON object {} (as stored).
+func isEmptyObject(raw json.RawMessage) bool { return string(raw) == "{}" }
+
+// marshalParams encodes the params of a task: merged without the
+// topLevel names, as json.Marshal of that map would.
+func marshalParams(merged refonte.TaskParams) json.RawMessage {
+	skip := func(k string) bool { return slices.Contains(topLevel, k) }
+	if b, ok := appendMap(make([]byte, 0, 256), merged, skip); ok {
+		return b
+	}
+	params := refonte.TaskParams{}
+	for k, v := range merged {
+		if !skip(k) {
+			params[k] = v
+		}
+	}
+	b, _ := json.Marshal(params)
+	return b
 }
 
 func (s *Server) scheduleCompletion(wld *world, t *task) {
@@ -229,9 +258,9 @@ func (s *Server) finish(wld *world, t *task, sync bool) {
 	var resp json.RawMessage
 	if t.fail {
 		status = refonte.StatusError
-		resp, _ = json.Marshal(map[string]string{"error": "attachment could not be downloaded (sandbox-error)"})
+		resp = json.RawMessage(errorResponse)
 	} else {
-		resp, _ = json.Marshal(map[string]any{"annotations": []any{}, "echo_metadata": t.t.Metadata, "synthetic": true})
+		resp = completedResponse(t.t.Metadata)
 	}
 	t.t.Status = status
 	t.t.Response = resp
@@ -258,6 +287,24 @@ func (s *Server) finish(wld *world, t *task, sync bool) {
 	}
 }
 
+// errorResponse is the response of a task that ends in error.
+const errorResponse = `{"error":"attachment could not be downloaded (sandbox-error)"}`
+
+// completedResponse is the response of a completed task echoing md, as
+// json.Marshal of {"annotations": [], "echo_metadata": md, "synthetic":
+// true} encodes it.
+func completedResponse(md json.RawMessage) json.RawMessage {
+	const head, tail = `{"annotations":[],"echo_metadata":`, `,"synthetic":true}`
+	b := make([]byte, 0, len(head)+len(md)+len(tail)+4)
+	b = append(b, head...)
+	b, ok := appendRaw(b, md)
+	if !ok {
+		raw, _ := json.Marshal(map[string]any{"annotations": []any{}, "echo_metadata": md, "synthetic": true})
+		return raw
+	}
+	return append(b, tail...)
+}
+
 func (s *Server) lookup(w http.ResponseWriter, wld *world, id string) (*task, bool) {
 	t, ok := wld.getTask(id)
 	if !ok {
@@ -268,7 +315,7 @@ func (s *Server) lookup(w http.ResponseWriter, wld *world, id string) (*task, bo
 
 func (s *Server) getTask(w http.ResponseWriter, _ *http.Request, wld *world, args []string, _ Faults) {
 	if t, ok := s.lookup(w, wld, args[0]); ok {
-		writeJSON(w, http.StatusOK, t.snapshot())
+		answerTask(w, t.snapshot())
 	}
 }
 

@@ -1,0 +1,562 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/refonte-ai/refonte-batch/refonte"
+)
+
+// This file holds the append-based JSON encoder and the fast create-body
+// parser of the hot path (create, completion, callback). Both produce
+// exactly what encoding/json would (the tests compare them byte for byte)
+// and hand anything they do not handle to encoding/json itself.
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string exactly as encoding/json encodes
+// it (HTML-escaped, invalid UTF-8 replaced, U+2028/U+2029 escaped).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendFloat appends f as encoding/json encodes a float64; ok is false
+// for NaN and infinities, which it refuses.
+func appendFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return b, false
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// isValidNumber reports whether s is a JSON number literal.
+func isValidNumber(s string) bool {
+	n := scanNumber(s)
+	return n > 0 && n == len(s)
+}
+
+// scanNumber returns the length of the JSON number at the start of s, or
+// 0 if s does not start with one.
+func scanNumber[B []byte | string](s B) int {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(s):
+		return 0
+	case s[i] == '0':
+		i++
+	case '1' <= s[i] && s[i] <= '9':
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	default:
+		return 0
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return 0
+		}
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return 0
+		}
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+	}
+	return i
+}
+
+// appendValue appends v, a value as encoding/json decodes into an any
+// (maps, slices, strings, json.Number, float64, bools, nil), exactly as
+// json.Marshal would encode it. Other types go through json.Marshal; ok
+// is false when json.Marshal fails.
+func appendValue(dst []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...), true
+	case string:
+		return appendString(dst, x), true
+	case bool:
+		if x {
+			return append(dst, "true"...), true
+		}
+		return append(dst, "false"...), true
+	case json.Number:
+		if x == "" {
+			return append(dst, '0'), true
+		}
+		if !isValidNumber(string(x)) {
+			return dst, false
+		}
+		return append(dst, x...), true
+	case float64:
+		return appendFloat(dst, x)
+	case map[string]any:
+		if x == nil {
+			return append(dst, "null"...), true
+		}
+		return appendMap(dst, x, nil)
+	case []any:
+		if x == nil {
+			return append(dst, "null"...), true
+		}
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = appendValue(dst, e); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, ']'), true
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return dst, false
+		}
+		return append(dst, b...), true
+	}
+}
+
+// appendMap appends m as a JSON object with sorted keys, as json.Marshal
+// does, leaving out the keys for which skip returns true.
+func appendMap(dst []byte, m map[string]any, skip func(string) bool) ([]byte, bool) {
+	var arr [16]string
+	keys := arr[:0]
+	for k := range m {
+		if skip == nil || !skip(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		var ok bool
+		if dst, ok = appendValue(dst, m[k]); !ok {
+			return dst, false
+		}
+	}
+	return append(dst, '}'), true
+}
+
+// marshalValue is json.Marshal(v) through appendValue.
+func marshalValue(v any) ([]byte, error) {
+	if b, ok := appendValue(make([]byte, 0, 64), v); ok {
+		return b, nil
+	}
+	return json.Marshal(v)
+}
+
+// appendTime appends t as time.Time's MarshalJSON does; ok is false for
+// years it refuses.
+func appendTime(dst []byte, t time.Time) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return dst, false
+	}
+	_, off := t.Zone()
+	if off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return dst, false
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"'), true
+}
+
+// rawSafe reports whether raw can be copied into an encoding as is: what
+// json.Marshal does to a json.RawMessage (compact it, escape <, > and &,
+// U+2028 and U+2029) would leave it unchanged. Every raw field the
+// sandbox stores was produced by json.Marshal or appendValue, so it is
+// valid; this only guards the byte-for-byte promise.
+func rawSafe(raw []byte) bool {
+	in := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '"':
+			in = !in
+		case '\\':
+			if in {
+				i++
+			}
+		case ' ', '\t', '\n', '\r':
+			if !in {
+				return false
+			}
+		case '<', '>', '&':
+			return false
+		case 0xE2:
+			if i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9) {
+				return false
+			}
+		}
+	}
+	return len(raw) > 0
+}
+
+// appendRaw appends raw as json.Marshal encodes a json.RawMessage field.
+func appendRaw(dst []byte, raw json.RawMessage) ([]byte, bool) {
+	if raw == nil {
+		return append(dst, "null"...), true
+	}
+	if !rawSafe(raw) {
+		return dst, false
+	}
+	return append(dst, raw...), true
+}
+
+// appendTask appends the JSON of t exactly as json.Marshal(t) would, and
+// fails as it would.
+func appendTask(dst []byte, t *refonte.Task) ([]byte, error) {
+	if b, ok := appendTaskFast(dst, t); ok {
+		return b, nil
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+func appendTaskFast(dst []byte, t *refonte.Task) ([]byte, bool) {
+	start := len(dst)
+	fail := func() ([]byte, bool) { return dst[:start], false }
+	var ok bool
+	dst = append(dst, `{"task_id":`...)
+	dst = appendString(dst, t.ID)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, string(t.Type))
+	dst = append(dst, `,"status":`...)
+	dst = appendString(dst, string(t.Status))
+	dst = append(dst, `,"created_at":`...)
+	if dst, ok = appendTime(dst, t.CreatedAt); !ok {
+		return fail()
+	}
+	dst = append(dst, `,"updated_at":`...)
+	if dst, ok = appendTime(dst, t.UpdatedAt); !ok {
+		return fail()
+	}
+	dst = append(dst, `,"completed_at":`...)
+	if t.CompletedAt == nil {
+		dst = append(dst, "null"...)
+	} else if dst, ok = appendTime(dst, *t.CompletedAt); !ok {
+		return fail()
+	}
+	if t.Project != "" {
+		dst = append(dst, `,"project":`...)
+		dst = appendString(dst, t.Project)
+	}
+	if t.Batch != "" {
+		dst = append(dst, `,"batch":`...)
+		dst = appendString(dst, t.Batch)
+	}
+	if t.CallbackURL != "" {
+		dst = append(dst, `,"callback_url":`...)
+		dst = appendString(dst, t.CallbackURL)
+	}
+	dst = append(dst, `,"callback_succeeded":`...)
+	switch {
+	case t.CallbackSucceeded == nil:
+		dst = append(dst, "null"...)
+	case *t.CallbackSucceeded:
+		dst = append(dst, "true"...)
+	default:
+		dst = append(dst, "false"...)
+	}
+	if t.Instruction != "" {
+		dst = append(dst, `,"instruction":`...)
+		dst = appendString(dst, t.Instruction)
+	}
+	if len(t.Params) > 0 {
+		dst = append(dst, `,"params":`...)
+		if dst, ok = appendRaw(dst, t.Params); !ok {
+			return fail()
+		}
+	}
+	if len(t.Metadata) > 0 {
+		dst = append(dst, `,"metadata":`...)
+		if dst, ok = appendRaw(dst, t.Metadata); !ok {
+			return fail()
+		}
+	}
+	if t.UniqueID != "" {
+		dst = append(dst, `,"unique_id":`...)
+		dst = appendString(dst, t.UniqueID)
+	}
+	dst = append(dst, `,"tags":`...)
+	if t.Tags == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, tag := range t.Tags {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, tag)
+		}
+		dst = append(dst, ']')
+	}
+	if t.IsTest {
+		dst = append(dst, `,"is_test":true`...)
+	} else {
+		dst = append(dst, `,"is_test":false`...)
+	}
+	dst = append(dst, `,"response":`...)
+	if dst, ok = appendRaw(dst, t.Response); !ok {
+		return fail()
+	}
+	return append(dst, '}'), true
+}
+
+// maxFastDepth bounds the nesting the fast parser follows; deeper bodies
+// go to encoding/json (whose own limit is 10000).
+const maxFastDepth = 64
+
+// parseObject decodes data as json.Decoder with UseNumber decodes its
+// first value into a map[string]any, for the bodies it handles: a JSON
+// object whose strings have no escapes. ok is false for anything else
+// (including every invalid body), which the caller hands to encoding/json.
+// Like the Decoder, it ignores whatever follows the object.
+//
+// Every string in m (keys, values, numbers) shares one copy of data:
+// callers clone the few they keep beyond the request.
+func parseObject(data []byte) (m map[string]any, ok bool) {
+	p := fastParser{data: data, src: string(data)}
+	p.skipSpace()
+	if p.i >= len(p.data) || p.data[p.i] != '{' {
+		return nil, false
+	}
+	v, ok := p.value(0)
+	if !ok {
+		return nil, false
+	}
+	m, _ = v.(map[string]any)
+	return m, true
+}
+
+type fastParser struct {
+	data []byte
+	src  string // data as a string, which parsed strings are cut from
+	i    int
+}
+
+func (p *fastParser) skipSpace() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// str parses a string at p.i (its opening quote) without escapes or
+// control characters; non-ASCII must be valid UTF-8.
+func (p *fastParser) str() (string, bool) {
+	start := p.i + 1
+	ascii := true
+	for i := start; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(p.data[start:i]) {
+				return "", false
+			}
+			p.i = i + 1
+			return p.src[start:i], true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+func (p *fastParser) literal(word string, v any) (any, bool) {
+	if len(p.data)-p.i < len(word) || string(p.data[p.i:p.i+len(word)]) != word {
+		return nil, false
+	}
+	p.i += len(word)
+	return v, true
+}
+
+func (p *fastParser) value(depth int) (any, bool) {
+	if p.i >= len(p.data) {
+		return nil, false
+	}
+	switch c := p.data[p.i]; {
+	case c == '"':
+		return p.str()
+	case c == '{':
+		if depth >= maxFastDepth {
+			return nil, false
+		}
+		p.i++
+		m := map[string]any{}
+		p.skipSpace()
+		if p.i < len(p.data) && p.data[p.i] == '}' {
+			p.i++
+			return m, true
+		}
+		for {
+			if p.i >= len(p.data) || p.data[p.i] != '"' {
+				return nil, false
+			}
+			k, ok := p.str()
+			if !ok {
+				return nil, false
+			}
+			p.skipSpace()
+			if p.i >= len(p.data) || p.data[p.i] != ':' {
+				return nil, false
+			}
+			p.i++
+			p.skipSpace()
+			v, ok := p.value(depth + 1)
+			if !ok {
+				return nil, false
+			}
+			m[k] = v
+			p.skipSpace()
+			if p.i >= len(p.data) {
+				return nil, false
+			}
+			switch p.data[p.i] {
+			case ',':
+				p.i++
+				p.skipSpace()
+			case '}':
+				p.i++
+				return m, true
+			default:
+				return nil, false
+			}
+		}
+	case c == '[':
+		if depth >= maxFastDepth {
+			return nil, false
+		}
+		p.i++
+		a := []any{}
+		p.skipSpace()
+		if p.i < len(p.data) && p.data[p.i] == ']' {
+			p.i++
+			return a, true
+		}
+		for {
+			v, ok := p.value(depth + 1)
+			if !ok {
+				return nil, false
+			}
+			a = append(a, v)
+			p.skipSpace()
+			if p.i >= len(p.data) {
+				return nil, false
+			}
+			switch p.data[p.i] {
+			case ',':
+				p.i++
+				p.skipSpace()
+			case ']':
+				p.i++
+				return a, true
+			default:
+				return nil, false
+			}
+		}
+	case c == 't':
+		return p.literal("true", true)
+	case c == 'f':
+		return p.literal("false", false)
+	case c == 'n':
+		return p.literal("null", nil)
+	case c == '-' || ('0' <= c && c <= '9'):
+		n := scanNumber(p.data[p.i:])
+		if n == 0 {
+			return nil, false
+		}
+		s := p.src[p.i : p.i+n]
+		p.i += n
+		return json.Number(s), true
+	}
+	return nil, false
+}
