@@ -33,13 +33,28 @@ func VerifyCallbackAuth(h http.Header, key Secret) bool {
 	if key == "" {
 		return false
 	}
-	got := h.Values(CallbackAuthHeader)
+	got := h[callbackAuthCanonical]
 	if len(got) != 1 {
 		return false
 	}
 	// Hashing first makes the comparison constant-time in the length too.
-	g, w := sha256.Sum256([]byte(got[0])), sha256.Sum256([]byte(key.Reveal()))
+	g, w := sum256(got[0]), sum256(key.Reveal())
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// callbackAuthCanonical is http.CanonicalHeaderKey(CallbackAuthHeader),
+// the key under which a received request's header holds it.
+const callbackAuthCanonical = "Refonte.ai-Callback-Auth"
+
+// sum256 is sha256.Sum256([]byte(s)), without allocating for the usual
+// lengths of a key.
+func sum256(s string) [sha256.Size]byte {
+	var b [256]byte
+	if len(s) <= len(b) {
+		n := copy(b[:], s)
+		return sha256.Sum256(b[:n])
+	}
+	return sha256.Sum256([]byte(s))
 }
 
 // Callback is a parsed callback body: {"task": {…}, "response": {…},
@@ -70,23 +85,22 @@ func ParseCallback(r io.Reader, limit int64) (*Callback, error) {
 	if limit <= 0 {
 		limit = MaxCallbackBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
+	buf := getBuf()
+	defer putBuf(buf)
+	if err := readAtMost(buf, r, limit+1); err != nil {
 		return nil, fmt.Errorf("refonte: reading the callback body: %w", err)
 	}
-	if int64(len(body)) > limit {
+	if int64(buf.Len()) > limit {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrCallbackTooLarge, limit)
 	}
-	var wire struct {
-		Task     *Task           `json:"task"` // decoded in the same pass: callbacks are a hot path
-		Response json.RawMessage `json:"response"`
-		TaskID   *string         `json:"task_id"`
-		Status   *string         `json:"status"`
-		UniqueID *string         `json:"unique_id"`
-		Metadata json.RawMessage `json:"metadata"`
-	}
-	if err := json.Unmarshal(body, &wire); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
+	body := bytes.Clone(buf.Bytes())
+	var wire callbackFields
+	if !decodeCallback(body, bytes.Clone(body), &wire) {
+		var std callbackWire
+		if err := json.Unmarshal(body, &std); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
+		}
+		wire = std.fields()
 	}
 	cb := &Callback{Raw: json.RawMessage(body)}
 	if t := wire.Task; t != nil {
@@ -99,14 +113,14 @@ func ParseCallback(r io.Reader, limit int64) (*Callback, error) {
 			cb.Response = t.Response
 		}
 	}
-	if wire.TaskID != nil && *wire.TaskID != "" {
-		cb.TaskID = *wire.TaskID
+	if wire.TaskID != "" {
+		cb.TaskID = wire.TaskID
 	}
-	if wire.Status != nil && *wire.Status != "" {
-		cb.Status = TaskStatus(*wire.Status)
+	if wire.Status != "" {
+		cb.Status = TaskStatus(wire.Status)
 	}
-	if cb.UniqueID == "" && wire.UniqueID != nil {
-		cb.UniqueID = *wire.UniqueID
+	if cb.UniqueID == "" {
+		cb.UniqueID = wire.UniqueID
 	}
 	if cb.Metadata == nil && isPresent(wire.Metadata) {
 		cb.Metadata = wire.Metadata

@@ -12,6 +12,7 @@ import (
 
 func TestVerifyCallbackAuth(t *testing.T) {
 	const key = Secret("cb-key-123")
+	long := strings.Repeat("k", 300)
 	tests := []struct {
 		name   string
 		header http.Header
@@ -29,6 +30,12 @@ func TestVerifyCallbackAuth(t *testing.T) {
 		{"two values", http.Header{"Refonte.ai-Callback-Auth": {"cb-key-123", "x"}}, key, false},
 		{"empty key", http.Header{"Refonte.ai-Callback-Auth": {""}}, "", false},
 		{"empty key, header set", http.Header{"Refonte.ai-Callback-Auth": {"x"}}, "", false},
+		{"long key", http.Header{"Refonte.ai-Callback-Auth": {long}}, Secret(long), true},
+		{"long key, other value", http.Header{"Refonte.ai-Callback-Auth": {long + "x"}}, Secret(long), false},
+		{"non-canonical header key", http.Header{CallbackAuthHeader: {"cb-key-123"}}, key, false},
+	}
+	if c := http.CanonicalHeaderKey(CallbackAuthHeader); c != callbackAuthCanonical {
+		t.Fatalf("callbackAuthCanonical = %q, want %q", callbackAuthCanonical, c)
 	}
 	for _, tt := range tests {
 		if got := VerifyCallbackAuth(tt.header, tt.key); got != tt.want {
@@ -136,4 +143,35 @@ func FuzzParseCallback(f *testing.F) {
 			t.Fatalf("re-parse differs: %v", err)
 		}
 	})
+}
+
+// BenchmarkParseCallback measures the parse of a ~1 KB completed callback.
+//
+//	go test -run '^$' -bench ParseCallback -benchmem ./refonte/
+func BenchmarkParseCallback(b *testing.B) {
+	body, err := os.ReadFile("testdata/callback_completed.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		cb, err := ParseCallback(bytes.NewReader(body), 0)
+		if err != nil || cb.TaskID == "" {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyCallbackAuth measures the check of the auth header.
+func BenchmarkVerifyCallbackAuth(b *testing.B) {
+	const key = Secret("cb_secret_0123456789abcdef0123456789abcdef")
+	h := http.Header{}
+	h.Set(CallbackAuthHeader, key.Reveal())
+	b.ReportAllocs()
+	for b.Loop() {
+		if !VerifyCallbackAuth(h, key) {
+			b.Fatal("refused")
+		}
+	}
 }

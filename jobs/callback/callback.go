@@ -163,7 +163,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 type parsed struct {
 	taskID, uniqueID string
 	status           refonte.TaskStatus
-	modes            []refonte.Mode // modes to try, in order
+	modes            [2]refonte.Mode // modes to try, in order: the first nmodes
+	nmodes           int
 	modeKnown        bool
 	outcome          store.Outcome
 }
@@ -182,14 +183,15 @@ func delivery(cb *refonte.Callback) parsed {
 	if t != nil && bytes.Contains(cb.Raw, []byte(isTestKey)) {
 		// Task.IsTest is a plain bool: the key must be there to trust a false.
 		d.modeKnown = true
+		d.nmodes = 1
 		if t.IsTest {
-			d.modes = []refonte.Mode{refonte.ModeTest}
+			d.modes[0] = refonte.ModeTest
 		} else {
-			d.modes = []refonte.Mode{refonte.ModeLive}
+			d.modes[0] = refonte.ModeLive
 		}
 	}
 	if !d.modeKnown {
-		d.modes = []refonte.Mode{refonte.ModeTest, refonte.ModeLive}
+		d.modes, d.nmodes = [2]refonte.Mode{refonte.ModeTest, refonte.ModeLive}, 2
 	}
 	if isNull(resp) {
 		resp = nil
@@ -259,8 +261,10 @@ type step struct {
 	byIndex bool // by the task ID index, else by the unique_id
 }
 
-func (d *parsed) steps() []step {
-	var s []step
+// steps returns the ways of finding the callback's job, in order, in buf
+// (at most four: two modes, by index then by unique_id).
+func (d *parsed) steps(buf *[4]step) []step {
+	s := buf[:0]
 	if d.modeKnown {
 		if d.uniqueID != "" {
 			s = append(s, step{mode: d.modes[0]})
@@ -268,11 +272,11 @@ func (d *parsed) steps() []step {
 		return append(s, step{mode: d.modes[0], byIndex: true})
 	}
 	// Mode unknown: exact task ID matches first, then unique_ids.
-	for _, m := range d.modes {
+	for _, m := range d.modes[:d.nmodes] {
 		s = append(s, step{mode: m, byIndex: true})
 	}
 	if d.uniqueID != "" {
-		for _, m := range d.modes {
+		for _, m := range d.modes[:d.nmodes] {
 			s = append(s, step{mode: m})
 		}
 	}
@@ -283,7 +287,8 @@ func (d *parsed) steps() []step {
 // outcome label, or an error when the store failed.
 func (h *Handler) apply(ctx context.Context, d parsed, raw []byte) (string, error) {
 	pending := !d.status.Terminal()
-	for _, st := range d.steps() {
+	var stepsBuf [4]step
+	for _, st := range d.steps(&stepsBuf) {
 		uid := d.uniqueID
 		if st.byIndex {
 			u, err := h.store.UniqueIDByTaskID(ctx, st.mode, d.taskID)
@@ -329,8 +334,9 @@ func (h *Handler) apply(ctx context.Context, d parsed, raw []byte) (string, erro
 func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d parsed, t store.Transition) string {
 	if !d.status.Terminal() {
 		if t.Changed {
-			h.log.Debug("callback recorded a submission",
-				zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+			if ce := h.log.Check(zap.DebugLevel, "callback recorded a submission"); ce != nil {
+				ce.Write(zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
+			}
 			h.changed(ctx, t)
 		}
 		return OutcomePending

@@ -1,0 +1,953 @@
+package refonte
+
+// Hand-written JSON for the two hot paths of a batch: the body of a task
+// creation (TaskParams out) and the task object (Task in, from a create's
+// answer or a callback). Each fast path handles the shapes these paths
+// carry and gives up (ok == false) on anything else, and the caller then
+// runs encoding/json, so the bytes produced, the values decoded and the
+// errors returned are always encoding/json's. The equivalence is tested
+// value by value and fuzzed against encoding/json (wirejson_test.go).
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// bufPool holds scratch buffers for encoding request bodies and reading
+// answers and callbacks. Nothing handed to a caller points into them.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf is the largest buffer put back in bufPool: a rare huge body
+// does not stay pinned in memory.
+const maxPooledBuf = 64 << 10
+
+func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
+
+// readAtMost appends to buf what r yields until io.EOF or limit bytes,
+// whichever comes first, as buf.ReadFrom(io.LimitReader(r, limit)) does
+// but without allocating the LimitReader. It returns nil at io.EOF or at
+// the limit, and the reader's error otherwise.
+func readAtMost(buf *bytes.Buffer, r io.Reader, limit int64) error {
+	for limit > 0 {
+		buf.Grow(bytes.MinRead)
+		free := buf.AvailableBuffer()
+		free = free[:min(int64(cap(free)), limit)]
+		n, err := r.Read(free)
+		if n < 0 || n > len(free) {
+			return errors.New("refonte: reader returned an invalid count")
+		}
+		buf.Write(free[:n])
+		limit -= int64(n)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuf {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
+// marshalParams returns the JSON of p, byte for byte what json.Marshal
+// returns (keys sorted, HTML characters escaped, raw values compacted).
+func marshalParams(p TaskParams) ([]byte, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	if appendParams(buf, p) {
+		return bytes.Clone(buf.Bytes()), nil
+	}
+	return json.Marshal(p)
+}
+
+// maxEncodeDepth bounds the nesting the fast encoder follows; deeper
+// values (or a map holding itself) go to encoding/json.
+const maxEncodeDepth = 64
+
+// appendParams appends the JSON of p to buf; false means give up.
+func appendParams(buf *bytes.Buffer, p TaskParams) bool {
+	if p == nil {
+		buf.WriteString("null")
+		return true
+	}
+	return appendObject(buf, map[string]any(p), 0)
+}
+
+func appendObject(buf *bytes.Buffer, m map[string]any, depth int) bool {
+	var keysArr [24]string
+	keys := keysArr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		appendString(buf, k)
+		buf.WriteByte(':')
+		if !appendValue(buf, m[k], depth+1) {
+			return false
+		}
+	}
+	buf.WriteByte('}')
+	return true
+}
+
+// appendValue appends the JSON of v as encoding/json (with HTML escaping)
+// writes it; false means give up.
+func appendValue(buf *bytes.Buffer, v any, depth int) bool {
+	if depth > maxEncodeDepth {
+		return false
+	}
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case string:
+		appendString(buf, x)
+	case json.RawMessage:
+		if x == nil {
+			buf.WriteString("null")
+			return true
+		}
+		start := buf.Len()
+		if json.Compact(buf, x) != nil {
+			return false
+		}
+		if out := buf.Bytes()[start:]; needsHTMLEscape(out) {
+			compacted := bytes.Clone(out)
+			buf.Truncate(start)
+			json.HTMLEscape(buf, compacted)
+		}
+	case bool:
+		if x {
+			buf.WriteString("true")
+		} else {
+			buf.WriteString("false")
+		}
+	case int:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+	case int64:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
+	case int32:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+	case uint64:
+		buf.Write(strconv.AppendUint(buf.AvailableBuffer(), x, 10))
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return false
+		}
+		buf.Write(appendFloat64(buf.AvailableBuffer(), x))
+	case map[string]any:
+		if x == nil {
+			buf.WriteString("null")
+			return true
+		}
+		return appendObject(buf, x, depth)
+	case TaskParams:
+		if x == nil {
+			buf.WriteString("null")
+			return true
+		}
+		return appendObject(buf, map[string]any(x), depth)
+	case []any:
+		if x == nil {
+			buf.WriteString("null")
+			return true
+		}
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if !appendValue(buf, e, depth+1) {
+				return false
+			}
+		}
+		buf.WriteByte(']')
+	case []string:
+		if x == nil {
+			buf.WriteString("null")
+			return true
+		}
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			appendString(buf, e)
+		}
+		buf.WriteByte(']')
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return false
+		}
+		buf.Write(b)
+	}
+	return true
+}
+
+// appendFloat64 formats f as encoding/json does (ES6 number formatting).
+func appendFloat64(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9.
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// needsHTMLEscape reports whether compacted JSON holds a character
+// json.Marshal escapes: <, >, &, U+2028 or U+2029.
+func needsHTMLEscape(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case '<', '>', '&':
+			return true
+		case 0xE2:
+			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// htmlSafe[c] reports whether json.Marshal writes the ASCII byte c as it
+// is inside a string: not a control character, '"', '\\', '<', '>' or '&'.
+var htmlSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string, escaped as json.Marshal does.
+func appendString(buf *bytes.Buffer, s string) {
+	buf.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if htmlSafe[c] {
+				i++
+				continue
+			}
+			buf.WriteString(s[start:i])
+			switch c {
+			case '\\', '"':
+				buf.WriteByte('\\')
+				buf.WriteByte(c)
+			case '\b':
+				buf.WriteString(`\b`)
+			case '\f':
+				buf.WriteString(`\f`)
+			case '\n':
+				buf.WriteString(`\n`)
+			case '\r':
+				buf.WriteString(`\r`)
+			case '\t':
+				buf.WriteString(`\t`)
+			default:
+				buf.WriteString(`\u00`)
+				buf.WriteByte(hexDigits[c>>4])
+				buf.WriteByte(hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf.WriteString(s[start:i])
+			buf.WriteString(`\ufffd`)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf.WriteString(s[start:i])
+			buf.WriteString(`\u202`)
+			buf.WriteByte(hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf.WriteString(s[start:])
+	buf.WriteByte('"')
+}
+
+// scanner walks a JSON text held in b. Its methods validate what they
+// consume as encoding/json's scanner does, and report false on invalid
+// input or on input the fast paths leave to encoding/json.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after white space, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// maxSkipDepth bounds the nesting skipValue follows (encoding/json
+// accepts up to 10000: deeper raw values go to encoding/json).
+const maxSkipDepth = 512
+
+// skipValue consumes one value after white space and returns its span.
+func (s *scanner) skipValue(depth int) (start, end int, ok bool) {
+	if depth > maxSkipDepth {
+		return 0, 0, false
+	}
+	start = s.i
+	switch s.peek() {
+	case '"':
+		start = s.i
+		if _, _, _, _, ok := s.str(); !ok {
+			return 0, 0, false
+		}
+	case '{':
+		start = s.i
+		s.i++
+		if s.peek() == '}' {
+			s.i++
+			break
+		}
+		for {
+			if s.peek() != '"' {
+				return 0, 0, false
+			}
+			if _, _, _, _, ok := s.str(); !ok {
+				return 0, 0, false
+			}
+			if s.peek() != ':' {
+				return 0, 0, false
+			}
+			s.i++
+			if _, _, ok := s.skipValue(depth + 1); !ok {
+				return 0, 0, false
+			}
+			c := s.peek()
+			s.i++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return 0, 0, false
+			}
+		}
+	case '[':
+		start = s.i
+		s.i++
+		if s.peek() == ']' {
+			s.i++
+			break
+		}
+		for {
+			if _, _, ok := s.skipValue(depth + 1); !ok {
+				return 0, 0, false
+			}
+			c := s.peek()
+			s.i++
+			if c == ']' {
+				break
+			}
+			if c != ',' {
+				return 0, 0, false
+			}
+		}
+	case 't':
+		start = s.i
+		if !s.literal("true") {
+			return 0, 0, false
+		}
+	case 'f':
+		start = s.i
+		if !s.literal("false") {
+			return 0, 0, false
+		}
+	case 'n':
+		start = s.i
+		if !s.literal("null") {
+			return 0, 0, false
+		}
+	default:
+		start = s.i
+		if !s.number() {
+			return 0, 0, false
+		}
+	}
+	return start, s.i, true
+}
+
+func (s *scanner) literal(lit string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// number consumes -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (s *scanner) number() bool {
+	b, i := s.b, s.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	s.i = i
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// str consumes a string at s.i (on its opening quote) and returns the
+// span of its contents, whether it holds escapes (esc) and whether it
+// holds bytes over 0x7F (high).
+func (s *scanner) str() (start, end int, esc, high, ok bool) {
+	b := s.b
+	i := s.i + 1
+	start = i
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return start, i, esc, high, true
+		case c == '\\':
+			esc = true
+			if i+1 >= len(b) {
+				return 0, 0, false, false, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return 0, 0, false, false, false
+				}
+				i += 6
+			default:
+				return 0, 0, false, false, false
+			}
+		case c < 0x20:
+			return 0, 0, false, false, false
+		default:
+			if c >= utf8.RuneSelf {
+				high = true
+			}
+			i++
+		}
+	}
+	return 0, 0, false, false, false
+}
+
+// wireText is an owned copy of a JSON text: strings and raw values
+// decoded from it are cut from text and raw.
+type wireText struct {
+	text string
+	raw  []byte
+}
+
+// rawAt returns the raw value at [start, end), capped so that an append
+// to it cannot write over a neighbour.
+func (w *wireText) rawAt(start, end int) json.RawMessage {
+	return json.RawMessage(w.raw[start:end:end])
+}
+
+// stringValue decodes the string value at s (on its quote) as
+// encoding/json decodes it into a string field.
+func (w *wireText) stringValue(s *scanner) (string, bool) {
+	q := s.i
+	start, end, esc, high, ok := s.str()
+	if !ok {
+		return "", false
+	}
+	if !esc && (!high || utf8.Valid(s.b[start:end])) {
+		// What encoding/json's unquote returns unchanged.
+		return w.text[start:end], true
+	}
+	var v string
+	if json.Unmarshal(s.b[q:s.i], &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+// taskFields are the JSON names of the Task fields, in a fixed order.
+var taskFields = [...]string{"task_id", "type", "status", "created_at", "updated_at", "completed_at",
+	"project", "batch", "callback_url", "callback_succeeded", "instruction", "params", "metadata",
+	"unique_id", "tags", "is_test", "response"}
+
+// foldsToAny reports whether key, which matches none of names exactly,
+// could still match one for encoding/json, which also matches field
+// names case-insensitively (with Unicode folding).
+func foldsToAny(key []byte, names []string) bool {
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return true
+		}
+	}
+	for _, n := range names {
+		if len(n) == len(key) && strings.EqualFold(n, string(key)) {
+			return true
+		}
+	}
+	return false
+}
+
+// objectKey reads a member key and its colon; it gives up on keys with
+// escapes, which encoding/json unescapes before matching.
+func objectKey(s *scanner) (key []byte, ok bool) {
+	if s.peek() != '"' {
+		return nil, false
+	}
+	start, end, esc, _, ok := s.str()
+	if !ok || esc {
+		return nil, false
+	}
+	if s.peek() != ':' {
+		return nil, false
+	}
+	s.i++
+	s.ws()
+	return s.b[start:end], true
+}
+
+// objectNext consumes the ',' or '}' after a member; done is true at '}'.
+func objectNext(s *scanner) (done, ok bool) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return false, true
+	case '}':
+		s.i++
+		return true, true
+	}
+	return false, false
+}
+
+// decodeTask decodes the object at s (on its '{') into t, which must be
+// zero, as json.Unmarshal would; false means give up (t is then partly
+// set). Duplicate members are left to encoding/json.
+func (w *wireText) decodeTask(s *scanner, t *Task, depth int) bool {
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	var seen uint32
+	for {
+		key, ok := objectKey(s)
+		if !ok {
+			return false
+		}
+		f := -1
+		for i, name := range taskFields {
+			if string(key) == name {
+				f = i
+				break
+			}
+		}
+		if f < 0 {
+			if foldsToAny(key, taskFields[:]) {
+				return false
+			}
+			if _, _, ok := s.skipValue(depth + 1); !ok {
+				return false
+			}
+		} else {
+			if seen&(1<<f) != 0 {
+				return false
+			}
+			seen |= 1 << f
+			if !w.taskField(s, t, taskFields[f], depth) {
+				return false
+			}
+		}
+		done, ok := objectNext(s)
+		if !ok {
+			return false
+		}
+		if done {
+			return true
+		}
+	}
+}
+
+// taskField decodes the value at s into t's field of JSON name name.
+func (w *wireText) taskField(s *scanner, t *Task, name string, depth int) bool {
+	c := s.peek()
+	if c == 'n' {
+		// null leaves strings, bools and times as they are, sets pointers
+		// and slices to nil, and raw values to "null".
+		start := s.i
+		if !s.literal("null") {
+			return false
+		}
+		switch name {
+		case "params":
+			t.Params = w.rawAt(start, s.i)
+		case "metadata":
+			t.Metadata = w.rawAt(start, s.i)
+		case "response":
+			t.Response = w.rawAt(start, s.i)
+		}
+		return true
+	}
+	switch name {
+	case "task_id", "type", "status", "project", "batch", "callback_url", "instruction", "unique_id":
+		if c != '"' {
+			return false
+		}
+		v, ok := w.stringValue(s)
+		if !ok {
+			return false
+		}
+		switch name {
+		case "task_id":
+			t.ID = v
+		case "type":
+			t.Type = TaskType(v)
+		case "status":
+			t.Status = TaskStatus(v)
+		case "project":
+			t.Project = v
+		case "batch":
+			t.Batch = v
+		case "callback_url":
+			t.CallbackURL = v
+		case "instruction":
+			t.Instruction = v
+		case "unique_id":
+			t.UniqueID = v
+		}
+	case "created_at", "updated_at", "completed_at":
+		start, end, ok := s.skipValue(depth + 1)
+		if !ok {
+			return false
+		}
+		var tm time.Time
+		if tm.UnmarshalJSON(w.raw[start:end]) != nil {
+			return false
+		}
+		switch name {
+		case "created_at":
+			t.CreatedAt = tm
+		case "updated_at":
+			t.UpdatedAt = tm
+		default:
+			t.CompletedAt = new(time.Time)
+			*t.CompletedAt = tm
+		}
+	case "callback_succeeded", "is_test":
+		var v bool
+		switch {
+		case c == 't' && s.literal("true"):
+			v = true
+		case c == 'f' && s.literal("false"):
+		default:
+			return false
+		}
+		if name == "is_test" {
+			t.IsTest = v
+		} else {
+			t.CallbackSucceeded = new(bool)
+			*t.CallbackSucceeded = v
+		}
+	case "params", "metadata", "response":
+		start, end, ok := s.skipValue(depth + 1)
+		if !ok {
+			return false
+		}
+		switch name {
+		case "params":
+			t.Params = w.rawAt(start, end)
+		case "metadata":
+			t.Metadata = w.rawAt(start, end)
+		default:
+			t.Response = w.rawAt(start, end)
+		}
+	case "tags":
+		if c != '[' {
+			return false
+		}
+		s.i++
+		tags := []string{}
+		if s.peek() == ']' {
+			s.i++
+			t.Tags = tags
+			return true
+		}
+		for {
+			switch s.peek() {
+			case '"':
+				v, ok := w.stringValue(s)
+				if !ok {
+					return false
+				}
+				tags = append(tags, v)
+			case 'n':
+				if !s.literal("null") {
+					return false
+				}
+				tags = append(tags, "")
+			default:
+				return false
+			}
+			switch s.peek() {
+			case ',':
+				s.i++
+				continue
+			case ']':
+				s.i++
+				t.Tags = tags
+				return true
+			}
+			return false
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// decodeTaskAnswer decodes an API answer holding one task object followed
+// by anything (json.Decoder reads the first value only) into t; false
+// means give up.
+func decodeTaskAnswer(body []byte, t *Task) bool {
+	w := &wireText{text: string(body), raw: bytes.Clone(body)}
+	s := &scanner{b: body}
+	var tmp Task
+	if !w.decodeTask(s, &tmp, 0) {
+		return false
+	}
+	*t = tmp
+	return true
+}
+
+// callbackWire is the envelope of a callback body.
+type callbackWire struct {
+	Task     *Task           `json:"task"` // decoded in the same pass: callbacks are a hot path
+	Response json.RawMessage `json:"response"`
+	TaskID   *string         `json:"task_id"`
+	Status   *string         `json:"status"`
+	UniqueID *string         `json:"unique_id"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// fields returns what ParseCallback uses of the envelope: the pointers'
+// values, "" for nil.
+func (cw *callbackWire) fields() callbackFields {
+	f := callbackFields{Task: cw.Task, Response: cw.Response, Metadata: cw.Metadata}
+	if cw.TaskID != nil {
+		f.TaskID = *cw.TaskID
+	}
+	if cw.Status != nil {
+		f.Status = *cw.Status
+	}
+	if cw.UniqueID != nil {
+		f.UniqueID = *cw.UniqueID
+	}
+	return f
+}
+
+// callbackFields is a callback envelope with its strings by value (an
+// absent or null string is "", which ParseCallback treats as absent).
+type callbackFields struct {
+	Task                     *Task
+	Response, Metadata       json.RawMessage
+	TaskID, Status, UniqueID string
+}
+
+var callbackNames = [...]string{"task", "response", "task_id", "status", "unique_id", "metadata"}
+
+// decodeCallback decodes a whole callback body as json.Unmarshal decodes
+// it into a zero callbackWire (then fields); false means give up.
+func decodeCallback(body, raw []byte, wire *callbackFields) bool {
+	w := &wireText{text: string(body), raw: raw}
+	s := &scanner{b: body}
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	if s.peek() != '}' {
+		var seen uint32
+		for {
+			key, ok := objectKey(s)
+			if !ok {
+				return false
+			}
+			f := -1
+			for i, name := range callbackNames {
+				if string(key) == name {
+					f = i
+					break
+				}
+			}
+			switch {
+			case f < 0:
+				if foldsToAny(key, callbackNames[:]) {
+					return false
+				}
+				if _, _, ok := s.skipValue(1); !ok {
+					return false
+				}
+			case seen&(1<<f) != 0:
+				return false
+			default:
+				seen |= 1 << f
+				if !w.callbackField(s, wire, callbackNames[f]) {
+					return false
+				}
+			}
+			done, ok := objectNext(s)
+			if !ok {
+				return false
+			}
+			if done {
+				break
+			}
+		}
+	} else {
+		s.i++
+	}
+	// json.Unmarshal accepts nothing but white space after the value.
+	s.ws()
+	return s.i == len(body)
+}
+
+func (w *wireText) callbackField(s *scanner, wire *callbackFields, name string) bool {
+	switch name {
+	case "task":
+		switch s.peek() {
+		case 'n':
+			return s.literal("null")
+		case '{':
+			t := new(Task)
+			if !w.decodeTask(s, t, 1) {
+				return false
+			}
+			wire.Task = t
+			return true
+		}
+		return false
+	case "response", "metadata":
+		start, end, ok := s.skipValue(1)
+		if !ok {
+			return false
+		}
+		if name == "response" {
+			wire.Response = w.rawAt(start, end)
+		} else {
+			wire.Metadata = w.rawAt(start, end)
+		}
+		return true
+	}
+	// task_id, status, unique_id: null leaves them "".
+	var v string
+	switch s.peek() {
+	case 'n':
+		if !s.literal("null") {
+			return false
+		}
+	case '"':
+		var ok bool
+		if v, ok = w.stringValue(s); !ok {
+			return false
+		}
+	default:
+		return false
+	}
+	switch name {
+	case "task_id":
+		wire.TaskID = v
+	case "status":
+		wire.Status = v
+	default:
+		wire.UniqueID = v
+	}
+	return true
+}
