@@ -32,6 +32,14 @@ const maxPooledBuf = 64 << 10
 
 func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
 
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuf {
+		return
+	}
+	b.Reset()
+	bufPool.Put(b)
+}
+
 // readAtMost appends to buf what r yields until io.EOF or limit bytes,
 // whichever comes first, as buf.ReadFrom(io.LimitReader(r, limit)) does
 // but without allocating the LimitReader. It returns nil at io.EOF or at
@@ -55,14 +63,6 @@ func readAtMost(buf *bytes.Buffer, r io.Reader, limit int64) error {
 		}
 	}
 	return nil
-}
-
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() > maxPooledBuf {
-		return
-	}
-	b.Reset()
-	bufPool.Put(b)
 }
 
 // marshalParams returns the JSON of p, byte for byte what json.Marshal

@@ -346,3 +346,32 @@ func FuzzMarshalParams(f *testing.F) {
 		}
 	})
 }
+
+func TestReadAtMost(t *testing.T) {
+	boom := errors.New("boom")
+	long := strings.Repeat("x", 3000)
+	tests := []struct {
+		name    string
+		r       io.Reader
+		limit   int64
+		want    string
+		wantErr error
+	}{
+		{"empty", strings.NewReader(""), 10, "", nil},
+		{"under the limit", strings.NewReader("abc"), 10, "abc", nil},
+		{"at the limit", strings.NewReader("abc"), 3, "abc", nil},
+		{"over the limit", strings.NewReader("abcdef"), 4, "abcd", nil},
+		{"several reads", io.MultiReader(strings.NewReader(long), strings.NewReader(long)), 1 << 20, long + long, nil},
+		{"zero limit", strings.NewReader("abc"), 0, "", nil},
+		{"error after data", io.MultiReader(strings.NewReader("abc"), errReader{boom}), 10, "abc", boom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			err := readAtMost(&buf, tt.r, tt.limit)
+			if buf.String() != tt.want || !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+				t.Errorf("read %q, %v; want %q, %v", buf.String(), err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
