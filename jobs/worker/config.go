@@ -93,7 +93,7 @@ type Config struct {
 	PausedRecheck time.Duration
 	// Fetchers is the number of asynq servers the concurrency is split
 	// over (each fetches jobs in its own loop); not a flag. Zero: one per
-	// 16 of concurrency, at most 8.
+	// 4 of concurrency, at most 16.
 	Fetchers int
 	// ClientMaxElapsed bounds the API client's own retries of one call
 	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.

@@ -68,6 +68,7 @@ type Worker struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	srvs       []*asynq.Server
+	cancelSrvs []context.CancelFunc // of the servers' base contexts (children of baseCtx)
 	insp       *asynq.Inspector
 	reg        *prometheus.Registry
 	metrics    *metrics
@@ -200,7 +201,12 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	}
 	w.baseCtx, w.cancelBase = context.WithCancel(context.Background())
 	for _, n := range splitConcurrency(cfg.Concurrency, cfg.Fetchers) {
-		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(n)))
+		// Each server's jobs get their own parent context (a child of
+		// baseCtx): asynq derives every job's context from it, and one
+		// parent shared by all jobs made its lock a point of contention.
+		sctx, cancel := context.WithCancel(w.baseCtx)
+		w.cancelSrvs = append(w.cancelSrvs, cancel)
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n)))
 	}
 	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
 
@@ -226,13 +232,13 @@ func (w *Worker) Registry() *prometheus.Registry { return w.reg }
 // One asynq server fetches jobs in a single loop, one Redis round trip per
 // job, and a job's slot is only refilled by that loop; in a busy process
 // (handlers, callbacks) the loop's round trips slow down and slots stay
-// empty (measured here at concurrency 200 and 100 ms API latency: about
-// 900 rows/s with one server, 1,350 with four). So the worker runs several
-// servers side by side, each with its own loop. fetchers <= 0 picks one
-// server per 16 of concurrency, at most 8.
+// empty. So the worker runs several servers side by side, each with its
+// own loop (measured with BenchmarkEndToEnd at concurrency 50: about 2,270
+// rows/s with 3 servers, 2,700–2,850 with 12 to 25). fetchers <= 0 picks
+// one server per 4 of concurrency, at most 16.
 func splitConcurrency(concurrency, fetchers int) []int {
 	if fetchers <= 0 {
-		fetchers = min(max(concurrency/16, 1), 8)
+		fetchers = min(max(concurrency/4, 1), 16)
 	}
 	fetchers = min(fetchers, concurrency)
 	out := make([]int, fetchers)
@@ -247,7 +253,7 @@ func splitConcurrency(concurrency, fetchers int) []int {
 
 // asynqConfig sets every asynq.Config field the worker depends on, for one
 // asynq server of the given concurrency.
-func (w *Worker) asynqConfig(concurrency int) asynq.Config {
+func (w *Worker) asynqConfig(base context.Context, concurrency int) asynq.Config {
 	queues := map[string]int{}
 	for i, m := range w.cfg.Modes() {
 		queues[jobs.Queue(m)] = len(w.cfg.Modes()) - i // live (first) gets the higher priority
@@ -265,7 +271,7 @@ func (w *Worker) asynqConfig(concurrency int) asynq.Config {
 		// (asynq's default is 8 s).
 		ShutdownTimeout: w.cfg.ShutdownTimeout,
 		// Handlers run under a context Run cancels after the shutdown.
-		BaseContext: func() context.Context { return w.baseCtx },
+		BaseContext: func() context.Context { return base },
 		// Rescheduled jobs come back within a second (asynq's default is 5 s).
 		DelayedTaskCheckInterval: time.Second,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
@@ -313,10 +319,13 @@ func (w *Worker) healthCheck(err error) {
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.close()
 	mux := asynq.NewServeMux()
-	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+	pool := newWarmPool(w.cfg.Concurrency)
+	defer pool.close() // after the servers' shutdown: no handler runs any more
+	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
 		w.inflight.Add(1)
 		defer w.inflight.Done()
-		return w.handler.ProcessTask(ctx, t)
+		pool.run(func() { err = w.handler.ProcessTask(ctx, t) })
+		return err
 	}))
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := w.rdb.Ping(pctx).Err(); err != nil {
@@ -436,6 +445,9 @@ func waitGroupWithin(wg *sync.WaitGroup, d time.Duration) bool {
 func (w *Worker) close() {
 	if w.cancelBase != nil {
 		w.cancelBase()
+	}
+	for _, cancel := range w.cancelSrvs {
+		cancel()
 	}
 	if w.ln != nil {
 		_ = w.ln.Close()
