@@ -319,13 +319,10 @@ func (w *Worker) healthCheck(err error) {
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.close()
 	mux := asynq.NewServeMux()
-	pool := newWarmPool(w.cfg.Concurrency)
-	defer pool.close() // after the servers' shutdown: no handler runs any more
-	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
+	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		w.inflight.Add(1)
 		defer w.inflight.Done()
-		pool.run(func() { err = w.handler.ProcessTask(ctx, t) })
-		return err
+		return w.handler.ProcessTask(ctx, t)
 	}))
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := w.rdb.Ping(pctx).Err(); err != nil {
