@@ -400,7 +400,9 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	} else if ce := h.log.Check(zap.DebugLevel, "task created"); ce != nil {
 		d.log().Debug("task created", taskID)
 	}
-	h.transitioned(ctx, d.log(), tr)
+	if len(tr.RunsDone)+len(tr.RunsAllSubmitted) > 0 { // d.log() costs a logger per row
+		h.transitioned(ctx, d.log(), tr)
+	}
 	if task.Status.Terminal() {
 		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
 		if err != nil {
