@@ -13,13 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 )
 
 // bufPool holds scratch buffers for encoding request bodies and reading
@@ -151,10 +152,11 @@ func appendValue(buf *bytes.Buffer, v any, depth int) bool {
 	case uint64:
 		buf.Write(strconv.AppendUint(buf.AvailableBuffer(), x, 10))
 	case float64:
-		if math.IsInf(x, 0) || math.IsNaN(x) {
+		b, ok := jsonwire.AppendFloat(buf.AvailableBuffer(), x)
+		if !ok {
 			return false
 		}
-		buf.Write(appendFloat64(buf.AvailableBuffer(), x))
+		buf.Write(b)
 	case map[string]any:
 		if x == nil {
 			buf.WriteString("null")
@@ -205,25 +207,6 @@ func appendValue(buf *bytes.Buffer, v any, depth int) bool {
 	return true
 }
 
-// appendFloat64 formats f as encoding/json does (ES6 number formatting).
-func appendFloat64(b []byte, f float64) []byte {
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// Clean up e-09 to e-9.
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
 // needsHTMLEscape reports whether compacted JSON holds a character
 // json.Marshal escapes: <, >, &, U+2028 or U+2029.
 func needsHTMLEscape(b []byte) bool {
@@ -240,71 +223,10 @@ func needsHTMLEscape(b []byte) bool {
 	return false
 }
 
-const hexDigits = "0123456789abcdef"
-
-// htmlSafe[c] reports whether json.Marshal writes the ASCII byte c as it
-// is inside a string: not a control character, '"', '\\', '<', '>' or '&'.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
 // appendString appends s as a JSON string, escaped as json.Marshal does.
 func appendString(buf *bytes.Buffer, s string) {
-	buf.WriteByte('"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			buf.WriteString(s[start:i])
-			switch c {
-			case '\\', '"':
-				buf.WriteByte('\\')
-				buf.WriteByte(c)
-			case '\b':
-				buf.WriteString(`\b`)
-			case '\f':
-				buf.WriteString(`\f`)
-			case '\n':
-				buf.WriteString(`\n`)
-			case '\r':
-				buf.WriteString(`\r`)
-			case '\t':
-				buf.WriteString(`\t`)
-			default:
-				buf.WriteString(`\u00`)
-				buf.WriteByte(hexDigits[c>>4])
-				buf.WriteByte(hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf.WriteString(s[start:i])
-			buf.WriteString(`\ufffd`)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf.WriteString(s[start:i])
-			buf.WriteString(`\u202`)
-			buf.WriteByte(hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	buf.WriteString(s[start:])
-	buf.WriteByte('"')
+	buf.Grow(len(s) + 2)
+	buf.Write(jsonwire.AppendString(buf.AvailableBuffer(), s))
 }
 
 // scanner walks a JSON text held in b. Its methods validate what they
@@ -315,16 +237,7 @@ type scanner struct {
 	i int
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) ws() { s.i = jsonwire.SkipSpace(s.b, s.i) }
 
 // peek returns the next byte after white space, or 0 at the end.
 func (s *scanner) peek() byte {
@@ -351,55 +264,10 @@ func (s *scanner) skipValue(depth int) (start, end int, ok bool) {
 		if _, _, _, _, ok := s.str(); !ok {
 			return 0, 0, false
 		}
-	case '{':
+	case '{', '[':
 		start = s.i
-		s.i++
-		if s.peek() == '}' {
-			s.i++
-			break
-		}
-		for {
-			if s.peek() != '"' {
-				return 0, 0, false
-			}
-			if _, _, _, _, ok := s.str(); !ok {
-				return 0, 0, false
-			}
-			if s.peek() != ':' {
-				return 0, 0, false
-			}
-			s.i++
-			if _, _, ok := s.skipValue(depth + 1); !ok {
-				return 0, 0, false
-			}
-			c := s.peek()
-			s.i++
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				return 0, 0, false
-			}
-		}
-	case '[':
-		start = s.i
-		s.i++
-		if s.peek() == ']' {
-			s.i++
-			break
-		}
-		for {
-			if _, _, ok := s.skipValue(depth + 1); !ok {
-				return 0, 0, false
-			}
-			c := s.peek()
-			s.i++
-			if c == ']' {
-				break
-			}
-			if c != ',' {
-				return 0, 0, false
-			}
+		if !s.skipContainer(depth) {
+			return 0, 0, false
 		}
 	case 't':
 		start = s.i
@@ -425,6 +293,44 @@ func (s *scanner) skipValue(depth int) (start, end int, ok bool) {
 	return start, s.i, true
 }
 
+// skipContainer consumes the object or array at s.i (on its '{' or '['),
+// whose members or elements are at depth+1.
+func (s *scanner) skipContainer(depth int) bool {
+	end, keyed := byte(']'), s.b[s.i] == '{'
+	if keyed {
+		end = '}'
+	}
+	s.i++
+	if s.peek() == end {
+		s.i++
+		return true
+	}
+	for {
+		if keyed {
+			if s.peek() != '"' {
+				return false
+			}
+			if _, _, _, _, ok := s.str(); !ok {
+				return false
+			}
+			if s.peek() != ':' {
+				return false
+			}
+			s.i++
+		}
+		if _, _, ok := s.skipValue(depth + 1); !ok {
+			return false
+		}
+		done, ok := s.next(end)
+		if !ok {
+			return false
+		}
+		if done {
+			return true
+		}
+	}
+}
+
 func (s *scanner) literal(lit string) bool {
 	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
 		return false
@@ -435,45 +341,9 @@ func (s *scanner) literal(lit string) bool {
 
 // number consumes -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	s.i = i
-	return true
+	n := jsonwire.ScanNumber(s.b[s.i:])
+	s.i += n
+	return n > 0
 }
 
 func isHex(c byte) bool {
@@ -593,23 +463,28 @@ func objectKey(s *scanner) (key []byte, ok bool) {
 	return s.b[start:end], true
 }
 
-// objectNext consumes the ',' or '}' after a member; done is true at '}'.
-func objectNext(s *scanner) (done, ok bool) {
+// next consumes, after white space, the ',' or the closing byte end that
+// follows a member or an element; done is true at end, ok false at
+// anything else.
+func (s *scanner) next(end byte) (done, ok bool) {
 	switch s.peek() {
 	case ',':
 		s.i++
 		return false, true
-	case '}':
+	case end:
 		s.i++
 		return true, true
 	}
 	return false, false
 }
 
-// decodeTask decodes the object at s (on its '{') into t, which must be
-// zero, as json.Unmarshal would; false means give up (t is then partly
-// set). Duplicate members are left to encoding/json.
-func (w *wireText) decodeTask(s *scanner, t *Task, depth int) bool {
+// members walks the object at s (on its '{') as encoding/json matches its
+// members to the fields of a struct whose JSON names are names: for each
+// member whose key is names[f], field(f) decodes the value at s. It gives
+// up (false) on members whose key could match a name only by case folding,
+// on a name met twice and on whatever field gives up on; it skips the
+// values of other members.
+func (s *scanner) members(names []string, depth int, field func(f int) bool) bool {
 	if s.peek() != '{' {
 		return false
 	}
@@ -625,29 +500,29 @@ func (w *wireText) decodeTask(s *scanner, t *Task, depth int) bool {
 			return false
 		}
 		f := -1
-		for i, name := range taskFields {
+		for i, name := range names {
 			if string(key) == name {
 				f = i
 				break
 			}
 		}
-		if f < 0 {
-			if foldsToAny(key, taskFields[:]) {
+		switch {
+		case f < 0:
+			if foldsToAny(key, names) {
 				return false
 			}
 			if _, _, ok := s.skipValue(depth + 1); !ok {
 				return false
 			}
-		} else {
-			if seen&(1<<f) != 0 {
-				return false
-			}
+		case seen&(1<<f) != 0:
+			return false
+		default:
 			seen |= 1 << f
-			if !w.taskField(s, t, taskFields[f], depth) {
+			if !field(f) {
 				return false
 			}
 		}
-		done, ok := objectNext(s)
+		done, ok := s.next('}')
 		if !ok {
 			return false
 		}
@@ -655,6 +530,15 @@ func (w *wireText) decodeTask(s *scanner, t *Task, depth int) bool {
 			return true
 		}
 	}
+}
+
+// decodeTask decodes the object at s (on its '{') into t, which must be
+// zero, as json.Unmarshal would; false means give up (t is then partly
+// set). Duplicate members are left to encoding/json.
+func (w *wireText) decodeTask(s *scanner, t *Task, depth int) bool {
+	return s.members(taskFields[:], depth, func(f int) bool {
+		return w.taskField(s, t, taskFields[f], depth)
+	})
 }
 
 // taskField decodes the value at s into t's field of JSON name name.
@@ -777,16 +661,14 @@ func (w *wireText) taskField(s *scanner, t *Task, name string, depth int) bool {
 			default:
 				return false
 			}
-			switch s.peek() {
-			case ',':
-				s.i++
-				continue
-			case ']':
-				s.i++
+			done, ok := s.next(']')
+			if !ok {
+				return false
+			}
+			if done {
 				t.Tags = tags
 				return true
 			}
-			return false
 		}
 	default:
 		return false
@@ -849,50 +731,10 @@ var callbackNames = [...]string{"task", "response", "task_id", "status", "unique
 func decodeCallback(body, raw []byte, wire *callbackFields) bool {
 	w := &wireText{text: string(body), raw: raw}
 	s := &scanner{b: body}
-	if s.peek() != '{' {
+	if !s.members(callbackNames[:], 0, func(f int) bool {
+		return w.callbackField(s, wire, callbackNames[f])
+	}) {
 		return false
-	}
-	s.i++
-	if s.peek() != '}' {
-		var seen uint32
-		for {
-			key, ok := objectKey(s)
-			if !ok {
-				return false
-			}
-			f := -1
-			for i, name := range callbackNames {
-				if string(key) == name {
-					f = i
-					break
-				}
-			}
-			switch {
-			case f < 0:
-				if foldsToAny(key, callbackNames[:]) {
-					return false
-				}
-				if _, _, ok := s.skipValue(1); !ok {
-					return false
-				}
-			case seen&(1<<f) != 0:
-				return false
-			default:
-				seen |= 1 << f
-				if !w.callbackField(s, wire, callbackNames[f]) {
-					return false
-				}
-			}
-			done, ok := objectNext(s)
-			if !ok {
-				return false
-			}
-			if done {
-				break
-			}
-		}
-	} else {
-		s.i++
 	}
 	// json.Unmarshal accepts nothing but white space after the value.
 	s.ws()

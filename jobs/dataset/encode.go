@@ -3,12 +3,11 @@ package dataset
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -41,7 +40,7 @@ func appendMap(b []byte, m map[string]any, skipOperational bool) ([]byte, error)
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, e.k)
+		b = jsonwire.AppendString(b, e.k)
 		b = append(b, ':')
 		if b, err = appendValue(b, e.v); err != nil {
 			return b, err
@@ -55,7 +54,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendString(b, v), nil
+		return jsonwire.AppendString(b, v), nil
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case float64:
@@ -83,82 +82,14 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 }
 
-// appendFloat mirrors encoding/json's float64 encoding.
+// appendFloat mirrors encoding/json's float64 encoding and its error for
+// NaN and the infinities.
 func appendFloat(b []byte, f float64) ([]byte, error) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
+	b, ok := jsonwire.AppendFloat(b, f)
+	if !ok {
 		return b, fmt.Errorf("json: unsupported value: %v", f)
 	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// Clean up e-09 to e-9, as encoding/json does.
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// htmlSafe[c] is 1 for the ASCII bytes encoding/json copies unescaped.
-const htmlSafe = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x00\x01\x01\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-
-// appendString mirrors encoding/json's string encoding with HTML escaping.
-func appendString(dst []byte, src string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(src); {
-		if c := src[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] == 1 {
-				i++
-				continue
-			}
-			dst = append(dst, src[start:i]...)
-			switch c {
-			case '\\', '"':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(src[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, src[start:]...)
-	return append(dst, '"')
 }
 
 // rowEncoder encodes a row's body and, when the row has no unique_id yet,
@@ -203,7 +134,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 			b = append(b, ',')
 		}
 		start := len(b)
-		b = appendString(b, x.k)
+		b = jsonwire.AppendString(b, x.k)
 		b = append(b, ':')
 		if b, err = appendValue(b, x.v); err != nil {
 			e.canon = b
@@ -218,7 +149,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 
 	e.cb = e.cb[:0]
 	if v, ok := p[refonte.ParamCallbackURL]; ok {
-		e.cb = appendString(e.cb, refonte.ParamCallbackURL)
+		e.cb = jsonwire.AppendString(e.cb, refonte.ParamCallbackURL)
 		e.cb = append(e.cb, ':')
 		if e.cb, err = appendValue(e.cb, v); err != nil {
 			return nil, "", err
@@ -263,5 +194,5 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 
 func appendIDEntry(b []byte, id string) []byte {
 	b = append(b, `"unique_id":`...)
-	return appendString(b, id)
+	return jsonwire.AppendString(b, id)
 }

@@ -2,12 +2,11 @@ package sandbox
 
 import (
 	"encoding/json"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -20,123 +19,12 @@ const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string exactly as encoding/json encodes
 // it (HTML-escaped, invalid UTF-8 replaced, U+2028/U+2029 escaped).
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
-
-// appendFloat appends f as encoding/json encodes a float64; ok is false
-// for NaN and infinities, which it refuses.
-func appendFloat(b []byte, f float64) ([]byte, bool) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return b, false
-	}
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, true
-}
+func appendString(dst []byte, s string) []byte { return jsonwire.AppendString(dst, s) }
 
 // isValidNumber reports whether s is a JSON number literal.
 func isValidNumber(s string) bool {
-	n := scanNumber(s)
+	n := jsonwire.ScanNumber(s)
 	return n > 0 && n == len(s)
-}
-
-// scanNumber returns the length of the JSON number at the start of s, or
-// 0 if s does not start with one.
-func scanNumber[B []byte | string](s B) int {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(s):
-		return 0
-	case s[i] == '0':
-		i++
-	case '1' <= s[i] && s[i] <= '9':
-		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-		}
-	default:
-		return 0
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			return 0
-		}
-		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			return 0
-		}
-		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
-		}
-	}
-	return i
 }
 
 // appendValue appends v, a value as encoding/json decodes into an any
@@ -163,7 +51,7 @@ func appendValue(dst []byte, v any) ([]byte, bool) {
 		}
 		return append(dst, x...), true
 	case float64:
-		return appendFloat(dst, x)
+		return jsonwire.AppendFloat(dst, x)
 	case map[string]any:
 		if x == nil {
 			return append(dst, "null"...), true
@@ -418,15 +306,26 @@ type fastParser struct {
 	i    int
 }
 
-func (p *fastParser) skipSpace() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
+func (p *fastParser) skipSpace() { p.i = jsonwire.SkipSpace(p.data, p.i) }
+
+// next consumes, after white space, the ',' or the closing byte end that
+// follows an element of an object or array, and the white space after a
+// ','; done is true at end, ok false at anything else.
+func (p *fastParser) next(end byte) (done, ok bool) {
+	p.skipSpace()
+	if p.i >= len(p.data) {
+		return false, false
 	}
+	switch p.data[p.i] {
+	case ',':
+		p.i++
+		p.skipSpace()
+		return false, true
+	case end:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 // str parses a string at p.i (its opening quote) without escapes or
@@ -496,19 +395,12 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			m[k] = v
-			p.skipSpace()
-			if p.i >= len(p.data) {
+			done, ok := p.next('}')
+			if !ok {
 				return nil, false
 			}
-			switch p.data[p.i] {
-			case ',':
-				p.i++
-				p.skipSpace()
-			case '}':
-				p.i++
+			if done {
 				return m, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '[':
@@ -528,19 +420,12 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			a = append(a, v)
-			p.skipSpace()
-			if p.i >= len(p.data) {
+			done, ok := p.next(']')
+			if !ok {
 				return nil, false
 			}
-			switch p.data[p.i] {
-			case ',':
-				p.i++
-				p.skipSpace()
-			case ']':
-				p.i++
+			if done {
 				return a, true
-			default:
-				return nil, false
 			}
 		}
 	case c == 't':
@@ -550,7 +435,7 @@ func (p *fastParser) value(depth int) (any, bool) {
 	case c == 'n':
 		return p.literal("null", nil)
 	case c == '-' || ('0' <= c && c <= '9'):
-		n := scanNumber(p.data[p.i:])
+		n := jsonwire.ScanNumber(p.data[p.i:])
 		if n == 0 {
 			return nil, false
 		}
