@@ -170,33 +170,9 @@ func appendValue(buf *bytes.Buffer, v any, depth int) bool {
 		}
 		return appendObject(buf, map[string]any(x), depth)
 	case []any:
-		if x == nil {
-			buf.WriteString("null")
-			return true
-		}
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			if !appendValue(buf, e, depth+1) {
-				return false
-			}
-		}
-		buf.WriteByte(']')
+		return appendArray(buf, x, func(e any) bool { return appendValue(buf, e, depth+1) })
 	case []string:
-		if x == nil {
-			buf.WriteString("null")
-			return true
-		}
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			appendString(buf, e)
-		}
-		buf.WriteByte(']')
+		return appendArray(buf, x, func(e string) bool { appendString(buf, e); return true })
 	default:
 		b, err := json.Marshal(x)
 		if err != nil {
@@ -204,6 +180,26 @@ func appendValue(buf *bytes.Buffer, v any, depth int) bool {
 		}
 		buf.Write(b)
 	}
+	return true
+}
+
+// appendArray appends x as a JSON array (null when nil), each element
+// written by elem; false means elem gave up.
+func appendArray[E any](buf *bytes.Buffer, x []E, elem func(E) bool) bool {
+	if x == nil {
+		buf.WriteString("null")
+		return true
+	}
+	buf.WriteByte('[')
+	for i, e := range x {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if !elem(e) {
+			return false
+		}
+	}
+	buf.WriteByte(']')
 	return true
 }
 
