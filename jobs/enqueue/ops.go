@@ -25,31 +25,22 @@ type StatusReport struct {
 	State        store.RunState `json:"state"`
 	PausedReason string         `json:"paused_reason,omitempty"`
 	AbortReason  string         `json:"abort_reason,omitempty"`
-	Rows         int64          `json:"rows"`
-	Valid        int64          `json:"valid"`
-	Invalid      int64          `json:"invalid"`
-	Enqueued     int64          `json:"enqueued"`
-	Duplicate    int64          `json:"duplicate"`
-	Submitted    int64          `json:"submitted"`
-	Completed    int64          `json:"completed"`
-	Failed       int64          `json:"failed"`
-	Canceled     int64          `json:"canceled"`
-	Mode         refonte.Mode   `json:"mode"`
-	Dataset      string         `json:"dataset"`
-	Type         string         `json:"type,omitempty"`
-	Project      string         `json:"project,omitempty"`
-	Batch        string         `json:"batch,omitempty"`
-	CreatedAt    time.Time      `json:"created_at"`
-	FinishedAt   time.Time      `json:"finished_at,omitzero"`
+	store.Counters
+	Mode       refonte.Mode `json:"mode"`
+	Dataset    string       `json:"dataset"`
+	Type       string       `json:"type,omitempty"`
+	Project    string       `json:"project,omitempty"`
+	Batch      string       `json:"batch,omitempty"`
+	CreatedAt  time.Time    `json:"created_at"`
+	FinishedAt time.Time    `json:"finished_at,omitzero"`
 }
 
 // NewStatusReport returns the report of a run record.
 func NewStatusReport(r *store.Run) StatusReport {
 	return StatusReport{
 		RunID: r.ID, State: r.State, PausedReason: r.PausedReason, AbortReason: r.AbortReason,
-		Rows: r.Rows, Valid: r.Valid, Invalid: r.Invalid, Enqueued: r.Enqueued, Duplicate: r.Duplicate,
-		Submitted: r.Submitted, Completed: r.Completed, Failed: r.Failed, Canceled: r.Canceled,
-		Mode: r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
+		Counters: r.Counters,
+		Mode:     r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 	}
 }
