@@ -17,12 +17,7 @@ import (
 // newClient returns a separate go-redis client on the test's real Redis.
 func newClient(t testing.TB, url string) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, url)
 	return rdb
 }
 

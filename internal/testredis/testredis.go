@@ -62,7 +62,14 @@ func Fresh(t testing.TB) string {
 // Client returns a go-redis client on URL(t), closed in t.Cleanup.
 func Client(t testing.TB) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(URL(t))
+	return ClientOn(t, URL(t))
+}
+
+// ClientOn returns a go-redis client on the redis:// URL u (such as
+// Fresh's), closed in t.Cleanup.
+func ClientOn(t testing.TB, u string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,7 @@ const authKey = refonte.Secret("cb_secret_0123456789")
 // newStore returns a store on a private redis-server.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	opt, err := redis.ParseURL(testredis.Fresh(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, testredis.Fresh(t))
 	return store.New(rdb, store.Options{})
 }
 

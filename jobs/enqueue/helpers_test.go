@@ -34,12 +34,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	url := testredis.Fresh(t)
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := testredis.ClientOn(t, url)
 	return &fixture{
 		t: t, url: url, rdb: rdb, st: store.New(rdb, store.Options{}),
 		insp: asynq.NewInspectorFromRedisClient(rdb),

@@ -37,12 +37,7 @@ type env struct {
 
 func newEnv(t *testing.T, cfg sandbox.Config) *env {
 	t.Helper()
-	opt, err := redis.ParseURL(testredis.Fresh(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, testredis.Fresh(t))
 	cfg.Logger = zaptest.NewLogger(t)
 	sb := sandbox.New(cfg)
 	srv := httptest.NewServer(sb)

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
@@ -17,12 +16,7 @@ import (
 // bytes asynq.Client writes for the same task.
 func TestTaskMessageBytesEqualAsynqClient(t *testing.T) {
 	url := testredis.Fresh(t)
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, url)
 	cl := asynq.NewClientFromRedisClient(rdb)
 	ctx := context.Background()
 	for _, tc := range []struct {

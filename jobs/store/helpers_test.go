@@ -34,12 +34,7 @@ func newEnv(t testing.TB) *env {
 
 func newEnvOn(t testing.TB, url string, opts store.Options) *env {
 	t.Helper()
-	o, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(o)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, url)
 	if opts.Prefix == "" {
 		opts.Prefix = fmt.Sprintf("t%d:", prefixSeq.Add(1))
 	}

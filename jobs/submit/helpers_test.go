@@ -27,12 +27,7 @@ const (
 // newStore returns a store on a private redis-server.
 func newStore(t *testing.T) (*store.Store, redis.UniversalClient) {
 	t.Helper()
-	opt, err := redis.ParseURL(testredis.Fresh(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(t, testredis.Fresh(t))
 	return store.New(rdb, store.Options{}), rdb
 }
 

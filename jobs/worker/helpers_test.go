@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -30,12 +29,7 @@ const (
 // storeOn returns a store on redisURL.
 func storeOn(tb testing.TB, redisURL string) *store.Store {
 	tb.Helper()
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	tb.Cleanup(func() { _ = rdb.Close() })
+	rdb := testredis.ClientOn(tb, redisURL)
 	return store.New(rdb, store.Options{})
 }
 
