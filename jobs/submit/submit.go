@@ -144,7 +144,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		if tr, ferr := h.opts.Store.Fail(context.WithoutCancel(ctx), p.Mode, p.UniqueID, msg); ferr != nil {
 			d.log().Error("recording the exhausted job failed", zap.Error(ferr))
 		} else {
-			h.transitioned(context.WithoutCancel(ctx), d.log(), tr)
+			h.transitioned(context.WithoutCancel(ctx), d.log, tr)
 		}
 		d.log().Warn("submit retries exhausted; job failed", zap.Error(err))
 		h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
@@ -400,15 +400,13 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	} else if ce := h.log.Check(zap.DebugLevel, "task created"); ce != nil {
 		d.log().Debug("task created", taskID)
 	}
-	if len(tr.RunsDone)+len(tr.RunsAllSubmitted) > 0 { // d.log() costs a logger per row
-		h.transitioned(ctx, d.log(), tr)
-	}
+	h.transitioned(ctx, d.log, tr)
 	if task.Status.Terminal() {
 		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
 		if err != nil {
 			d.log().Warn("recording the already-terminal task failed; the reconciler will", taskID, zap.Error(err))
 		}
-		h.transitioned(ctx, d.log(), ctr)
+		h.transitioned(ctx, d.log, ctr)
 	}
 	return nil
 }
@@ -422,12 +420,18 @@ func (h *Handler) AfterTransition(ctx context.Context, tr store.Transition) {
 }
 
 // transitioned logs the runs a transition finished and finalizes the
-// batches of the runs it left all submitted.
-func (h *Handler) transitioned(ctx context.Context, log *zap.Logger, tr store.Transition) {
-	for _, id := range tr.RunsDone {
-		callback.LogRunDone(ctx, log, h.opts.Store, id)
+// batches of the runs it left all submitted. log is called only when there
+// is something to log (most transitions have nothing: a logger per row
+// would be wasted).
+func (h *Handler) transitioned(ctx context.Context, log func() *zap.Logger, tr store.Transition) {
+	if len(tr.RunsDone) == 0 && len(tr.RunsAllSubmitted) == 0 {
+		return
 	}
-	h.finalizeBatches(ctx, log, tr.RunsAllSubmitted)
+	l := log()
+	for _, id := range tr.RunsDone {
+		callback.LogRunDone(ctx, l, h.opts.Store, id)
+	}
+	h.finalizeBatches(ctx, l, tr.RunsAllSubmitted)
 }
 
 // finalizeBatches finalizes, exactly once per run, the batch of each run
@@ -475,7 +479,7 @@ func (d *delivery) failPermanently(ctx context.Context, msg string, cause error)
 		// Not recorded: let asynq retry so the row is accounted for.
 		return fmt.Errorf("submit %s: recording the failure %q: %w", p.UniqueID, msg, err)
 	}
-	h.transitioned(context.WithoutCancel(ctx), d.log(), tr)
+	h.transitioned(context.WithoutCancel(ctx), d.log, tr)
 	h.opts.Metrics.outcome(p.Mode, OutcomeFailed)
 	if cause == nil {
 		cause = errors.New(msg)
