@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -274,174 +273,16 @@ func appendTaskFast(dst []byte, t *refonte.Task) ([]byte, bool) {
 	return append(dst, '}'), true
 }
 
-// maxFastDepth bounds the nesting the fast parser follows; deeper bodies
-// go to encoding/json (whose own limit is 10000).
-const maxFastDepth = 64
-
 // parseObject decodes data as json.Decoder with UseNumber decodes its
-// first value into a map[string]any, for the bodies it handles: a JSON
-// object whose strings have no escapes. ok is false for anything else
-// (including every invalid body), which the caller hands to encoding/json.
-// Like the Decoder, it ignores whatever follows the object.
+// first value into a map[string]any, for the bodies jsonwire.Decoder
+// handles: a JSON object, of valid UTF-8 and nested at most
+// jsonwire.MaxDepth deep. ok is false for anything else (including every
+// invalid body), which the caller hands to encoding/json. Like the
+// Decoder, it ignores whatever follows the object.
 //
-// Every string in m (keys, values, numbers) shares one copy of data:
-// callers clone the few they keep beyond the request.
+// The strings in m without escapes (keys, values, numbers) share one copy
+// of data: callers clone the few they keep beyond the request.
 func parseObject(data []byte) (m map[string]any, ok bool) {
-	p := fastParser{data: data, src: string(data)}
-	p.skipSpace()
-	if p.i >= len(p.data) || p.data[p.i] != '{' {
-		return nil, false
-	}
-	v, ok := p.value(0)
-	if !ok {
-		return nil, false
-	}
-	m, _ = v.(map[string]any)
-	return m, true
-}
-
-type fastParser struct {
-	data []byte
-	src  string // data as a string, which parsed strings are cut from
-	i    int
-}
-
-func (p *fastParser) skipSpace() { p.i = jsonwire.SkipSpace(p.data, p.i) }
-
-// next consumes, after white space, the ',' or the closing byte end that
-// follows an element of an object or array, and the white space after a
-// ','; done is true at end, ok false at anything else.
-func (p *fastParser) next(end byte) (done, ok bool) {
-	p.skipSpace()
-	if p.i >= len(p.data) {
-		return false, false
-	}
-	switch p.data[p.i] {
-	case ',':
-		p.i++
-		p.skipSpace()
-		return false, true
-	case end:
-		p.i++
-		return true, true
-	}
-	return false, false
-}
-
-// str parses a string at p.i (its opening quote) without escapes or
-// control characters; non-ASCII must be valid UTF-8.
-func (p *fastParser) str() (string, bool) {
-	start := p.i + 1
-	ascii := true
-	for i := start; i < len(p.data); i++ {
-		switch c := p.data[i]; {
-		case c == '"':
-			if !ascii && !utf8.Valid(p.data[start:i]) {
-				return "", false
-			}
-			p.i = i + 1
-			return p.src[start:i], true
-		case c == '\\' || c < 0x20:
-			return "", false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return "", false
-}
-
-func (p *fastParser) literal(word string, v any) (any, bool) {
-	if len(p.data)-p.i < len(word) || string(p.data[p.i:p.i+len(word)]) != word {
-		return nil, false
-	}
-	p.i += len(word)
-	return v, true
-}
-
-func (p *fastParser) value(depth int) (any, bool) {
-	if p.i >= len(p.data) {
-		return nil, false
-	}
-	switch c := p.data[p.i]; {
-	case c == '"':
-		return p.str()
-	case c == '{':
-		if depth >= maxFastDepth {
-			return nil, false
-		}
-		p.i++
-		m := map[string]any{}
-		p.skipSpace()
-		if p.i < len(p.data) && p.data[p.i] == '}' {
-			p.i++
-			return m, true
-		}
-		for {
-			if p.i >= len(p.data) || p.data[p.i] != '"' {
-				return nil, false
-			}
-			k, ok := p.str()
-			if !ok {
-				return nil, false
-			}
-			p.skipSpace()
-			if p.i >= len(p.data) || p.data[p.i] != ':' {
-				return nil, false
-			}
-			p.i++
-			p.skipSpace()
-			v, ok := p.value(depth + 1)
-			if !ok {
-				return nil, false
-			}
-			m[k] = v
-			done, ok := p.next('}')
-			if !ok {
-				return nil, false
-			}
-			if done {
-				return m, true
-			}
-		}
-	case c == '[':
-		if depth >= maxFastDepth {
-			return nil, false
-		}
-		p.i++
-		a := []any{}
-		p.skipSpace()
-		if p.i < len(p.data) && p.data[p.i] == ']' {
-			p.i++
-			return a, true
-		}
-		for {
-			v, ok := p.value(depth + 1)
-			if !ok {
-				return nil, false
-			}
-			a = append(a, v)
-			done, ok := p.next(']')
-			if !ok {
-				return nil, false
-			}
-			if done {
-				return a, true
-			}
-		}
-	case c == 't':
-		return p.literal("true", true)
-	case c == 'f':
-		return p.literal("false", false)
-	case c == 'n':
-		return p.literal("null", nil)
-	case c == '-' || ('0' <= c && c <= '9'):
-		n := jsonwire.ScanNumber(p.data[p.i:])
-		if n == 0 {
-			return nil, false
-		}
-		s := p.src[p.i : p.i+n]
-		p.i += n
-		return json.Number(s), true
-	}
-	return nil, false
+	d := jsonwire.Decoder{UseNumber: true, AllowTrailing: true}
+	return d.DecodeObject(data)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -155,8 +156,12 @@ func TestParseObjectMatchesDecoder(t *testing.T) {
 		{`{"dup":1,"dup":"two"}`, true},
 		{`{"ü":"日本 ✓"}`, true},
 		{`{ "spaced" : [ 1 , 2 ] , "x" : { "y" : "z" } }`, true},
-		{`{"esc":"a\"b"}`, false},
-		{`{"esc":"\u00e9"}`, false},
+		{`{"esc":"a\"b"}`, true},
+		{`{"esc":"\u00e9"}`, true},
+		{`{"e\u0073c":"\ud83d\ude00\ud800\/\b\f\n\r\t\\","esc":"é\n"}`, true},
+		{`{"esc":"\x"}`, false},
+		{`{"esc":"\u00g0"}`, false},
+		{"{\"bad\":\"\\n\xff\"}", false},
 		{"{\"bad\":\"\xff\"}", false},
 		{"{\"ctl\":\"a\tb\"}", false},
 		{`{"n":01}`, false},
@@ -177,10 +182,16 @@ func TestParseObjectMatchesDecoder(t *testing.T) {
 		{`null`, false},
 		{`[1]`, false},
 		{`"s"`, false},
-		{strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100), false},
+		{strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100), true},
+		{strings.Repeat(`{"a":`, jsonwire.MaxDepth) + "1" + strings.Repeat("}", jsonwire.MaxDepth), true},
+		{strings.Repeat(`{"a":`, jsonwire.MaxDepth+1) + "1" + strings.Repeat("}", jsonwire.MaxDepth+1), false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.body, func(t *testing.T) {
+		name := tt.body
+		if len(name) > 64 {
+			name = name[:64] + "..."
+		}
+		t.Run(name, func(t *testing.T) {
 			got, ok := parseObject([]byte(tt.body))
 			if ok != tt.fast {
 				t.Fatalf("parseObject ok = %v, want %v", ok, tt.fast)
