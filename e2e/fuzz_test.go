@@ -142,11 +142,14 @@ func FuzzSubmitPayload(f *testing.F) {
 			return
 		}
 		if len(p.Params) > 0 {
-			var compact bytes.Buffer
-			if json.Compact(&compact, p.Params) != nil {
+			// AppendSubmitPayload copies Params as is and documents them as
+			// json.Marshal produces them: compact and HTML-escaped, which is
+			// what marshaling a RawMessage gives.
+			norm, err := json.Marshal(p.Params)
+			if err != nil {
 				return
 			}
-			p.Params = compact.Bytes()
+			p.Params = norm
 			var obj map[string]any
 			if json.Unmarshal(p.Params, &obj) != nil || obj == nil {
 				return // AppendSubmitPayload documents Params as a JSON object
