@@ -75,11 +75,17 @@ func NewSubmitTask(p SubmitPayload) (*asynq.Task, error) {
 	), nil
 }
 
-// DecodeSubmitPayload decodes and checks a TypeSubmit payload.
+// DecodeSubmitPayload decodes and checks a TypeSubmit payload. It decodes
+// exactly as json.Unmarshal into a SubmitPayload does (errors included),
+// with a reflection-free fast path for the payloads AppendSubmitPayload
+// and json.Marshal write.
 func DecodeSubmitPayload(b []byte) (SubmitPayload, error) {
-	var p SubmitPayload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
+	p, ok := decodeSubmitFast(b)
+	if !ok {
+		p = SubmitPayload{}
+		if err := json.Unmarshal(b, &p); err != nil {
+			return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
+		}
 	}
 	if p.V != PayloadVersion {
 		return p, fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p.V, PayloadVersion)
