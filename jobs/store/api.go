@@ -160,6 +160,14 @@ func (s *Store) RecordCreated(ctx context.Context, mode refonte.Mode, uniqueID, 
 	return s.markSubmitted(ctx, mode, uniqueID, taskID, true)
 }
 
+// RecordCreatedTerminal records a successful create whose answer already
+// holds the task in a terminal state (o, with the created task's ID), in
+// one atomic step: what RecordCreated then Complete(o) do, in one round
+// trip instead of two.
+func (s *Store) RecordCreatedTerminal(ctx context.Context, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
+	return s.recordCreatedTerminal(ctx, mode, uniqueID, o)
+}
+
 // Outcome is a task's terminal outcome, from a callback or a poll.
 type Outcome struct {
 	TaskID   string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,5 +452,115 @@ func TestRunTTLRefreshThrottled(t *testing.T) {
 	}
 	if c := e.counters(run.ID); c.Submitted != 3 {
 		t.Fatalf("submitted = %d", c.Submitted)
+	}
+}
+
+// TestRecordCreatedTerminal checks that RecordCreatedTerminal leaves the
+// store exactly as RecordCreated then Complete do (job record, run
+// counters and state, in-flight set, task index, the transition's runs),
+// from every state a job can be in when its create succeeds.
+func TestRecordCreatedTerminal(t *testing.T) {
+	m := refonte.ModeTest
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	tests := []struct {
+		name   string
+		before func(e *env) // state of uid-1 before the create is recorded
+		o      store.Outcome
+	}{
+		{name: "first create, completed", before: func(*env) {}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "first create, error", before: func(*env) {},
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusError, Error: "bad image", At: at}},
+		{name: "first create, canceled", before: func(*env) {}, o: outcome("t1", refonte.StatusCanceled, at)},
+		{name: "after failed attempts", before: func(e *env) {
+			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "callback completed it first (same delivery)", before: func(e *env) {
+			_, _ = e.st.Complete(e.ctx, m, "uid-1", outcome("t1", refonte.StatusCompleted, at))
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "newer callback first", before: func(e *env) {
+			_, _ = e.st.Complete(e.ctx, m, "uid-1", outcome("t1", refonte.StatusCanceled, at.Add(time.Second)))
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "pending callback recorded the task", before: func(e *env) {
+			_, _ = e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1")
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "failed without a task", before: func(e *env) {
+			_, _ = e.st.Fail(e.ctx, m, "uid-1", "gave up")
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
+	}
+	// state is everything the two ways must agree on; times written as
+	// "now" are left out (the two ways run at different instants).
+	type state struct {
+		Tr       store.Transition
+		Job      store.Job
+		Counters store.Counters
+		RunState store.RunState
+		InFlight []string
+		Index    string
+	}
+	capture := func(t *testing.T, e *env, run *store.Run, tr store.Transition) state {
+		j := *e.job(m, "uid-1")
+		j.Run, j.CreatedAt, j.SubmittedAt, j.UpdatedAt = "", time.Time{}, time.Time{}, time.Time{}
+		for i := range tr.RunsDone {
+			tr.RunsDone[i] = strings.Replace(tr.RunsDone[i], run.ID, "RUN", 1)
+		}
+		for i := range tr.RunsAllSubmitted {
+			tr.RunsAllSubmitted[i] = strings.Replace(tr.RunsAllSubmitted[i], run.ID, "RUN", 1)
+		}
+		r := e.run(run.ID)
+		inflight, err := e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Hour), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, err := e.st.UniqueIDByTaskID(e.ctx, m, "t1")
+		if err != nil && !errors.Is(err, store.ErrJobNotFound) {
+			t.Fatal(err)
+		}
+		return state{Tr: tr, Job: j, Counters: r.Counters, RunState: r.State, InFlight: inflight, Index: uid}
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]state
+			for way := range 2 {
+				e := newEnv(t)
+				run := e.createRun(m)
+				e.addRows(run, 1, 1)
+				if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+					t.Fatal(err)
+				}
+				tc.before(e)
+				var tr store.Transition
+				var err error
+				if way == 0 {
+					var tr2 store.Transition
+					tr, err = e.st.RecordCreated(e.ctx, m, "uid-1", tc.o.TaskID)
+					if err == nil {
+						tr2, err = e.st.Complete(e.ctx, m, "uid-1", tc.o)
+					}
+					tr.Changed = tr.Changed || tr2.Changed
+					tr.To = tr2.To
+					tr.RunsDone = append(tr.RunsDone, tr2.RunsDone...)
+					tr.RunsAllSubmitted = append(tr.RunsAllSubmitted, tr2.RunsAllSubmitted...)
+				} else {
+					tr, err = e.st.RecordCreatedTerminal(e.ctx, m, "uid-1", tc.o)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[way] = capture(t, e, run, tr)
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				t.Fatalf("RecordCreatedTerminal left\n%+v\nRecordCreated + Complete left\n%+v", got[1], got[0])
+			}
+			if !got[1].Job.State.Terminal() || got[1].Job.Attempts == 0 || got[1].Job.TaskID != "t1" {
+				t.Fatalf("job after RecordCreatedTerminal: %+v; want terminal, an attempt counted, task t1", got[1].Job)
+			}
+		})
+	}
+	e := newEnv(t)
+	if _, err := e.st.RecordCreatedTerminal(e.ctx, m, "nope", outcome("t1", refonte.StatusCompleted, at)); !errors.Is(err, store.ErrJobNotFound) {
+		t.Fatalf("RecordCreatedTerminal(unknown) = %v, want ErrJobNotFound", err)
+	}
+	if _, err := e.st.RecordCreatedTerminal(e.ctx, m, "uid-1", outcome("t1", refonte.StatusPending, at)); err == nil {
+		t.Fatal("RecordCreatedTerminal(pending outcome) succeeded; want an error")
 	}
 }

@@ -307,113 +307,154 @@ return out
 // Every transition script returns {changed, from, to, runsDone,
 // runsAllSubmitted}, or {-1} if the job does not exist (nothing written).
 
-// markSubmittedScript: enqueued → submitted with the task ID (indexed, added
-// to the in-flight set); a terminal job without a task ID gets the task ID
-// (submitted counted, state kept). Otherwise a no-op. The run counter
-// submitted grows only when the job had no task ID yet. With ARGV[6] = "1"
-// (the submit handler's successful create) it also counts one attempt and
-// clears the last attempt's error (unless the job failed), whatever the
-// transition does: one round trip per created task instead of two.
+// luaMarkSubmitted defines mark_submitted (after luaRunHelpers):
+// enqueued → submitted with the task ID (indexed, added to the in-flight
+// set); a terminal job without a task ID gets the task ID (submitted
+// counted, state kept). Otherwise a no-op. The run counter submitted grows
+// only when the job had no task ID yet. With count true (the submit
+// handler's successful create) it also counts one attempt and clears the
+// last attempt's error (unless the job failed), whatever the transition
+// does: one round trip per created task instead of two.
+//
+// jk job hash, fk in-flight zset, ik task index key, prefix key prefix,
+// tid task ID, now ms, ttl ms, uid unique_id.
+const luaMarkSubmitted = `
+local function mark_submitted(jk, fk, ik, prefix, tid, now, ttl, uid, count)
+  local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs', 'attempts', 'error')
+  local st = j[1]
+  if not st then return {-1} end
+  local had = j[2] or ''
+  local fv = {}
+  if count then
+    fv = {'attempts', num(j[4]) + 1, 'updated', now}
+    if j[5] and st ~= 'failed' then redis.call('HDEL', jk, 'error') end
+  end
+  local deltas = {}
+  local to = st
+  if st == 'enqueued' then
+    to = 'submitted'
+    if had == '' then deltas.submitted = 1 end
+    redis.call('HSET', jk, 'state', to, 'task_id', tid, 'submitted', now, 'updated', now, unpack(fv))
+    redis.call('ZADD', fk, now, uid)
+    redis.call('PEXPIRE', fk, ttl)
+  elseif had == '' and is_terminal(st) then
+    deltas.submitted = 1
+    deltas.notask = -1
+    redis.call('HSET', jk, 'task_id', tid, 'submitted', now, 'updated', now, unpack(fv))
+  else
+    if #fv > 0 then
+      redis.call('HSET', jk, unpack(fv))
+      redis.call('PEXPIRE', jk, ttl)
+    end
+    return {0, st, st, {}, {}}
+  end
+  redis.call('SET', ik, uid, 'PX', ttl)
+  redis.call('PEXPIRE', jk, ttl)
+  local done, allsub = apply_runs(prefix, j[3], deltas, now, ttl)
+  return {1, st, to, done, allsub}
+end
+`
+
+// luaComplete defines complete (after luaRunHelpers): a terminal outcome
+// (newest delivery wins) from enqueued, submitted or a terminal state to
+// the target state. A delivery older than the job's `delivered`, or as old
+// with the same status, is a no-op. A task ID the job did not have yet is
+// recorded, indexed and counted submitted.
+//
+// jk job hash, fk in-flight zset, ik task index key (of tid), prefix key
+// prefix, to target state, status API status, resp response, err error,
+// at delivery time ms, now ms, ttl ms, tid task ID ("" if unknown), uid
+// unique_id.
+const luaComplete = `
+local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl, tid, uid)
+  local j = redis.call('HMGET', jk, 'state', 'task_id', 'delivered', 'status', 'runs', 'error')
+  local st = j[1]
+  if not st then return {-1} end
+  local had = j[2] or ''
+  local nat = tonumber(at)
+  if j[3] then
+    local d = tonumber(j[3])
+    if nat < d or (nat == d and j[4] == status) then
+      return {0, st, st, {}, {}}
+    end
+  end
+  local deltas = {}
+  if is_terminal(st) then deltas[st] = -1 end
+  deltas[to] = (deltas[to] or 0) + 1
+  local fv = {'state', to, 'status', status, 'delivered', at, 'updated', now}
+  local newtid = had
+  if had == '' and tid ~= '' then
+    newtid = tid
+    deltas.submitted = 1
+    fv[#fv + 1] = 'task_id'
+    fv[#fv + 1] = newtid
+    fv[#fv + 1] = 'submitted'
+    fv[#fv + 1] = now
+    redis.call('SET', ik, uid, 'PX', ttl)
+  elseif had ~= '' and had == tid then
+    redis.call('PEXPIRE', ik, ttl)
+  end
+  local before = 0
+  if is_terminal(st) and had == '' then before = 1 end
+  local after = 0
+  if newtid == '' then after = 1 end
+  deltas.notask = after - before
+  if resp ~= '' then
+    fv[#fv + 1] = 'response'
+    fv[#fv + 1] = resp
+  else
+    redis.call('HDEL', jk, 'response')
+  end
+  if err ~= '' then
+    fv[#fv + 1] = 'error'
+    fv[#fv + 1] = err
+  elseif to == 'completed' and j[6] then
+    redis.call('HDEL', jk, 'error')
+  end
+  redis.call('HSET', jk, unpack(fv))
+  redis.call('ZREM', fk, uid)
+  redis.call('PEXPIRE', jk, ttl)
+  local done, allsub = apply_runs(prefix, j[5], deltas, now, ttl)
+  return {1, st, to, done, allsub}
+end
+`
+
+// markSubmittedScript runs mark_submitted.
 //
 // KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key.
 // ARGV[1] prefix, ARGV[2] task ID, ARGV[3] now ms, ARGV[4] TTL ms, ARGV[5]
 // unique_id, ARGV[6] "1" to count an attempt.
-var markSubmittedScript = redis.NewScript(luaRunHelpers + `
-local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs', 'attempts', 'error')
-local st = j[1]
-if not st then return {-1} end
-local tid = j[2] or ''
-local now, ttl = ARGV[3], ARGV[4]
-local fv = {}
-if ARGV[6] == '1' then
-  fv = {'attempts', num(j[4]) + 1, 'updated', now}
-  if j[5] and st ~= 'failed' then redis.call('HDEL', KEYS[1], 'error') end
-end
-local deltas = {}
-local to = st
-if st == 'enqueued' then
-  to = 'submitted'
-  if tid == '' then deltas.submitted = 1 end
-  redis.call('HSET', KEYS[1], 'state', to, 'task_id', ARGV[2], 'submitted', now, 'updated', now, unpack(fv))
-  redis.call('ZADD', KEYS[2], now, ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], ttl)
-elseif tid == '' and is_terminal(st) then
-  deltas.submitted = 1
-  deltas.notask = -1
-  redis.call('HSET', KEYS[1], 'task_id', ARGV[2], 'submitted', now, 'updated', now, unpack(fv))
-else
-  if #fv > 0 then
-    redis.call('HSET', KEYS[1], unpack(fv))
-    redis.call('PEXPIRE', KEYS[1], ttl)
-  end
-  return {0, st, st, {}, {}}
-end
-redis.call('SET', KEYS[3], ARGV[5], 'PX', ttl)
-redis.call('PEXPIRE', KEYS[1], ttl)
-local done, allsub = apply_runs(ARGV[1], j[3], deltas, now, ttl)
-return {1, st, to, done, allsub}
+var markSubmittedScript = redis.NewScript(luaRunHelpers + luaMarkSubmitted + `
+return mark_submitted(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1')
 `)
 
-// completeScript applies a terminal outcome (newest delivery wins): from
-// enqueued, submitted or a terminal state to ARGV[2]. A delivery older than
-// the job's `delivered`, or as old with the same status, is a no-op. A task
-// ID the job did not have yet is recorded, indexed and counted submitted.
+// completeScript runs complete.
 //
 // KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key (of ARGV[9]).
 // ARGV[1] prefix, ARGV[2] target state, ARGV[3] API status, ARGV[4]
 // response, ARGV[5] error, ARGV[6] delivery time ms, ARGV[7] now ms,
 // ARGV[8] TTL ms, ARGV[9] task ID ("" if unknown), ARGV[10] unique_id.
-var completeScript = redis.NewScript(luaRunHelpers + `
-local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'status', 'runs', 'error')
-local st = j[1]
-if not st then return {-1} end
-local tid = j[2] or ''
-local at = tonumber(ARGV[6])
-if j[3] then
-  local d = tonumber(j[3])
-  if at < d or (at == d and j[4] == ARGV[3]) then
-    return {0, st, st, {}, {}}
-  end
-end
-local to, now, ttl = ARGV[2], ARGV[7], ARGV[8]
-local deltas = {}
-if is_terminal(st) then deltas[st] = -1 end
-deltas[to] = (deltas[to] or 0) + 1
-local fv = {'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now}
-local newtid = tid
-if tid == '' and ARGV[9] ~= '' then
-  newtid = ARGV[9]
-  deltas.submitted = 1
-  fv[#fv + 1] = 'task_id'
-  fv[#fv + 1] = newtid
-  fv[#fv + 1] = 'submitted'
-  fv[#fv + 1] = now
-  redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
-elseif tid ~= '' and tid == ARGV[9] then
-  redis.call('PEXPIRE', KEYS[3], ttl)
-end
-local before = 0
-if is_terminal(st) and tid == '' then before = 1 end
-local after = 0
-if newtid == '' then after = 1 end
-deltas.notask = after - before
-if ARGV[4] ~= '' then
-  fv[#fv + 1] = 'response'
-  fv[#fv + 1] = ARGV[4]
-else
-  redis.call('HDEL', KEYS[1], 'response')
-end
-if ARGV[5] ~= '' then
-  fv[#fv + 1] = 'error'
-  fv[#fv + 1] = ARGV[5]
-elseif to == 'completed' and j[6] then
-  redis.call('HDEL', KEYS[1], 'error')
-end
-redis.call('HSET', KEYS[1], unpack(fv))
-redis.call('ZREM', KEYS[2], ARGV[10])
-redis.call('PEXPIRE', KEYS[1], ttl)
-local done, allsub = apply_runs(ARGV[1], j[5], deltas, now, ttl)
-return {1, st, to, done, allsub}
+var completeScript = redis.NewScript(luaRunHelpers + luaComplete + `
+return complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+`)
+
+// recordCreatedTerminalScript is a successful create whose answer already
+// holds a terminal task: mark_submitted (counting the attempt), then
+// complete with that outcome, atomically; the same as RecordCreated then
+// Complete, in one round trip. It returns {changed, from, to, runsDone,
+// runsAllSubmitted} of the two together (from before the first, to after
+// the second; the runs of either), or {-1}.
+//
+// KEYS and ARGV[1..10] as completeScript's (ARGV[9] the created task's ID).
+var recordCreatedTerminalScript = redis.NewScript(luaRunHelpers + luaMarkSubmitted + luaComplete + `
+local a = mark_submitted(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[9], ARGV[7], ARGV[8], ARGV[10], true)
+if a[1] == -1 then return a end
+local b = complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+local changed = 0
+if a[1] == 1 or b[1] == 1 then changed = 1 end
+for _, x in ipairs(b[4]) do a[4][#a[4] + 1] = x end
+for _, x in ipairs(b[5]) do a[5][#a[5] + 1] = x end
+return {changed, a[2], b[3], a[4], a[5]}
 `)
 
 // failScript: enqueued|submitted → failed with the message (a permanent

@@ -72,9 +72,22 @@ func stateOfStatus(st refonte.TaskStatus) (JobState, bool) {
 }
 
 func (s *Store) complete(ctx context.Context, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
+	return s.completeWith(ctx, "complete", completeScript, mode, uniqueID, o)
+}
+
+func (s *Store) recordCreatedTerminal(ctx context.Context, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
+	if o.TaskID == "" {
+		return Transition{}, fmt.Errorf("store: record created %s: empty task ID", uniqueID)
+	}
+	return s.completeWith(ctx, "record created", recordCreatedTerminalScript, mode, uniqueID, o)
+}
+
+// completeWith runs sc, completeScript or a script with its keys and
+// arguments, for outcome o.
+func (s *Store) completeWith(ctx context.Context, op string, sc *redis.Script, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
 	to, ok := stateOfStatus(o.Status)
 	if !ok {
-		return Transition{}, fmt.Errorf("store: complete %s: status %q is not terminal", uniqueID, o.Status)
+		return Transition{}, fmt.Errorf("store: %s %s: status %q is not terminal", op, uniqueID, o.Status)
 	}
 	now := time.Now()
 	at := o.At
@@ -82,7 +95,7 @@ func (s *Store) complete(ctx context.Context, mode refonte.Mode, uniqueID string
 		at = now
 	}
 	keys := []string{s.jobKey(mode, uniqueID), s.inflightKey(mode), s.taskIdxKey(mode, o.TaskID)}
-	return s.transition(ctx, "complete", completeScript, mode, uniqueID, keys,
+	return s.transition(ctx, op, sc, mode, uniqueID, keys,
 		s.opts.Prefix, string(to), string(o.Status), o.Response, o.Error, ms(at), ms(now), s.ttlMS(), o.TaskID, uniqueID)
 }
 

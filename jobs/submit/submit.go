@@ -385,9 +385,15 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	taskID := zap.String("task_id", task.ID)
 	var tr store.Transition
 	var err error
-	if found {
+	terminal := task.Status.Terminal()
+	switch {
+	case found:
 		tr, err = h.opts.Store.MarkSubmitted(ctx, p.Mode, p.UniqueID, task.ID)
-	} else {
+	case terminal:
+		// Created and already finished (the API answered with a terminal
+		// task): the attempt, the task and its outcome in one step.
+		tr, err = h.opts.Store.RecordCreatedTerminal(ctx, p.Mode, p.UniqueID, outcomeOf(task))
+	default:
 		// Our create succeeded: count the attempt in the same step.
 		tr, err = h.opts.Store.RecordCreated(ctx, p.Mode, p.UniqueID, task.ID)
 	}
@@ -398,10 +404,10 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	if found {
 		d.log().Info("task already existed for the unique_id (409); job submitted", taskID, zap.String("status", string(task.Status)))
 	} else if ce := h.log.Check(zap.DebugLevel, "task created"); ce != nil {
-		d.log().Debug("task created", taskID)
+		d.log().Debug("task created", taskID, zap.String("status", string(task.Status)))
 	}
 	h.transitioned(ctx, d.log, tr)
-	if task.Status.Terminal() {
+	if found && terminal {
 		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
 		if err != nil {
 			d.log().Warn("recording the already-terminal task failed; the reconciler will", taskID, zap.Error(err))

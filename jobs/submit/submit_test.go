@@ -81,6 +81,38 @@ func TestProcessTaskSuccessAndRedelivery(t *testing.T) {
 	}
 }
 
+// TestProcessTaskCreatedAlreadyTerminal: the API answers the create with a
+// task that is already finished (the sandbox completing at once); the job
+// is recorded completed from that answer alone, with its attempt, task and
+// response, and the run is done even though no callback is received.
+func TestProcessTaskCreatedAlreadyTerminal(t *testing.T) {
+	e := newEnv(t, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately}, nil)
+	run, tasks := addRun(t, e.st, refonte.ModeTest, 2, nil)
+	ctx := context.Background()
+	for _, task := range tasks {
+		if err := e.h.ProcessTask(ctx, task); err != nil {
+			t.Fatalf("ProcessTask: %v", err)
+		}
+	}
+	for _, task := range tasks {
+		j := job(t, e.st, task)
+		if j.State != store.JobCompleted || j.TaskID == "" || j.Attempts != 1 || j.Status != refonte.StatusCompleted ||
+			len(j.Response) == 0 {
+			t.Fatalf("job = %+v; want completed with its task, status, response and 1 attempt", j)
+		}
+		if _, err := e.st.UniqueIDByTaskID(ctx, refonte.ModeTest, j.TaskID); err != nil {
+			t.Errorf("task %s not indexed: %v", j.TaskID, err)
+		}
+	}
+	got, err := e.st.GetRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.RunDone || got.Submitted != 2 || got.Completed != 2 {
+		t.Fatalf("run = %s submitted %d completed %d; want done, 2, 2", got.State, got.Submitted, got.Completed)
+	}
+}
+
 func TestProcessTaskConflictResolvesToExistingTask(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, nil)
 	_, tasks := addRun(t, e.st, refonte.ModeTest, 1, nil)
