@@ -14,24 +14,34 @@
 // never a blocking command, which would hold up its whole batch.
 //
 // A Hook needs no goroutine of its own (group commit): the first caller to
-// find it idle leads; it takes the queued commands (its own among them),
-// sends them as one pipeline, and hands the lead to the oldest command still
-// queued, whose goroutine sends the next batch. A caller leads at most until
-// its own command has its reply, so nobody is held up serving others for
-// long. Under light load each batch holds one command and goes out as a
-// plain round trip.
+// find a lane idle leads; it takes the lane's queued commands (its own
+// among them), sends them as one pipeline, and hands the lead to the oldest
+// command still queued, whose goroutine sends the next batch. A caller
+// leads at most until its own command has its reply, so nobody is held up
+// serving others for long. Under light load each batch holds one command
+// and goes out as a plain round trip.
+//
+// Each lane has at most one batch in flight; commands are dealt to the
+// lanes in turn. With two lanes one batch can run in Redis while the other
+// lane's leader writes or reads its own, so Redis does not sit idle between
+// batches (BenchmarkEndToEndLatency100ms of jobs/worker: about 5 % more
+// rows per second with 2 lanes than with 1; 4 were no better than 2).
 package redisbatch
 
 import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // DefaultMaxBatch is the default of the most commands one pipeline carries.
 const DefaultMaxBatch = 64
+
+// DefaultLanes is the default number of lanes (batches in flight at once).
+const DefaultLanes = 2
 
 // Batchable reports whether a Hook coalesces the command of this name (as
 // go-redis' Cmder.Name gives it, lower case).
@@ -52,11 +62,16 @@ type Pipeliner interface {
 // Hook is a go-redis hook that coalesces commands into pipelines. Add it to
 // the client it sends its pipelines on:
 //
-//	rdb.AddHook(redisbatch.New(rdb, 0))
+//	rdb.AddHook(redisbatch.New(rdb, 0, 0))
 type Hook struct {
-	rdb Pipeliner
-	max int
+	rdb   Pipeliner
+	max   int
+	lanes []lane
+	turn  atomic.Uint32 // deals commands to the lanes in turn
+}
 
+// lane is a queue of commands with at most one batch in flight.
+type lane struct {
 	mu    sync.Mutex
 	queue []*op
 	busy  bool // a leader is sending a batch
@@ -71,12 +86,15 @@ type op struct {
 }
 
 // New returns a Hook sending batches of at most max commands (0:
-// DefaultMaxBatch) on rdb's pipelines.
-func New(rdb Pipeliner, max int) *Hook {
+// DefaultMaxBatch) on rdb's pipelines, over lanes lanes (0: DefaultLanes).
+func New(rdb Pipeliner, max, lanes int) *Hook {
 	if max <= 0 {
 		max = DefaultMaxBatch
 	}
-	return &Hook{rdb: rdb, max: max}
+	if lanes <= 0 {
+		lanes = DefaultLanes
+	}
+	return &Hook{rdb: rdb, max: max, lanes: make([]lane, lanes)}
 }
 
 // DialHook implements redis.Hook (unchanged).
@@ -109,13 +127,14 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // already be on the wire, and the client's read and write timeouts bound it
 // like any other.
 func (h *Hook) do(ctx context.Context, o *op) {
+	l := &h.lanes[int(h.turn.Add(1)%uint32(len(h.lanes)))]
 	o.done = make(chan struct{})
 	o.lead = make(chan struct{}, 1)
-	h.mu.Lock()
-	h.queue = append(h.queue, o)
-	leader := !h.busy
-	h.busy = true
-	h.mu.Unlock()
+	l.mu.Lock()
+	l.queue = append(l.queue, o)
+	leader := !l.busy
+	l.busy = true
+	l.mu.Unlock()
 	if !leader {
 		select {
 		case <-o.done:
@@ -126,27 +145,27 @@ func (h *Hook) do(ctx context.Context, o *op) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	for {
-		h.mu.Lock()
-		n := min(len(h.queue), h.max)
+		l.mu.Lock()
+		n := min(len(l.queue), h.max)
 		batch := make([]*op, n)
-		copy(batch, h.queue)
-		rest := copy(h.queue, h.queue[n:])
-		clear(h.queue[rest:])
-		h.queue = h.queue[:rest]
-		h.mu.Unlock()
+		copy(batch, l.queue)
+		rest := copy(l.queue, l.queue[n:])
+		clear(l.queue[rest:])
+		l.queue = l.queue[:rest]
+		l.mu.Unlock()
 		h.send(ctx, batch)
 		select {
 		case <-o.done:
 		default:
 			continue // o was beyond this batch
 		}
-		h.mu.Lock()
-		if len(h.queue) > 0 {
-			h.queue[0].lead <- struct{}{}
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			l.queue[0].lead <- struct{}{}
 		} else {
-			h.busy = false
+			l.busy = false
 		}
-		h.mu.Unlock()
+		l.mu.Unlock()
 		return
 	}
 }

@@ -19,6 +19,21 @@ import (
 // that reach the wire (single commands and batches).
 type counter struct {
 	singles, pipelines, piped atomic.Int64
+	// inFlight and maxInFlight count the round trips on the wire at once;
+	// each is held there for hold.
+	inFlight, maxInFlight atomic.Int64
+	hold                  time.Duration
+}
+
+// trip accounts for one round trip while next runs.
+func (c *counter) trip(next func() error) error {
+	n := c.inFlight.Add(1)
+	for m := c.maxInFlight.Load(); n > m && !c.maxInFlight.CompareAndSwap(m, n); m = c.maxInFlight.Load() {
+	}
+	time.Sleep(c.hold)
+	err := next()
+	c.inFlight.Add(-1)
+	return err
 }
 
 func (c *counter) DialHook(next redis.DialHook) redis.DialHook {
@@ -28,7 +43,11 @@ func (c *counter) DialHook(next redis.DialHook) redis.DialHook {
 func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.singles.Add(1)
-		return next(ctx, cmd)
+		if !redisbatch.Batchable(cmd.Name()) {
+			// Not through a lane (go-redis' own connection set-up among them).
+			return next(ctx, cmd)
+		}
+		return c.trip(func() error { return next(ctx, cmd) })
 	}
 }
 
@@ -38,14 +57,15 @@ func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		if redisbatch.Batchable(cmds[0].Name()) {
 			c.pipelines.Add(1)
 			c.piped.Add(int64(len(cmds)))
+			return c.trip(func() error { return next(ctx, cmds) })
 		}
 		return next(ctx, cmds)
 	}
 }
 
-// client returns a client on the test Redis with the batching hook and a
-// counter under it.
-func client(t *testing.T, max int) (*redis.Client, *counter) {
+// client returns a client on the test Redis with the batching hook (at
+// most max commands per batch, over lanes lanes) and a counter under it.
+func client(t *testing.T, max, lanes int) (*redis.Client, *counter) {
 	t.Helper()
 	opt, err := redis.ParseURL(testredis.URL(t))
 	if err != nil {
@@ -55,7 +75,7 @@ func client(t *testing.T, max int) (*redis.Client, *counter) {
 	opt.Protocol = 2
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	rdb.AddHook(redisbatch.New(rdb, max))
+	rdb.AddHook(redisbatch.New(rdb, max, lanes))
 	c := &counter{}
 	rdb.AddHook(c)
 	return rdb, c
@@ -69,11 +89,13 @@ var double = redis.NewScript(`redis.call('INCR', KEYS[1]) return tonumber(ARGV[1
 // every script ran exactly once, and far fewer round trips than commands
 // reached Redis.
 func TestConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
-	for _, max := range []int{0, 1, 7} {
-		t.Run(fmt.Sprintf("max=%d", max), func(t *testing.T) {
-			rdb, c := client(t, max)
+	tests := []struct{ max, lanes int }{{0, 0}, {1, 0}, {7, 0}, {0, 1}, {7, 1}, {0, 3}}
+	for _, tc := range tests {
+		max := tc.max
+		t.Run(fmt.Sprintf("max=%d,lanes=%d", tc.max, tc.lanes), func(t *testing.T) {
+			rdb, c := client(t, tc.max, tc.lanes)
 			ctx := context.Background()
-			key := fmt.Sprintf("redisbatch-test:%d:%d", time.Now().UnixNano(), max)
+			key := fmt.Sprintf("redisbatch-test:%d:%d:%d", time.Now().UnixNano(), tc.max, tc.lanes)
 			t.Cleanup(func() { rdb.Del(context.Background(), key, key+":s") })
 			rdb.Set(ctx, key+":s", "hello", time.Minute) // not batchable: direct
 			const goroutines, each = 100, 20
@@ -120,10 +142,43 @@ func TestConcurrentCommandsGetTheirOwnReplies(t *testing.T) {
 	}
 }
 
+// TestLanesBoundBatchesInFlight checks that each lane has at most one
+// round trip on the wire at a time, and that the lanes do overlap.
+func TestLanesBoundBatchesInFlight(t *testing.T) {
+	for _, lanes := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) {
+			rdb, c := client(t, 0, lanes)
+			ctx := context.Background()
+			// Loaded first: a NOSCRIPT's fallback (EVAL) would go out on its own.
+			if err := double.Load(ctx, rdb).Err(); err != nil {
+				t.Fatal(err)
+			}
+			c.hold = 2 * time.Millisecond
+			key := fmt.Sprintf("redisbatch-test:lanes:%d:%d", time.Now().UnixNano(), lanes)
+			t.Cleanup(func() { rdb.Del(context.Background(), key) })
+			var wg sync.WaitGroup
+			for g := range 40 {
+				wg.Go(func() {
+					for i := range 10 {
+						if got, err := double.Run(ctx, rdb, []string{key}, g+i).Int(); err != nil || got != 2*(g+i) {
+							t.Errorf("script(%d) = %d, %v", g+i, got, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if got := c.maxInFlight.Load(); got != int64(lanes) {
+				t.Fatalf("%d round trips in flight at most, want %d (one per lane)", got, lanes)
+			}
+		})
+	}
+}
+
 // TestScriptMissingFromRedis checks that go-redis' EVALSHA → EVAL fallback
 // still works when the EVALSHA went out in a shared pipeline.
 func TestScriptMissingFromRedis(t *testing.T) {
-	rdb, _ := client(t, 0)
+	rdb, _ := client(t, 0, 0)
 	ctx := context.Background()
 	key := fmt.Sprintf("redisbatch-test:noscript:%d", time.Now().UnixNano())
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
@@ -147,7 +202,7 @@ func TestScriptMissingFromRedis(t *testing.T) {
 // TestBlockingCommandIsNotBatched checks that a blocking command goes out
 // on its own: scripts sent meanwhile do not wait for it.
 func TestBlockingCommandIsNotBatched(t *testing.T) {
-	rdb, _ := client(t, 0)
+	rdb, _ := client(t, 0, 0)
 	ctx := context.Background()
 	key := fmt.Sprintf("redisbatch-test:block:%d", time.Now().UnixNano())
 	t.Cleanup(func() { rdb.Del(context.Background(), key, key+":n") })

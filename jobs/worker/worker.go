@@ -491,6 +491,6 @@ func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
 	}
 	// asynq's fetches and acks, the store's transitions and the limiter
 	// share pipelines instead of one round trip each.
-	rdb.AddHook(redisbatch.New(rdb, 0))
+	rdb.AddHook(redisbatch.New(rdb, 0, 0))
 	return rdb, nil
 }
