@@ -506,3 +506,12 @@ func TestProcessTaskClientRetriesWaitForTheSharedLimiter(t *testing.T) {
 		t.Errorf("job = %s, want still enqueued", j.State)
 	}
 }
+
+// TestGrowStackStaysOnTheStack: growStack's frame must not escape to the
+// heap (it would cost a 10 KiB allocation per job instead of saving stack
+// copies).
+func TestGrowStackStaysOnTheStack(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { growStack() }); n != 0 {
+		t.Fatalf("growStack allocates %.0f times per call, want 0", n)
+	}
+}
