@@ -1,10 +1,12 @@
 package store_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,6 +457,13 @@ func TestRunTTLRefreshThrottled(t *testing.T) {
 	}
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // TestRecordCreatedTerminal checks that RecordCreatedTerminal leaves the
 // store exactly as RecordCreated then Complete do (job record, run
 // counters and state, in-flight set, task index, the transition's runs),
@@ -471,6 +480,15 @@ func TestRecordCreatedTerminal(t *testing.T) {
 		{name: "first create, error", before: func(*env) {},
 			o: store.Outcome{TaskID: "t1", Status: refonte.StatusError, Error: "bad image", At: at}},
 		{name: "first create, canceled", before: func(*env) {}, o: outcome("t1", refonte.StatusCanceled, at)},
+		{name: "first create, completed without a response", before: func(*env) {},
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, At: at}},
+		{name: "row shared with a second run", before: func(e *env) {
+			second := e.createRun(m)
+			e.addRows(second, 1, 1)
+			if err := e.st.FinishEnqueue(e.ctx, second.ID); err != nil {
+				e.t.Fatal(err)
+			}
+		}, o: outcome("t1", refonte.StatusCompleted, at)},
 		{name: "after failed attempts", before: func(e *env) {
 			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
 		}, o: outcome("t1", refonte.StatusCompleted, at)},
@@ -489,33 +507,49 @@ func TestRecordCreatedTerminal(t *testing.T) {
 	}
 	// state is everything the two ways must agree on; times written as
 	// "now" are left out (the two ways run at different instants).
+	type runState struct {
+		Counters store.Counters
+		State    store.RunState
+	}
 	type state struct {
 		Tr       store.Transition
 		Job      store.Job
-		Counters store.Counters
-		RunState store.RunState
+		Runs     []runState // the job's first run, then the other
 		InFlight []string
 		Index    string
 	}
-	capture := func(t *testing.T, e *env, run *store.Run, tr store.Transition) state {
+	capture := func(t *testing.T, e *env, tr store.Transition) state {
 		j := *e.job(m, "uid-1")
+		first := j.Run
 		j.Run, j.CreatedAt, j.SubmittedAt, j.UpdatedAt = "", time.Time{}, time.Time{}, time.Time{}
-		for i := range tr.RunsDone {
-			tr.RunsDone[i] = strings.Replace(tr.RunsDone[i], run.ID, "RUN", 1)
-		}
-		for i := range tr.RunsAllSubmitted {
-			tr.RunsAllSubmitted[i] = strings.Replace(tr.RunsAllSubmitted[i], run.ID, "RUN", 1)
-		}
-		r := e.run(run.ID)
-		inflight, err := e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Hour), 10)
+		runs, err := e.st.ListRuns(e.ctx, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		uid, err := e.st.UniqueIDByTaskID(e.ctx, m, "t1")
+		// The job's first run, then the other (runs created in the same
+		// millisecond have no order of their own).
+		slices.SortStableFunc(runs, func(a, b *store.Run) int {
+			return cmp.Compare(b2i(a.ID != first), b2i(b.ID != first))
+		})
+		st := state{Tr: tr, Job: j}
+		for _, r := range runs {
+			st.Runs = append(st.Runs, runState{r.Counters, r.State})
+			name := fmt.Sprintf("RUN%d", len(st.Runs))
+			for k := range tr.RunsDone {
+				tr.RunsDone[k] = strings.Replace(tr.RunsDone[k], r.ID, name, 1)
+			}
+			for k := range tr.RunsAllSubmitted {
+				tr.RunsAllSubmitted[k] = strings.Replace(tr.RunsAllSubmitted[k], r.ID, name, 1)
+			}
+		}
+		if st.InFlight, err = e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Hour), 10); err != nil {
+			t.Fatal(err)
+		}
+		st.Index, err = e.st.UniqueIDByTaskID(e.ctx, m, "t1")
 		if err != nil && !errors.Is(err, store.ErrJobNotFound) {
 			t.Fatal(err)
 		}
-		return state{Tr: tr, Job: j, Counters: r.Counters, RunState: r.State, InFlight: inflight, Index: uid}
+		return st
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -546,7 +580,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got[way] = capture(t, e, run, tr)
+				got[way] = capture(t, e, tr)
 			}
 			if !reflect.DeepEqual(got[0], got[1]) {
 				t.Fatalf("RecordCreatedTerminal left\n%+v\nRecordCreated + Complete left\n%+v", got[1], got[0])

@@ -445,8 +445,42 @@ return complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], A
 // runsAllSubmitted} of the two together (from before the first, to after
 // the second; the runs of either), or {-1}.
 //
+// The common case, a queued job that never had a task nor a delivery, goes
+// straight to the end state in half the Redis calls (it is on every row's
+// path when the API finishes tasks at once, and Redis runs the scripts of
+// all workers one at a time); TestRecordCreatedTerminal checks it leaves
+// what the two steps leave.
+//
 // KEYS and ARGV[1..10] as completeScript's (ARGV[9] the created task's ID).
 var recordCreatedTerminalScript = redis.NewScript(luaRunHelpers + luaMarkSubmitted + luaComplete + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'attempts', 'error', 'runs')
+if not j[1] then return {-1} end
+if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
+  local to, now, ttl, tid = ARGV[2], ARGV[7], ARGV[8], ARGV[9]
+  local fv = {'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now, 'task_id', tid,
+    'submitted', now, 'attempts', num(j[4]) + 1}
+  if ARGV[4] ~= '' then
+    fv[#fv + 1] = 'response'
+    fv[#fv + 1] = ARGV[4]
+  else
+    redis.call('HDEL', KEYS[1], 'response')
+  end
+  if ARGV[5] ~= '' then
+    fv[#fv + 1] = 'error'
+    fv[#fv + 1] = ARGV[5]
+  elseif j[5] then
+    redis.call('HDEL', KEYS[1], 'error')
+  end
+  redis.call('HSET', KEYS[1], unpack(fv))
+  redis.call('ZREM', KEYS[2], ARGV[10])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  local deltas = {submitted = 1}
+  deltas[to] = 1
+  local done, allsub = apply_runs(ARGV[1], j[6], deltas, now, ttl)
+  return {1, 'enqueued', to, done, allsub}
+end
 local a = mark_submitted(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[9], ARGV[7], ARGV[8], ARGV[10], true)
 if a[1] == -1 then return a end
 local b = complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
