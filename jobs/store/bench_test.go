@@ -175,3 +175,98 @@ func BenchmarkAddJobsVsAsynqLoop(b *testing.B) {
 	b.ReportMetric(loopRate, "asynq-loop-rows/s")
 	b.ReportMetric(addRate/loopRate, "ratio")
 }
+
+// evalshaUsec returns Redis' total microseconds spent in EVALSHA so far
+// (INFO commandstats): the server-side cost of the scripts, inner commands
+// included.
+func evalshaUsec(b *testing.B, e *env) int64 {
+	info := e.rdb.Info(e.ctx, "commandstats").Val()
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "cmdstat_evalsha:"); ok {
+			for _, f := range strings.Split(v, ",") {
+				if u, ok := strings.CutPrefix(f, "usec="); ok {
+					n, _ := strconv.ParseInt(u, 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// BenchmarkRowTransitionsRedisCost reports the Redis CPU (µs per row, as
+// Redis itself counts it) of the transitions every row goes through in the
+// worker, each step over all b.N rows: the create recorded with a task the
+// API already finished (RecordCreatedTerminal), the same row's callback
+// arriving after it (a Complete that changes nothing), and the usual
+// pair when the task finishes later (RecordCreated, then Complete). Redis
+// runs the scripts of all workers one at a time, so this bounds how many
+// rows per second one Redis can account for.
+//
+//	go test ./jobs/store -run '^$' -bench RowTransitionsRedisCost -benchtime 20000x
+func BenchmarkRowTransitionsRedisCost(b *testing.B) {
+	e := newEnv(b)
+	m := refonte.ModeTest
+	step := func(name string, uids []string, f func(uid string) error) {
+		before := evalshaUsec(b, e)
+		var wg sync.WaitGroup
+		work := make(chan string)
+		for range 32 {
+			wg.Go(func() {
+				for uid := range work {
+					if err := f(uid); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		for _, u := range uids {
+			work <- u
+		}
+		close(work)
+		wg.Wait()
+		b.ReportMetric(float64(evalshaUsec(b, e)-before)/float64(len(uids)), name+"_redis_us/row")
+	}
+	rows := func() []string {
+		run := e.createRun(m)
+		js := make([]store.NewJob, b.N)
+		uids := make([]string, b.N)
+		for i := range js {
+			js[i] = newJob(b, run, int64(i+1), fmt.Sprintf("%s-%d", run.ID, i))
+			uids[i] = js[i].UniqueID
+		}
+		for i := 0; i < len(js); i += 1000 {
+			if _, err := e.st.AddJobs(e.ctx, run, js[i:min(i+1000, len(js))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+			b.Fatal(err)
+		}
+		return uids
+	}
+	o := func(uid string) store.Outcome {
+		return store.Outcome{TaskID: "t-" + uid, Status: refonte.StatusCompleted, At: time.UnixMilli(1_700_000_000_000),
+			Response: []byte(`{"annotations":[],"echo_metadata":{"refonte_batch":{"line":1,"run":"r"}}}`)}
+	}
+	b.ResetTimer()
+	uids := rows()
+	step("created_terminal", uids, func(uid string) error {
+		_, err := e.st.RecordCreatedTerminal(e.ctx, m, uid, o(uid))
+		return err
+	})
+	step("late_callback", uids, func(uid string) error {
+		_, err := e.st.Complete(e.ctx, m, uid, o(uid))
+		return err
+	})
+	uids = rows()
+	step("created", uids, func(uid string) error {
+		_, err := e.st.RecordCreated(e.ctx, m, uid, "t-"+uid)
+		return err
+	})
+	step("callback", uids, func(uid string) error {
+		_, err := e.st.Complete(e.ctx, m, uid, o(uid))
+		return err
+	})
+	b.ReportMetric(0, "ns/op")
+}
