@@ -92,8 +92,13 @@ func (c *Client) retrying(ctx context.Context, method, path string, retry bool, 
 		if err == nil {
 			return n, nil
 		}
-		if !retry || p.Disabled || !Retryable(err) || ctx.Err() != nil {
+		if !retry || p.Disabled || !Retryable(err) {
 			return n, err
+		}
+		if ctx.Err() != nil {
+			// Canceled while the attempt ran (its answer came back all the
+			// same): the caller's cause ends the retries, as during a wait.
+			return n, fmt.Errorf("%w (retries stopped: %w)", err, context.Cause(ctx))
 		}
 		if p.MaxAttempts > 0 && n >= p.MaxAttempts {
 			return n, err

@@ -3,6 +3,7 @@ package refonte
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -185,6 +186,45 @@ func TestRetryStopsOnContextCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRetryStopsWhenCanceledDuringAttempt: the caller's context is
+// canceled while an attempt runs and the attempt still brings back a
+// retryable answer (deterministically here: the transport cancels, then
+// answers 503). The retries stop with the caller's cause in the error,
+// which is then not retryable.
+func TestRetryStopsWhenCanceledDuringAttempt(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	calls := 0
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls++
+		cancel()
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
+			Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+			Body: io.NopCloser(strings.NewReader(`{"status_code":503,"message":"queueing timeout"}`))}, nil
+	})}
+	c, err := NewClient("test_key", WithBaseURL("http://api.invalid/v1"), WithHTTPClient(hc),
+		WithRetry(RetryPolicy{MaxElapsed: time.Minute, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetTask(ctx, "t")
+	if !errors.Is(err, context.Canceled) || Retryable(err) {
+		t.Fatalf("error %v (retryable %v), want one matching context.Canceled, not retryable", err, Retryable(err))
+	}
+	var ae *Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("error %v lost the API's answer", err)
+	}
+	if calls != 1 {
+		t.Errorf("%d attempts, want 1 (no retry after the cancel)", calls)
 	}
 }
 
