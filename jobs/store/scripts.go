@@ -472,8 +472,8 @@ if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
     redis.call('HDEL', KEYS[1], 'error')
   end
   redis.call('HSET', KEYS[1], unpack(fv))
-  redis.call('ZREM', KEYS[2], ARGV[10])
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  -- Never submitted, so not in the in-flight set (KEYS[2]): nothing to add
+  -- there and take out again.
   redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
   redis.call('PEXPIRE', KEYS[1], ttl)
   local deltas = {submitted = 1}

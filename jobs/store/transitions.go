@@ -82,8 +82,8 @@ func (s *Store) recordCreatedTerminal(ctx context.Context, mode refonte.Mode, un
 	return s.completeWith(ctx, "record created", recordCreatedTerminalScript, mode, uniqueID, o)
 }
 
-// completeWith runs sc, completeScript or a script with its keys and
-// arguments, for outcome o.
+// completeWith runs sc (completeScript, or a script taking the same keys
+// and arguments) for outcome o.
 func (s *Store) completeWith(ctx context.Context, op string, sc *redis.Script, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
 	to, ok := stateOfStatus(o.Status)
 	if !ok {
