@@ -87,17 +87,23 @@ func DecodeSubmitPayload(b []byte) (SubmitPayload, error) {
 			return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
 		}
 	}
+	return p, p.check()
+}
+
+// check reports a decoded payload that is of another version or lacks or
+// misnames what a job needs.
+func (p SubmitPayload) check() error {
 	if p.V != PayloadVersion {
-		return p, fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p.V, PayloadVersion)
+		return fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p.V, PayloadVersion)
 	}
 	if p.UniqueID == "" || p.Run == "" {
-		return p, fmt.Errorf("%w: missing run or unique_id", ErrBadPayload)
+		return fmt.Errorf("%w: missing run or unique_id", ErrBadPayload)
 	}
 	if _, err := refonte.ParseMode(string(p.Mode)); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
+		return fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	if _, err := refonte.ParseTaskType(string(p.TaskType)); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
+		return fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
-	return p, nil
+	return nil
 }

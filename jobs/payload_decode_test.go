@@ -18,19 +18,7 @@ func decodeSubmitReference(b []byte) (SubmitPayload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
-	if p.V != PayloadVersion {
-		return p, fmt.Errorf("%w: version %d, want %d", ErrBadPayload, p.V, PayloadVersion)
-	}
-	if p.UniqueID == "" || p.Run == "" {
-		return p, fmt.Errorf("%w: missing run or unique_id", ErrBadPayload)
-	}
-	if _, err := refonte.ParseMode(string(p.Mode)); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
-	}
-	if _, err := refonte.ParseTaskType(string(p.TaskType)); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
-	}
-	return p, nil
+	return p, p.check()
 }
 
 // checkDecodeSubmit fails t unless DecodeSubmitPayload(b) gives what
