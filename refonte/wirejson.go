@@ -248,83 +248,18 @@ func (s *scanner) peek() byte {
 // accepts up to 10000: deeper raw values go to encoding/json).
 const maxSkipDepth = 512
 
-// skipValue consumes one value after white space and returns its span.
+// skipValue consumes one value after white space and returns its span
+// (jsonwire.SkipValue: what encoding/json's syntax check accepts).
 func (s *scanner) skipValue(depth int) (start, end int, ok bool) {
 	if depth > maxSkipDepth {
 		return 0, 0, false
 	}
-	start = s.i
-	switch s.peek() {
-	case '"':
-		start = s.i
-		if _, _, _, _, ok := s.str(); !ok {
-			return 0, 0, false
-		}
-	case '{', '[':
-		start = s.i
-		if !s.skipContainer(depth) {
-			return 0, 0, false
-		}
-	case 't':
-		start = s.i
-		if !s.literal("true") {
-			return 0, 0, false
-		}
-	case 'f':
-		start = s.i
-		if !s.literal("false") {
-			return 0, 0, false
-		}
-	case 'n':
-		start = s.i
-		if !s.literal("null") {
-			return 0, 0, false
-		}
-	default:
-		start = s.i
-		if !s.number() {
-			return 0, 0, false
-		}
+	start = jsonwire.SkipSpace(s.b, s.i)
+	if end, ok = jsonwire.SkipValue(s.b, start, depth); !ok {
+		return 0, 0, false
 	}
-	return start, s.i, true
-}
-
-// skipContainer consumes the object or array at s.i (on its '{' or '['),
-// whose members or elements are at depth+1.
-func (s *scanner) skipContainer(depth int) bool {
-	end, keyed := byte(']'), s.b[s.i] == '{'
-	if keyed {
-		end = '}'
-	}
-	s.i++
-	if s.peek() == end {
-		s.i++
-		return true
-	}
-	for {
-		if keyed {
-			if s.peek() != '"' {
-				return false
-			}
-			if _, _, _, _, ok := s.str(); !ok {
-				return false
-			}
-			if s.peek() != ':' {
-				return false
-			}
-			s.i++
-		}
-		if _, _, ok := s.skipValue(depth + 1); !ok {
-			return false
-		}
-		done, ok := s.next(end)
-		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
-	}
+	s.i = end
+	return start, end, true
 }
 
 func (s *scanner) literal(lit string) bool {
@@ -333,13 +268,6 @@ func (s *scanner) literal(lit string) bool {
 	}
 	s.i += len(lit)
 	return true
-}
-
-// number consumes -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func (s *scanner) number() bool {
-	n := jsonwire.ScanNumber(s.b[s.i:])
-	s.i += n
-	return n > 0
 }
 
 func isHex(c byte) bool {
