@@ -10,6 +10,11 @@
 //   - in live mode with a daily cap, reserves one task of the day's budget in
 //     Redis before the create, and pauses the run (rescheduled, not failed)
 //     when the budget is spent;
+//   - with Options.MaxInFlight, takes one of the process's API slots, so at
+//     most that many deliveries wait on the limiter or call the API at once;
+//     the job-state read before and the recording after are outside the
+//     slot, which passes to the next job as soon as the create is answered
+//     (Drain gives back, unsent, the jobs still waiting for one);
 //   - waits on the shared per-mode rate limiter for at most a short time and
 //     reschedules the job (not a failure) when the slot is further away;
 //   - creates the task with the row's unique_id, the run's callback_url and

@@ -20,6 +20,9 @@ const (
 	ReasonCooldown Reason = "cooldown"
 	// ReasonPaused: the live daily spend cap is reached.
 	ReasonPaused Reason = "paused"
+	// ReasonShutdown: the worker began shutting down before the job got an
+	// API slot (Handler.Drain); another worker takes it at once.
+	ReasonShutdown Reason = "shutdown"
 )
 
 // ErrRescheduled is matched (errors.Is) by every *RescheduleError.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,14 @@ type Options struct {
 	Metrics *Metrics
 	// Logger logs with structured fields; nil logs nothing.
 	Logger *zap.Logger
+	// MaxInFlight bounds the deliveries that hold an API slot at once: from
+	// the rate-limit wait until the create is answered (and, when that
+	// answer needs more calls — a 409, an error — until the delivery ends).
+	// The job-state read, the payload decoding and the recording of the
+	// created task are outside it, so a process can hold more jobs than
+	// slots and a finished create's slot passes at once to a job already
+	// fetched and checked. 0: no bound.
+	MaxInFlight int
 	// Now returns the time (tests); default time.Now.
 	Now func() time.Time
 }
@@ -67,6 +76,11 @@ type Handler struct {
 	opts       Options
 	log        *zap.Logger
 	dailyLimit atomic.Int64
+	// slots holds a token per delivery in an API slot (nil: no bound).
+	slots chan struct{}
+	// draining is closed by Drain.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // ErrNoClient reports Options without any API client.
@@ -97,7 +111,13 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, log: opts.Logger}
+	if opts.MaxInFlight < 0 {
+		return nil, fmt.Errorf("submit: Options.MaxInFlight must not be negative, got %d", opts.MaxInFlight)
+	}
+	h := &Handler{opts: opts, log: opts.Logger, draining: make(chan struct{})}
+	if opts.MaxInFlight > 0 {
+		h.slots = make(chan struct{}, opts.MaxInFlight)
+	}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -110,6 +130,18 @@ func (h *Handler) SetLiveDailyLimit(n int64) { h.dailyLimit.Store(max(n, 0)) }
 
 // LiveDailyLimit returns the live daily cap in force (0 = no cap).
 func (h *Handler) LiveDailyLimit() int64 { return h.dailyLimit.Load() }
+
+// Drain makes every delivery still waiting for an API slot (see
+// Options.MaxInFlight), now or later, give its job back at once: it
+// returns a *RescheduleError (ReasonShutdown, no delay) without having
+// called the API. The worker calls it when it starts shutting down, so
+// jobs fetched ahead of a slot go back to the queue instead of starting
+// creates during the shutdown. Deliveries already holding a slot finish.
+func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
+
+// InFlight returns the deliveries holding an API slot now (0 when
+// Options.MaxInFlight is 0).
+func (h *Handler) InFlight() int { return len(h.slots) }
 
 // ProcessTask handles one delivery of a jobs.TypeSubmit task. See the
 // package documentation for what it does; it returns nil when the job is
@@ -189,6 +221,36 @@ type delivery struct {
 	client  *refonte.Client
 	job     *store.Job
 	reserve time.Time // when a live spend reservation was taken (zero: none held)
+	slot    bool      // holds a token of h.slots
+}
+
+// acquireSlot waits for an API slot (Options.MaxInFlight). A drained
+// handler gives the job back instead (not a failure).
+func (d *delivery) acquireSlot(ctx context.Context) error {
+	if d.h.slots == nil {
+		return nil
+	}
+	select {
+	case <-d.h.draining:
+	default:
+		select {
+		case d.h.slots <- struct{}{}:
+			d.slot = true
+			return nil
+		case <-d.h.draining:
+		case <-ctx.Done():
+			return fmt.Errorf("submit %s: waiting for an API slot: %w", d.p.UniqueID, context.Cause(ctx))
+		}
+	}
+	return &RescheduleError{Reason: ReasonShutdown, Detail: "the worker is shutting down; the job had not reached the API"}
+}
+
+// releaseSlot gives the API slot back (idempotent).
+func (d *delivery) releaseSlot() {
+	if d.slot {
+		d.slot = false
+		<-d.h.slots
+	}
 }
 
 // log returns the delivery's logger, with the job's fields; it is built on
@@ -230,6 +292,10 @@ func (d *delivery) run(ctx context.Context) error {
 		return d.failPermanently(ctx, err.Error(), nil)
 	}
 
+	if err := d.acquireSlot(ctx); err != nil {
+		return err
+	}
+	defer d.releaseSlot()
 	if err := d.reserveLiveSpend(ctx); err != nil {
 		return err
 	}
@@ -331,6 +397,9 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 	task, err := d.client.CreateTask(ctx, p.TaskType, params)
 	h.opts.Metrics.api(p.Mode, "create", start)
 	if err == nil {
+		// The API is done with this delivery: its slot goes to the next job
+		// while this one records the task.
+		d.releaseSlot()
 		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
 		return d.submitted(ctx, task, false)
 	}

@@ -40,6 +40,17 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 )
 
+// prefetch returns how many jobs beyond Concurrency the process holds (Config.Prefetch).
+func (c Config) prefetch() int {
+	switch {
+	case c.Prefetch < 0:
+		return 0
+	case c.Prefetch > 0:
+		return c.Prefetch
+	}
+	return max(c.Concurrency/4, 1)
+}
+
 // ErrConfig is wrapped by every configuration error of LoadConfig and
 // Config.Validate: the worker refuses to start (cmd/worker exits 2).
 var ErrConfig = errors.New("worker: configuration error")
@@ -64,7 +75,9 @@ type Config struct {
 	// CallbackURL is sent as callback_url for rows whose params carry none
 	// (normally enqueue puts the run's URL in every row). Optional.
 	CallbackURL string
-	// Concurrency is the number of jobs handled at once.
+	// Concurrency is the number of jobs handled at once: at most this many
+	// wait for a rate-limit slot or talk to the API at the same time (the
+	// process holds Prefetch more, fetched and checked, ready for a slot).
 	Concurrency int
 	// Listen is the HTTP address of /callback, /healthz, /readyz and /metrics.
 	Listen string
@@ -95,6 +108,11 @@ type Config struct {
 	// over (each fetches jobs in its own loop); not a flag. Zero: one per
 	// 4 of concurrency, at most 16.
 	Fetchers int
+	// Prefetch is how many jobs the process holds beyond Concurrency:
+	// fetched, checked and waiting for an API slot, so a slot freed by an
+	// answered create is taken at once instead of after the next fetch;
+	// not a flag. Zero: DefaultPrefetch; negative: none.
+	Prefetch int
 	// ClientMaxElapsed bounds the API client's own retries of one call
 	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.
 	ClientMaxElapsed time.Duration
@@ -134,7 +152,7 @@ func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Co
 	}
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.IntVar(&c.Concurrency, "concurrency", DefaultConcurrency, "jobs handled at once by this process")
+	fs.IntVar(&c.Concurrency, "concurrency", DefaultConcurrency, "jobs handled at once by this process: at most this many wait on the rate limiter or call the API at once (a quarter more are fetched ahead)")
 	fs.StringVar(&c.Listen, "listen", DefaultListen, "HTTP address of /callback, /healthz, /readyz and /metrics")
 	fs.Float64Var(&c.RateLimit, "rate-limit", DefaultRateLimit, "create calls per second per mode, shared by all workers through Redis (0 = no limit)")
 	fs.IntVar(&c.RateBurst, "rate-burst", DefaultRateBurst, "create calls allowed at once after an idle period")

@@ -171,3 +171,19 @@ func TestSplitConcurrency(t *testing.T) {
 		}
 	}
 }
+
+func TestPrefetch(t *testing.T) {
+	for _, c := range []struct{ conc, prefetch, want int }{
+		{50, 0, 12},
+		{200, 0, 50},
+		{3, 0, 1},
+		{1, 0, 1},
+		{50, 7, 7},
+		{50, -1, 0},
+	} {
+		cfg := Config{Concurrency: c.conc, Prefetch: c.prefetch}
+		if got := cfg.prefetch(); got != c.want {
+			t.Errorf("Config{Concurrency: %d, Prefetch: %d}.prefetch() = %d, want %d", c.conc, c.prefetch, got, c.want)
+		}
+	}
+}

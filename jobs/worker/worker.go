@@ -166,8 +166,15 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		PausedRecheck:  cfg.PausedRecheck,
 		Metrics:        sm,
 		Logger:         logger.Named("submit"),
+		MaxInFlight:    cfg.Concurrency,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := w.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "refonte_api_slots_in_use",
+		Help: "Jobs holding one of this worker's -concurrency API slots (waiting on the rate limiter or calling the API).",
+	}, func() float64 { return float64(w.handler.InFlight()) })); err != nil {
 		return nil, err
 	}
 	w.callback, err = callback.NewHandler(callback.Config{
@@ -200,7 +207,9 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		return nil, fmt.Errorf("worker: reconciler: %w", err)
 	}
 	w.baseCtx, w.cancelBase = context.WithCancel(context.Background())
-	for _, n := range splitConcurrency(cfg.Concurrency, cfg.Fetchers) {
+	// asynq runs Concurrency + prefetch jobs; the handler lets Concurrency
+	// of them at the API at once (submit.Options.MaxInFlight).
+	for _, n := range splitConcurrency(cfg.Concurrency+cfg.prefetch(), cfg.Fetchers) {
 		// Each server's jobs get their own parent context (a child of
 		// baseCtx): asynq derives every job's context from it, and one
 		// parent shared by all jobs made its lock a point of contention.
@@ -369,6 +378,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Error("worker component failed; shutting down", zap.Error(runErr))
 	}
 	w.stopping.Store(true)
+	// Jobs fetched ahead of an API slot go back to the queue at once.
+	w.handler.Drain()
 	// Stop fetching; in-flight jobs finish or go back to the queue (all
 	// servers at once, so the whole takes at most ShutdownTimeout).
 	var sd sync.WaitGroup

@@ -270,16 +270,26 @@ func TestShutdownHandsBackInFlightJobs(t *testing.T) {
 	cfg.Concurrency = 10
 	cfg.ShutdownTimeout = 500 * time.Millisecond
 	first := startWorker(t, cfg, nil)
-	waitFor(t, 10*time.Second, "creates in flight", func() (bool, string) {
+	waitFor(t, 10*time.Second, "-concurrency creates in flight", func() (bool, string) {
 		s := sb.Stats()
-		return s.CreateCalls > 0 || s.APICalls > 0, fmt.Sprintf("%+v", s)
+		return s.CreateCalls >= int64(cfg.Concurrency), fmt.Sprintf("%+v", s)
 	})
+	time.Sleep(200 * time.Millisecond) // room for any create beyond -concurrency to show up
+	if got := gaugeValue(t, first.w, "refonte_api_slots_in_use"); got != float64(cfg.Concurrency) {
+		t.Errorf("refonte_api_slots_in_use = %v with every slot's create in flight, want %d", got, cfg.Concurrency)
+	}
 	start := time.Now()
 	if err := first.stop(); err != nil {
 		t.Fatalf("Run after shutdown = %v, want nil", err)
 	}
 	if d := time.Since(start); d > cfg.ShutdownTimeout+5*time.Second {
 		t.Errorf("shutdown took %s with -shutdown-timeout %s", d, cfg.ShutdownTimeout)
+	}
+	// asynq ran Concurrency + prefetch jobs, but only Concurrency reached the
+	// API (each create takes 2 s, longer than the whole first worker's life);
+	// the prefetched ones went back to the queue unsent.
+	if s := sb.Stats(); s.CreateCalls > int64(cfg.Concurrency) {
+		t.Errorf("the first worker made %d creates, want at most -concurrency %d", s.CreateCalls, cfg.Concurrency)
 	}
 	sb.SetFaults(sandbox.Faults{})
 	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
@@ -291,4 +301,20 @@ func TestShutdownHandsBackInFlightJobs(t *testing.T) {
 	if s := sb.Stats(); s.TasksCreated != rows || s.UniqueIDsCreatedTwice != 0 {
 		t.Errorf("sandbox tasks_created %d (want %d), created twice %d", s.TasksCreated, rows, s.UniqueIDsCreatedTwice)
 	}
+}
+
+// gaugeValue returns the value of an unlabelled gauge of w's registry.
+func gaugeValue(t *testing.T, w *Worker, name string) float64 {
+	t.Helper()
+	mfs, err := w.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s in the registry", name)
+	return 0
 }
