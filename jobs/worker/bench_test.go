@@ -81,6 +81,9 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 	if n, err := strconv.Atoi(os.Getenv("BENCH_FETCHERS")); err == nil && n > 0 {
 		cfg.Fetchers = n
 	}
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PREFETCH")); err == nil {
+		cfg.Prefetch = n
+	}
 	run := addRun(b, st, refonte.ModeTest, rows, cfg.CallbackURL)
 	if os.Getenv("BENCH_REDIS_STATS") != "" {
 		st.Redis().ConfigResetStat(context.Background())
@@ -123,7 +126,8 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 
 // BenchmarkEndToEnd measures rows per second through one worker process
 // (no rate limit, zero API latency; concurrency BENCH_CONCURRENCY, default
-// 50; asynq servers BENCH_FETCHERS, default as the worker picks): queued in Redis, created at the in-process sandbox, completed there
+// 50; asynq servers BENCH_FETCHERS and jobs fetched ahead BENCH_PREFETCH,
+// default as the worker picks): queued in Redis, created at the in-process sandbox, completed there
 // at once and matched by the worker's /callback. Each iteration also
 // measures asynq's own no-op-handler drain rate of the same number of rows
 // on the same machine, just before, so the ratio compares like with like.
