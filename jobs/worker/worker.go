@@ -108,7 +108,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 			w.close()
 		}
 	}()
-	if w.rdb, err = redisClient(cfg.RedisURL, cfg.Concurrency); err != nil {
+	if w.rdb, err = redisClient(cfg.RedisURL, cfg.Concurrency+cfg.prefetch()); err != nil {
 		return nil, err
 	}
 	w.store = store.New(w.rdb, store.Options{})
@@ -473,7 +473,7 @@ func (w *Worker) close() {
 const RedisProtocol = 2
 
 // redisClient builds the one Redis client shared by asynq, the store and
-// the limiters, with a pool sized for the concurrency.
+// the limiters, with a pool sized for the jobs it runs at once.
 func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
 	opt, err := asynq.ParseRedisURI(raw)
 	if err != nil {
