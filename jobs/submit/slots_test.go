@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
@@ -181,6 +182,43 @@ func TestDrainGivesBackJobsWaitingForASlot(t *testing.T) {
 	}
 	if g.calls.Load() != 1 || sb.Stats().CreateCalls != 1 {
 		t.Errorf("API calls %d, sandbox creates %d; want 1 and 1", g.calls.Load(), sb.Stats().CreateCalls)
+	}
+}
+
+// TestDrainLetsALastAttemptWait: a job on its last attempt is not given
+// back by Drain (asynq would archive it): it waits for the slot and is
+// submitted once the slot is free.
+func TestDrainLetsALastAttemptWait(t *testing.T) {
+	h, st, sb, g := slotHandler(t, 1)
+	_, tasks := addRun(t, st, refonte.ModeTest, 2, nil)
+	first := make(chan error, 1)
+	go func() { first <- h.ProcessTask(context.Background(), tasks[0]) }()
+	g.waitHeld(t, 1)
+	p, err := jobs.DecodeSubmitPayload(tasks[1].Payload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Drain()
+	last := make(chan error, 1)
+	go func() { last <- h.process(context.Background(), p, jobs.DefaultMaxRetry, true) }()
+	select {
+	case err := <-last:
+		t.Fatalf("the last attempt returned %v while the slot was taken, want it to wait", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.release)
+	for name, errc := range map[string]chan error{"first": first, "last attempt": last} {
+		if err := <-errc; err != nil {
+			t.Errorf("%s delivery: %v", name, err)
+		}
+	}
+	for _, task := range tasks {
+		if j := job(t, st, task); j.State != store.JobSubmitted {
+			t.Errorf("job %s = %s, want submitted", j.UniqueID, j.State)
+		}
+	}
+	if s := sb.Stats(); s.TasksCreated != 2 {
+		t.Errorf("tasks created = %d, want 2", s.TasksCreated)
 	}
 }
 

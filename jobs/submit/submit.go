@@ -136,7 +136,9 @@ func (h *Handler) LiveDailyLimit() int64 { return h.dailyLimit.Load() }
 // returns a *RescheduleError (ReasonShutdown, no delay) without having
 // called the API. The worker calls it when it starts shutting down, so
 // jobs fetched ahead of a slot go back to the queue instead of starting
-// creates during the shutdown. Deliveries already holding a slot finish.
+// creates during the shutdown. Deliveries already holding a slot finish;
+// a job on its last attempt (asynq would archive it after any error)
+// keeps waiting for a slot, or for asynq to hand it back.
 func (h *Handler) Drain() { h.drainOnce.Do(func() { close(h.draining) }) }
 
 // InFlight returns the deliveries holding an API slot now (0 when
@@ -159,13 +161,19 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	retry, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	return h.process(ctx, p, retry, ok && retry >= maxRetry)
+}
+
+// process handles one delivery of the decoded payload p, after retry
+// earlier failures; last says asynq archives the task after any error.
+func (h *Handler) process(ctx context.Context, p jobs.SubmitPayload, retry int, last bool) error {
 	d := &delivery{
 		h:       h,
 		p:       p,
-		last:    ok && retry >= maxRetry,
+		last:    last,
 		attempt: retry + 1,
 	}
-	err = d.run(ctx)
+	err := d.run(ctx)
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
 		return err
 	}
@@ -225,19 +233,26 @@ type delivery struct {
 }
 
 // acquireSlot waits for an API slot (Options.MaxInFlight). A drained
-// handler gives the job back instead (not a failure).
+// handler gives the job back instead (not a failure), except on the job's
+// last attempt, which asynq would archive after any error: that one waits
+// for a slot like before, or for asynq to hand it back at the end of the
+// shutdown (its context is then canceled).
 func (d *delivery) acquireSlot(ctx context.Context) error {
 	if d.h.slots == nil {
 		return nil
 	}
+	draining := d.h.draining
+	if d.last {
+		draining = nil // never ready
+	}
 	select {
-	case <-d.h.draining:
+	case <-draining:
 	default:
 		select {
 		case d.h.slots <- struct{}{}:
 			d.slot = true
 			return nil
-		case <-d.h.draining:
+		case <-draining:
 		case <-ctx.Done():
 			return fmt.Errorf("submit %s: waiting for an API slot: %w", d.p.UniqueID, context.Cause(ctx))
 		}
