@@ -21,7 +21,8 @@ const (
 	// ReasonPaused: the live daily spend cap is reached.
 	ReasonPaused Reason = "paused"
 	// ReasonShutdown: the worker began shutting down before the job got an
-	// API slot (Handler.Drain); another worker takes it at once.
+	// API slot (Handler.Drain); it is back in the queue within a second
+	// (asynq's retry set, no delay), for another worker.
 	ReasonShutdown Reason = "shutdown"
 )
 

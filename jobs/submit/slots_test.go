@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,7 +149,7 @@ func TestDrainGivesBackJobsWaitingForASlot(t *testing.T) {
 	g.waitHeld(t, 1)
 	waiting := make(chan error, 1)
 	go func() { waiting <- h.ProcessTask(context.Background(), tasks[1]) }()
-	time.Sleep(20 * time.Millisecond) // let it reach the slot wait
+	time.Sleep(50 * time.Millisecond) // let it reach the slot wait (else Drain's first check answers it)
 	h.Drain()
 	h.Drain() // idempotent
 	for name, errc := range map[string]chan error{"waiting": waiting, "after drain": nil} {
@@ -230,11 +231,12 @@ func TestSlotWaitEndsWithTheContext(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = h.ProcessTask(context.Background(), tasks[0]) })
 	g.waitHeld(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	err := h.ProcessTask(ctx, tasks[1])
-	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrRescheduled) {
-		t.Errorf("ProcessTask = %v, want the context's deadline error", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrRescheduled) ||
+		!strings.Contains(err.Error(), "waiting for an API slot") {
+		t.Errorf("ProcessTask = %v, want the context's deadline error while waiting for an API slot", err)
 	}
 	close(g.release)
 	wg.Wait()

@@ -64,7 +64,8 @@ type Options struct {
 	// The job-state read, the payload decoding and the recording of the
 	// created task are outside it, so a process can hold more jobs than
 	// slots and a finished create's slot passes at once to a job already
-	// fetched and checked. 0: no bound.
+	// fetched and checked. (A run's batch finalize, one call per run when
+	// its last row is recorded, is outside the slots.) 0: no bound.
 	MaxInFlight int
 	// Now returns the time (tests); default time.Now.
 	Now func() time.Time

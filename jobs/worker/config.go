@@ -111,7 +111,7 @@ type Config struct {
 	// Prefetch is how many jobs the process holds beyond Concurrency:
 	// fetched, checked and waiting for an API slot, so a slot freed by an
 	// answered create is taken at once instead of after the next fetch;
-	// not a flag. Zero: DefaultPrefetch; negative: none.
+	// not a flag. Zero: a quarter of Concurrency, at least 1; negative: none.
 	Prefetch int
 	// ClientMaxElapsed bounds the API client's own retries of one call
 	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.
