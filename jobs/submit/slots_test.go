@@ -8,7 +8,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,6 +87,13 @@ func slotHandler(t *testing.T, slots int) (*Handler, *store.Store, *sandbox.Serv
 	return h, st, sb, g
 }
 
+// goProcess runs h.ProcessTask(task) in a goroutine and returns its result's channel.
+func goProcess(h *Handler, task *asynq.Task) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- h.ProcessTask(context.Background(), task) }()
+	return errc
+}
+
 // TestMaxInFlightBoundsAPICalls: with MaxInFlight n, n deliveries reach
 // the API at once and no more, however many asynq runs; when the API
 // answers, every job is submitted.
@@ -103,9 +109,9 @@ func TestMaxInFlightBoundsAPICalls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h, st, sb, g := slotHandler(t, tc.slots)
 			_, tasks := addRun(t, st, refonte.ModeTest, tc.deliveries, nil)
-			errs := make(chan error, len(tasks))
-			for _, task := range tasks {
-				go func() { errs <- h.ProcessTask(context.Background(), task) }()
+			errs := make([]<-chan error, len(tasks))
+			for i, task := range tasks {
+				errs[i] = goProcess(h, task)
 			}
 			want := int64(min(tc.slots, tc.deliveries))
 			g.waitHeld(t, want)
@@ -117,8 +123,8 @@ func TestMaxInFlightBoundsAPICalls(t *testing.T) {
 				t.Errorf("InFlight() = %d, want %d", got, want)
 			}
 			close(g.release)
-			for range tasks {
-				if err := <-errs; err != nil {
+			for _, errc := range errs {
+				if err := <-errc; err != nil {
 					t.Errorf("ProcessTask: %v", err)
 				}
 			}
@@ -144,31 +150,27 @@ func TestMaxInFlightBoundsAPICalls(t *testing.T) {
 func TestDrainGivesBackJobsWaitingForASlot(t *testing.T) {
 	h, st, sb, g := slotHandler(t, 1)
 	_, tasks := addRun(t, st, refonte.ModeTest, 3, nil)
-	first := make(chan error, 1)
-	go func() { first <- h.ProcessTask(context.Background(), tasks[0]) }()
+	first := goProcess(h, tasks[0])
 	g.waitHeld(t, 1)
-	waiting := make(chan error, 1)
-	go func() { waiting <- h.ProcessTask(context.Background(), tasks[1]) }()
+	waiting := goProcess(h, tasks[1])
 	time.Sleep(50 * time.Millisecond) // let it reach the slot wait (else Drain's first check answers it)
 	h.Drain()
 	h.Drain() // idempotent
-	for name, errc := range map[string]chan error{"waiting": waiting, "after drain": nil} {
-		var err error
-		if errc == nil {
-			err = h.ProcessTask(context.Background(), tasks[2])
-		} else {
-			select {
-			case err = <-errc:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s delivery still waits after Drain", name)
-			}
-		}
+	wantGivenBack := func(name string, err error) {
+		t.Helper()
 		var re *RescheduleError
 		if !errors.As(err, &re) || re.Reason != ReasonShutdown || re.Delay != 0 || IsFailure(err) ||
 			errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("%s delivery = %v, want an immediate shutdown reschedule that is not a failure", name, err)
 		}
 	}
+	select {
+	case err := <-waiting:
+		wantGivenBack("waiting", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting delivery still waits after Drain")
+	}
+	wantGivenBack("after drain", h.ProcessTask(context.Background(), tasks[2]))
 	close(g.release)
 	if err := <-first; err != nil {
 		t.Fatalf("the delivery holding the slot: %v", err)
@@ -192,8 +194,7 @@ func TestDrainGivesBackJobsWaitingForASlot(t *testing.T) {
 func TestDrainLetsALastAttemptWait(t *testing.T) {
 	h, st, sb, g := slotHandler(t, 1)
 	_, tasks := addRun(t, st, refonte.ModeTest, 2, nil)
-	first := make(chan error, 1)
-	go func() { first <- h.ProcessTask(context.Background(), tasks[0]) }()
+	first := goProcess(h, tasks[0])
 	g.waitHeld(t, 1)
 	p, err := jobs.DecodeSubmitPayload(tasks[1].Payload())
 	if err != nil {
@@ -208,7 +209,7 @@ func TestDrainLetsALastAttemptWait(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(g.release)
-	for name, errc := range map[string]chan error{"first": first, "last attempt": last} {
+	for name, errc := range map[string]<-chan error{"first": first, "last attempt": last} {
 		if err := <-errc; err != nil {
 			t.Errorf("%s delivery: %v", name, err)
 		}
@@ -228,8 +229,7 @@ func TestDrainLetsALastAttemptWait(t *testing.T) {
 func TestSlotWaitEndsWithTheContext(t *testing.T) {
 	h, st, _, g := slotHandler(t, 1)
 	_, tasks := addRun(t, st, refonte.ModeTest, 2, nil)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = h.ProcessTask(context.Background(), tasks[0]) })
+	first := goProcess(h, tasks[0])
 	g.waitHeld(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -239,7 +239,9 @@ func TestSlotWaitEndsWithTheContext(t *testing.T) {
 		t.Errorf("ProcessTask = %v, want the context's deadline error while waiting for an API slot", err)
 	}
 	close(g.release)
-	wg.Wait()
+	if err := <-first; err != nil {
+		t.Errorf("the delivery holding the slot: %v", err)
+	}
 	if g.calls.Load() != 1 {
 		t.Errorf("API calls = %d, want 1", g.calls.Load())
 	}

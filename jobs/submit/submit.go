@@ -247,17 +247,23 @@ func (d *delivery) acquireSlot(ctx context.Context) error {
 		draining = nil // never ready
 	}
 	select {
-	case <-draining:
+	case <-draining: // before a free slot, which the select below might pick instead
+		return errDrained()
 	default:
-		select {
-		case d.h.slots <- struct{}{}:
-			d.slot = true
-			return nil
-		case <-draining:
-		case <-ctx.Done():
-			return fmt.Errorf("submit %s: waiting for an API slot: %w", d.p.UniqueID, context.Cause(ctx))
-		}
 	}
+	select {
+	case d.h.slots <- struct{}{}:
+		d.slot = true
+		return nil
+	case <-draining:
+		return errDrained()
+	case <-ctx.Done():
+		return fmt.Errorf("submit %s: waiting for an API slot: %w", d.p.UniqueID, context.Cause(ctx))
+	}
+}
+
+// errDrained is acquireSlot's answer on a drained handler.
+func errDrained() error {
 	return &RescheduleError{Reason: ReasonShutdown, Detail: "the worker is shutting down; the job had not reached the API"}
 }
 
