@@ -468,6 +468,23 @@ func b2i(b bool) int {
 // store exactly as RecordCreated then Complete do (job record, run
 // counters and state, in-flight set, task index, the transition's runs),
 // from every state a job can be in when its create succeeds.
+// requeuedWithOldResponse leaves uid-1 enqueued again (enqueue retry)
+// after an errored outcome without a task: no task, no delivery, but the
+// old outcome's response, which a new outcome without one must clear.
+func requeuedWithOldResponse(e *env) {
+	e.t.Helper()
+	if _, err := e.st.Complete(e.ctx, refonte.ModeTest, "uid-1", store.Outcome{Status: refonte.StatusError,
+		Error: "rejected", Response: []byte(`{"old":true}`), At: time.Now().Add(-time.Hour)}); err != nil {
+		e.t.Fatal(err)
+	}
+	if tr, err := e.st.Requeue(e.ctx, refonte.ModeTest, "uid-1"); err != nil || !tr.Changed {
+		e.t.Fatalf("Requeue = %+v, %v; want the failed job enqueued again", tr, err)
+	}
+	if j := e.job(refonte.ModeTest, "uid-1"); j.State != store.JobEnqueued || j.TaskID != "" || len(j.Response) == 0 {
+		e.t.Fatalf("job after Requeue: %+v; want enqueued, no task, the old response", j)
+	}
+}
+
 func TestRecordCreatedTerminal(t *testing.T) {
 	m := refonte.ModeTest
 	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
@@ -492,6 +509,9 @@ func TestRecordCreatedTerminal(t *testing.T) {
 		{name: "after failed attempts", before: func(e *env) {
 			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
 		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "after failed attempts, canceled", before: func(e *env) {
+			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
+		}, o: outcome("t1", refonte.StatusCanceled, at)},
 		{name: "callback completed it first (same delivery)", before: func(e *env) {
 			_, _ = e.st.Complete(e.ctx, m, "uid-1", outcome("t1", refonte.StatusCompleted, at))
 		}, o: outcome("t1", refonte.StatusCompleted, at)},
@@ -504,17 +524,17 @@ func TestRecordCreatedTerminal(t *testing.T) {
 		{name: "failed without a task", before: func(e *env) {
 			_, _ = e.st.Fail(e.ctx, m, "uid-1", "gave up")
 		}, o: outcome("t1", refonte.StatusCompleted, at)},
+		{name: "requeued after an errored outcome, completed without a response",
+			before: requeuedWithOldResponse, o: store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, At: at}},
+		{name: "requeued after an errored outcome, error without a response",
+			before: requeuedWithOldResponse, o: store.Outcome{TaskID: "t1", Status: refonte.StatusError, Error: "bad image", At: at}},
 	}
 	// state is everything the two ways must agree on; times written as
 	// "now" are left out (the two ways run at different instants).
-	type runState struct {
-		Counters store.Counters
-		State    store.RunState
-	}
 	type state struct {
 		Tr       store.Transition
 		Job      store.Job
-		Runs     []runState // the job's first run, then the other
+		Runs     []map[string]string // each run's record as stored: the job's first run, then the other
 		InFlight []string
 		Index    string
 	}
@@ -531,9 +551,20 @@ func TestRecordCreatedTerminal(t *testing.T) {
 		slices.SortStableFunc(runs, func(a, b *store.Run) int {
 			return cmp.Compare(b2i(a.ID != first), b2i(b.ID != first))
 		})
-		st := state{Tr: tr, Job: j}
+		st := state{Job: j}
 		for _, r := range runs {
-			st.Runs = append(st.Runs, runState{r.Counters, r.State})
+			keys, err := e.rdb.Keys(e.ctx, "*run:"+r.ID).Result() // the env's prefix is its own
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("run %s record keys %v: %v", r.ID, keys, err)
+			}
+			raw, err := e.rdb.HGetAll(e.ctx, keys[0]).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"created_at", "enqueued_at", "finished_at", "ttl_at"} {
+				delete(raw, k)
+			}
+			st.Runs = append(st.Runs, raw)
 			name := fmt.Sprintf("RUN%d", len(st.Runs))
 			for k := range tr.RunsDone {
 				tr.RunsDone[k] = strings.Replace(tr.RunsDone[k], r.ID, name, 1)
@@ -542,6 +573,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 				tr.RunsAllSubmitted[k] = strings.Replace(tr.RunsAllSubmitted[k], r.ID, name, 1)
 			}
 		}
+		st.Tr = tr // with the run IDs renamed
 		if st.InFlight, err = e.st.InFlightBefore(e.ctx, m, time.Now().Add(time.Hour), 10); err != nil {
 			t.Fatal(err)
 		}
