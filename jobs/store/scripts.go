@@ -366,6 +366,24 @@ end
 // at delivery time ms, now ms, ttl ms, tid task ID ("" if unknown), uid
 // unique_id.
 const luaComplete = `
+-- put_outcome adds an outcome's response and error to the job's field list
+-- fv, and deletes the job's old response when the outcome has none, and
+-- its old error when the outcome has none and clear_err.
+local function put_outcome(jk, fv, resp, err, clear_err)
+  if resp ~= '' then
+    fv[#fv + 1] = 'response'
+    fv[#fv + 1] = resp
+  else
+    redis.call('HDEL', jk, 'response')
+  end
+  if err ~= '' then
+    fv[#fv + 1] = 'error'
+    fv[#fv + 1] = err
+  elseif clear_err then
+    redis.call('HDEL', jk, 'error')
+  end
+end
+
 local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl, tid, uid)
   local j = redis.call('HMGET', jk, 'state', 'task_id', 'delivered', 'status', 'runs', 'error')
   local st = j[1]
@@ -399,18 +417,7 @@ local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl,
   local after = 0
   if newtid == '' then after = 1 end
   deltas.notask = after - before
-  if resp ~= '' then
-    fv[#fv + 1] = 'response'
-    fv[#fv + 1] = resp
-  else
-    redis.call('HDEL', jk, 'response')
-  end
-  if err ~= '' then
-    fv[#fv + 1] = 'error'
-    fv[#fv + 1] = err
-  elseif to == 'completed' and j[6] then
-    redis.call('HDEL', jk, 'error')
-  end
+  put_outcome(jk, fv, resp, err, to == 'completed' and j[6])
   redis.call('HSET', jk, unpack(fv))
   redis.call('ZREM', fk, uid)
   redis.call('PEXPIRE', jk, ttl)
@@ -459,18 +466,7 @@ if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
   local to, now, ttl, tid = ARGV[2], ARGV[7], ARGV[8], ARGV[9]
   local fv = {'state', to, 'status', ARGV[3], 'delivered', ARGV[6], 'updated', now, 'task_id', tid,
     'submitted', now, 'attempts', num(j[4]) + 1}
-  if ARGV[4] ~= '' then
-    fv[#fv + 1] = 'response'
-    fv[#fv + 1] = ARGV[4]
-  else
-    redis.call('HDEL', KEYS[1], 'response')
-  end
-  if ARGV[5] ~= '' then
-    fv[#fv + 1] = 'error'
-    fv[#fv + 1] = ARGV[5]
-  elseif j[5] then
-    redis.call('HDEL', KEYS[1], 'error')
-  end
+  put_outcome(KEYS[1], fv, ARGV[4], ARGV[5], j[5])
   redis.call('HSET', KEYS[1], unpack(fv))
   -- Never submitted, so not in the in-flight set (KEYS[2]): nothing to add
   -- there and take out again.
