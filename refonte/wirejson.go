@@ -244,16 +244,10 @@ func (s *scanner) peek() byte {
 	return 0
 }
 
-// maxSkipDepth bounds the nesting skipValue follows (encoding/json
-// accepts up to 10000: deeper raw values go to encoding/json).
-const maxSkipDepth = 512
-
 // skipValue consumes one value after white space and returns its span
-// (jsonwire.SkipValue: what encoding/json's syntax check accepts).
+// (jsonwire.SkipValue: what encoding/json's syntax check accepts, nesting
+// bounded as encoding/json bounds it).
 func (s *scanner) skipValue(depth int) (start, end int, ok bool) {
-	if depth > maxSkipDepth {
-		return 0, 0, false
-	}
 	start = jsonwire.SkipSpace(s.b, s.i)
 	if end, ok = jsonwire.SkipValue(s.b, start, depth); !ok {
 		return 0, 0, false
@@ -268,51 +262,6 @@ func (s *scanner) literal(lit string) bool {
 	}
 	s.i += len(lit)
 	return true
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// str consumes a string at s.i (on its opening quote) and returns the
-// span of its contents, whether it holds escapes (esc) and whether it
-// holds bytes over 0x7F (high).
-func (s *scanner) str() (start, end int, esc, high, ok bool) {
-	b := s.b
-	i := s.i + 1
-	start = i
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			return start, i, esc, high, true
-		case c == '\\':
-			esc = true
-			if i+1 >= len(b) {
-				return 0, 0, false, false, false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+5 >= len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return 0, 0, false, false, false
-				}
-				i += 6
-			default:
-				return 0, 0, false, false, false
-			}
-		case c < 0x20:
-			return 0, 0, false, false, false
-		default:
-			if c >= utf8.RuneSelf {
-				high = true
-			}
-			i++
-		}
-	}
-	return 0, 0, false, false, false
 }
 
 // wireText is an owned copy of a JSON text: strings and raw values
@@ -332,19 +281,25 @@ func (w *wireText) rawAt(start, end int) json.RawMessage {
 // encoding/json decodes it into a string field.
 func (w *wireText) stringValue(s *scanner) (string, bool) {
 	q := s.i
-	start, end, esc, high, ok := s.str()
-	if !ok {
+	v, next, plain, ok := jsonwire.ReadString(s.b, q, nil)
+	if ok {
+		s.i = next
+		if plain {
+			// What encoding/json's unquote returns unchanged: cut from text.
+			return w.text[q+1 : next-1], true
+		}
+		return string(v), true
+	}
+	// ReadString declines invalid UTF-8, which encoding/json replaces.
+	if next, ok = jsonwire.SkipString(s.b, q); !ok {
 		return "", false
 	}
-	if !esc && (!high || utf8.Valid(s.b[start:end])) {
-		// What encoding/json's unquote returns unchanged.
-		return w.text[start:end], true
-	}
-	var v string
-	if json.Unmarshal(s.b[q:s.i], &v) != nil {
+	s.i = next
+	var str string
+	if json.Unmarshal(s.b[q:next], &str) != nil {
 		return "", false
 	}
-	return v, true
+	return str, true
 }
 
 // taskFields are the JSON names of the Task fields, in a fixed order.
@@ -375,16 +330,18 @@ func objectKey(s *scanner) (key []byte, ok bool) {
 	if s.peek() != '"' {
 		return nil, false
 	}
-	start, end, esc, _, ok := s.str()
-	if !ok || esc {
+	// Keys with invalid UTF-8 are declined too: encoding/json replaces it.
+	key, next, plain, ok := jsonwire.ReadString(s.b, s.i, nil)
+	if !ok || !plain {
 		return nil, false
 	}
+	s.i = next
 	if s.peek() != ':' {
 		return nil, false
 	}
 	s.i++
 	s.ws()
-	return s.b[start:end], true
+	return key, true
 }
 
 // next consumes, after white space, the ',' or the closing byte end that
