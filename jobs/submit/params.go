@@ -27,72 +27,60 @@ const MetadataKey = "refonte_batch"
 // the scan declines goes to encoding/json itself, whose error texts are
 // kept.
 func buildParams(p jobs.SubmitPayload, defaultCallback string) (refonte.TaskParams, error) {
-	var (
-		params       refonte.TaskParams
-		cbv, mdv     json.RawMessage
-		hasCB, hasMD bool
-	)
-	body := bytes.TrimSpace(p.Params)
-	switch {
-	case len(body) == 0 || bytes.Equal(body, []byte("null")):
+	var params refonte.TaskParams
+	if body := bytes.TrimSpace(p.Params); len(body) == 0 || bytes.Equal(body, []byte("null")) {
 		params = make(refonte.TaskParams, 3)
-	case scanObject(body, func(n int) { params = make(refonte.TaskParams, n+3) },
-		func(k string, v json.RawMessage) {
-			params[k] = v
-			switch k {
-			case refonte.ParamCallbackURL:
-				cbv, hasCB = v, true
-			case refonte.ParamMetadata:
-				mdv, hasMD = v, true
-			}
-		}):
-		// The fast scan took it: params, cbv and mdv are set.
-	default:
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(body, &raw); err != nil {
+	} else {
+		obj, err := rawObject(body, 3)
+		if err != nil {
 			return nil, fmt.Errorf("%w: params are not a JSON object: %v", jobs.ErrBadPayload, err)
 		}
-		params = make(refonte.TaskParams, len(raw)+3)
-		for k, v := range raw {
-			params[k] = v
-		}
-		cbv, hasCB = raw[refonte.ParamCallbackURL]
-		mdv, hasMD = raw[refonte.ParamMetadata]
+		params = obj
 	}
+	// Every decoded value is a json.RawMessage; absent ones are nil.
+	cbv, _ := params[refonte.ParamCallbackURL].(json.RawMessage)
+	mdv, _ := params[refonte.ParamMetadata].(json.RawMessage)
 	params[refonte.ParamUniqueID] = p.UniqueID
-	var cb string
-	if hasCB {
-		cb = callbackString(cbv)
-	}
-	switch {
+	switch cb := callbackString(cbv); {
 	case cb != "":
 		params[refonte.ParamCallbackURL] = cb
 	case defaultCallback != "":
 		params[refonte.ParamCallbackURL] = defaultCallback
 	}
-	ours := map[string]any{"run": p.Run, "line": p.Line}
 	var md map[string]any
-	if hasMD && !bytes.Equal(bytes.TrimSpace(mdv), []byte("null")) {
-		if !scanObject(mdv, func(n int) { md = make(map[string]any, n+1) },
-			func(k string, x json.RawMessage) { md[k] = x }) {
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(mdv, &obj); err == nil {
-				md = make(map[string]any, len(obj)+1)
-				for k, x := range obj {
-					md[k] = x
-				}
-			} else {
-				// The API wants an object; keep the row's value beside ours rather than drop it.
-				md = map[string]any{"value": mdv}
-			}
+	if mdv != nil && !bytes.Equal(bytes.TrimSpace(mdv), []byte("null")) {
+		var err error
+		if md, err = rawObject(mdv, 1); err != nil {
+			// The API wants an object; keep the row's value beside ours rather than drop it.
+			md = map[string]any{"value": mdv}
 		}
 	}
 	if md == nil {
 		md = make(map[string]any, 1)
 	}
-	md[MetadataKey] = ours
+	md[MetadataKey] = map[string]any{"run": p.Run, "line": p.Line}
 	params[refonte.ParamMetadata] = md
 	return params, nil
+}
+
+// rawObject decodes the JSON object data as json.Unmarshal into a
+// map[string]json.RawMessage decodes it (every value a json.RawMessage
+// copied out of data), into a map with room for extra more members:
+// scanObject without reflection, encoding/json for what it declines (its
+// error when data is not an object).
+func rawObject(data []byte, extra int) (map[string]any, error) {
+	if m, ok := scanObject(data, extra); ok {
+		return m, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	m := make(map[string]any, len(raw)+extra)
+	for k, v := range raw {
+		m[k] = v
+	}
+	return m, nil
 }
 
 // callbackString returns the string v holds, as json.Unmarshal into a
@@ -115,17 +103,16 @@ const maxStackMembers = 32
 
 // scanObject decodes data, a JSON object with nothing around it, as
 // json.Unmarshal into a map[string]json.RawMessage decodes it, without
-// reflection: it calls size with the number of members, then put for each
-// member in order (so that storing them in a map keeps the last of
-// duplicate keys, as encoding/json does), the key unescaped and the value
-// the bytes of its JSON. Keys and values are slices of one copy of data,
-// never data itself. It returns false, calling neither, if data is not an
-// object or holds anything it declines (invalid JSON, invalid UTF-8 in a
-// key, nesting deeper than jsonwire.MaxDepth); the caller then decodes
+// reflection, into a map with room for extra more members: each key
+// unescaped, each value a json.RawMessage of its JSON, the last of
+// duplicate keys winning as with encoding/json. Keys and values are slices
+// of one copy of data, never data itself. It returns false if data is not
+// an object or holds anything it declines (invalid JSON, invalid UTF-8 in
+// a key, nesting deeper than jsonwire.MaxDepth); the caller then decodes
 // with encoding/json.
-func scanObject(data []byte, size func(n int), put func(k string, v json.RawMessage)) bool {
+func scanObject(data []byte, extra int) (map[string]any, bool) {
 	if len(data) == 0 || data[0] != '{' {
-		return false
+		return nil, false
 	}
 	var stack [maxStackMembers]span
 	members := stack[:0]
@@ -138,45 +125,45 @@ func scanObject(data []byte, size func(n int), put func(k string, v json.RawMess
 			key := jsonwire.SkipSpace(data, i)
 			_, next, plain, ok := jsonwire.ReadString(data, key, nil)
 			if !ok {
-				return false
+				return nil, false
 			}
 			escaped = escaped || !plain
 			if i = jsonwire.SkipSpace(data, next); i >= len(data) || data[i] != ':' {
-				return false
+				return nil, false
 			}
 			val := jsonwire.SkipSpace(data, i+1)
 			if i, ok = jsonwire.SkipValue(data, val, 1); !ok {
-				return false
+				return nil, false
 			}
 			members = append(members, span{key, next, val, i})
 			if i = jsonwire.SkipSpace(data, i); i >= len(data) {
-				return false
+				return nil, false
 			}
 			if data[i] == '}' {
 				i++
 				break
 			}
 			if data[i] != ',' {
-				return false
+				return nil, false
 			}
 			i++
 		}
 	}
 	if i != len(data) {
-		return false
+		return nil, false
 	}
 	src, buf := string(data), bytes.Clone(data)
-	size(len(members))
+	m := make(map[string]any, len(members)+extra)
 	var scratch []byte
-	for _, m := range members {
-		k := src[m.key+1 : m.keyEnd-1]
+	for _, sp := range members {
+		k := src[sp.key+1 : sp.keyEnd-1]
 		if escaped {
-			s, _, plain, _ := jsonwire.ReadString(data, m.key, scratch)
+			s, _, plain, _ := jsonwire.ReadString(data, sp.key, scratch)
 			if !plain {
 				k, scratch = string(s), s[:0]
 			}
 		}
-		put(k, buf[m.val:m.valEnd:m.valEnd])
+		m[k] = json.RawMessage(buf[sp.val:sp.valEnd:sp.valEnd])
 	}
-	return true
+	return m, true
 }

@@ -70,7 +70,8 @@ func checkBuildParams(t *testing.T, body []byte, defaultCallback string) (fast b
 		t.Fatalf("buildParams(%q) =\n%#v\nwant\n%#v", body, got, want)
 	}
 	trimmed := bytes.TrimSpace(body)
-	return scanObject(trimmed, func(int) {}, func(string, json.RawMessage) {})
+	_, fast = scanObject(trimmed, 0)
+	return fast
 }
 
 func withParams(p jobs.SubmitPayload, body []byte) jobs.SubmitPayload {
