@@ -78,6 +78,17 @@ func (p RetryPolicy) newBackOff() *backoff.ExponentialBackOff {
 	)
 }
 
+// stopped is err, the last attempt's, ended by the caller's context: it
+// matches the context's error (context.Canceled or DeadlineExceeded, so
+// Retryable is false) and, when the context was canceled with a cause of
+// its own, that cause too.
+func stopped(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != ctx.Err() {
+		return fmt.Errorf("%w (retries stopped: %w: %w)", err, ctx.Err(), cause)
+	}
+	return fmt.Errorf("%w (retries stopped: %w)", err, ctx.Err())
+}
+
 // retrying runs attempt until it succeeds, fails with an error that is not
 // Retryable, or the policy or ctx stops the retries (only when retry is
 // true). It returns the number of attempts made and the last error; when
@@ -98,7 +109,7 @@ func (c *Client) retrying(ctx context.Context, method, path string, retry bool, 
 		if ctx.Err() != nil {
 			// Canceled while the attempt ran (its answer came back all the
 			// same): the caller's cause ends the retries, as during a wait.
-			return n, fmt.Errorf("%w (retries stopped: %w)", err, context.Cause(ctx))
+			return n, stopped(ctx, err)
 		}
 		if p.MaxAttempts > 0 && n >= p.MaxAttempts {
 			return n, err
@@ -125,7 +136,7 @@ func (c *Client) retrying(ctx context.Context, method, path string, retry bool, 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return n, fmt.Errorf("%w (retries stopped: %w)", err, context.Cause(ctx))
+			return n, stopped(ctx, err)
 		case <-t.C:
 		}
 		if p.BeforeRetry != nil {

@@ -200,12 +200,26 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // answers 503). The retries stop with the caller's cause in the error,
 // which is then not retryable.
 func TestRetryStopsWhenCanceledDuringAttempt(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+	for _, tc := range []struct {
+		name  string
+		cause error
+	}{
+		{"plain cancel", nil},
+		{"cancel with a cause", errors.New("shutting down")},
+	} {
+		t.Run(tc.name, func(t *testing.T) { retryStopsWhenCanceledDuringAttempt(t, tc.cause) })
+	}
+}
+
+// retryStopsWhenCanceledDuringAttempt cancels the context with cause
+// (nil: a plain cancel) while the first attempt runs.
+func retryStopsWhenCanceledDuringAttempt(t *testing.T, cause error) {
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
 	calls := 0
 	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		calls++
-		cancel()
+		cancel(cause)
 		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
 			Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
 			Body: io.NopCloser(strings.NewReader(`{"status_code":503,"message":"queueing timeout"}`))}, nil
@@ -218,6 +232,9 @@ func TestRetryStopsWhenCanceledDuringAttempt(t *testing.T) {
 	_, err = c.GetTask(ctx, "t")
 	if !errors.Is(err, context.Canceled) || Retryable(err) {
 		t.Fatalf("error %v (retryable %v), want one matching context.Canceled, not retryable", err, Retryable(err))
+	}
+	if cause != nil && !errors.Is(err, cause) {
+		t.Errorf("error %v does not carry the cancel's cause %v", err, cause)
 	}
 	var ae *Error
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
