@@ -70,6 +70,18 @@ func newJob(t testing.TB, run *store.Run, line int64, uid string) store.NewJob {
 		Payload: task.Payload(), MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout}
 }
 
+// enqueuedRun creates a run of mode m with rows first..first+n-1 and
+// finishes its enqueue (state running).
+func (e *env) enqueuedRun(m refonte.Mode, first, n int) *store.Run {
+	e.t.Helper()
+	run := e.createRun(m)
+	e.addRows(run, first, n)
+	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	return run
+}
+
 // addRows adds rows uid-<first>..uid-<first+n-1> (lines first..) and returns the outcomes.
 func (e *env) addRows(run *store.Run, first, n int) []store.AddOutcome {
 	e.t.Helper()

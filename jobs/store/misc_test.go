@@ -123,11 +123,7 @@ func TestRetentionTTLOnEveryKey(t *testing.T) {
 	const retention = time.Hour
 	e := newEnvOn(t, testredis.Fresh(t), store.Options{Retention: retention, Prefix: "ret:"})
 	m := refonte.ModeTest
-	run := e.createRun(m)
-	e.addRows(run, 1, 3)
-	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	run := e.enqueuedRun(m, 1, 3)
 	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
 		t.Fatal(err)
 	}
@@ -376,11 +372,7 @@ func TestRecordCreated(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			run := e.createRun(m)
-			e.addRows(run, 1, 2)
-			if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
-				t.Fatal(err)
-			}
+			run := e.enqueuedRun(m, 1, 2)
 			tc.before(e)
 			tr, err := e.st.RecordCreated(e.ctx, m, "uid-1", "t1")
 			if err != nil {
@@ -412,11 +404,7 @@ func TestRunTTLRefreshThrottled(t *testing.T) {
 	const retention = time.Hour // 1 % = 36 s
 	e := newEnvOn(t, testredis.Fresh(t), store.Options{Retention: retention, Prefix: "thr:"})
 	m := refonte.ModeTest
-	run := e.createRun(m)
-	e.addRows(run, 1, 3)
-	if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
-		t.Fatal(err)
-	}
+	run := e.enqueuedRun(m, 1, 3)
 	rk, rows := "thr:run:"+run.ID, "thr:run:"+run.ID+":rows"
 	shorten := func() {
 		for _, k := range []string{rk, rows} {
@@ -500,11 +488,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 		{name: "first create, completed without a response", before: func(*env) {},
 			o: store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, At: at}},
 		{name: "row shared with a second run", before: func(e *env) {
-			second := e.createRun(m)
-			e.addRows(second, 1, 1)
-			if err := e.st.FinishEnqueue(e.ctx, second.ID); err != nil {
-				e.t.Fatal(err)
-			}
+			e.enqueuedRun(m, 1, 1)
 		}, o: outcome("t1", refonte.StatusCompleted, at)},
 		{name: "after failed attempts", before: func(e *env) {
 			_ = e.st.RecordAttempt(e.ctx, m, "uid-1", "503 unavailable")
@@ -588,11 +572,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 			var got [2]state
 			for way := range 2 {
 				e := newEnv(t)
-				run := e.createRun(m)
-				e.addRows(run, 1, 1)
-				if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
-					t.Fatal(err)
-				}
+				e.enqueuedRun(m, 1, 1)
 				tc.before(e)
 				var tr store.Transition
 				var err error

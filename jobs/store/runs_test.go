@@ -131,11 +131,7 @@ func TestFinishEnqueueAndAbort(t *testing.T) {
 func TestRunsShareJobs(t *testing.T) {
 	e := newEnv(t)
 	m := refonte.ModeTest
-	r1 := e.createRun(m)
-	e.addRows(r1, 1, 3)
-	if err := e.st.FinishEnqueue(e.ctx, r1.ID); err != nil {
-		t.Fatal(err)
-	}
+	r1 := e.enqueuedRun(m, 1, 3)
 	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
 		t.Fatal(err)
 	}

@@ -117,11 +117,7 @@ func TestTransitions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e0.sub(t)
-			run := e.createRun(refonte.ModeTest)
-			e.addRows(run, 1, 1)
-			if err := e.st.FinishEnqueue(e.ctx, run.ID); err != nil {
-				t.Fatal(err)
-			}
+			run := e.enqueuedRun(refonte.ModeTest, 1, 1)
 			for i, s := range tc.steps {
 				var tr store.Transition
 				var err error
