@@ -93,9 +93,9 @@ func SkipValue(data []byte, i, depth int) (next int, ok bool) {
 	case c == '"':
 		return SkipString(data, i)
 	case c == '{':
-		return skipObject(data, i, depth+1)
+		return skipContainer(data, i, depth+1, '}')
 	case c == '[':
-		return skipArray(data, i, depth+1)
+		return skipContainer(data, i, depth+1, ']')
 	case c == '-' || ('0' <= c && c <= '9'):
 		n := ScanNumber(data[i:])
 		return i + n, n > 0
@@ -116,53 +116,29 @@ func skipLiteral(data []byte, i int, word string) (int, bool) {
 	return i + len(word), true
 }
 
-// skipObject skips the object at data[i] ('{'), which is at nesting depth
-// depth (1 for a top-level object).
-func skipObject(data []byte, i, depth int) (int, bool) {
+// skipContainer skips the object or array at data[i] ('{' or '['), which
+// is at nesting depth depth (1 for a top-level one); end is its closing
+// byte ('}' or ']'), and an object's members are a key and a colon before
+// each value.
+func skipContainer(data []byte, i, depth int, end byte) (int, bool) {
 	if depth > MaxDepth {
 		return i, false
 	}
 	i = SkipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
+	if i < len(data) && data[i] == end {
 		return i + 1, true
 	}
 	for {
 		var ok bool
-		if i, ok = SkipString(data, SkipSpace(data, i)); !ok {
-			return i, false
-		}
-		if i = SkipSpace(data, i); i >= len(data) || data[i] != ':' {
-			return i, false
-		}
-		if i, ok = SkipValue(data, i+1, depth); !ok {
-			return i, false
-		}
-		if i = SkipSpace(data, i); i >= len(data) {
-			return i, false
-		}
-		switch data[i] {
-		case ',':
+		if end == '}' {
+			if i, ok = SkipString(data, SkipSpace(data, i)); !ok {
+				return i, false
+			}
+			if i = SkipSpace(data, i); i >= len(data) || data[i] != ':' {
+				return i, false
+			}
 			i++
-		case '}':
-			return i + 1, true
-		default:
-			return i, false
 		}
-	}
-}
-
-// skipArray skips the array at data[i] ('['), which is at nesting depth
-// depth.
-func skipArray(data []byte, i, depth int) (int, bool) {
-	if depth > MaxDepth {
-		return i, false
-	}
-	i = SkipSpace(data, i+1)
-	if i < len(data) && data[i] == ']' {
-		return i + 1, true
-	}
-	for {
-		var ok bool
 		if i, ok = SkipValue(data, i, depth); !ok {
 			return i, false
 		}
@@ -172,7 +148,7 @@ func skipArray(data []byte, i, depth int) (int, bool) {
 		switch data[i] {
 		case ',':
 			i++
-		case ']':
+		case end:
 			return i + 1, true
 		default:
 			return i, false
