@@ -24,6 +24,71 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
+// luaFailGroups defines fail_groups, which keeps each run's failures
+// grouped by error (hash <run key>:fails, see Store.FailureGroups): for
+// every run key of rkeys (a run listed n times counts n times, as its
+// counters do) a job leaving state failed with error out_err (nil: it was
+// not failed) is taken out of its group and a job entering failed with
+// error in_err (nil: it does not fail) is put into its group, with its line
+// kept as one of at most 3 examples. A group is the error's first
+// FailureGroupBytes bytes; past MaxFailureGroups groups in a run, new
+// messages count under "other". It is only called when a job enters or
+// leaves state failed, never on the path of a successful row.
+//
+// Fields: n:<group> count, x:<group> example lines (space-separated);
+// other and xother for the overflow.
+const luaFailGroups = `
+local function fail_group_of(fk, msg, adding)
+  local g = string.sub(msg or '', 1, ` + failureGroupBytesLua + `)
+  if redis.call('HEXISTS', fk, 'n:' .. g) == 1 then return 'n:' .. g, 'x:' .. g end
+  if adding and redis.call('HLEN', fk) < 2 * ` + maxFailureGroupsLua + ` then return 'n:' .. g, 'x:' .. g end
+  return 'other', 'xother'
+end
+
+local function fail_groups(rkeys, jk, out_err, in_err, ttl)
+  local line = redis.call('HGET', jk, 'line') or '0'
+  for _, rk in ipairs(rkeys) do
+    local fk = rk .. ':fails'
+    if out_err then
+      local nf, xf = fail_group_of(fk, out_err, false)
+      local n = redis.call('HINCRBY', fk, nf, -1)
+      if n <= 0 then
+        redis.call('HDEL', fk, nf, xf)
+      else
+        local keep = {}
+        for l in string.gmatch(redis.call('HGET', fk, xf) or '', '%S+') do
+          if l ~= line then keep[#keep + 1] = l end
+        end
+        redis.call('HSET', fk, xf, table.concat(keep, ' '))
+      end
+    end
+    if in_err then
+      local nf, xf = fail_group_of(fk, in_err, true)
+      redis.call('HINCRBY', fk, nf, 1)
+      local ex = redis.call('HGET', fk, xf) or ''
+      local k = 0
+      local has = false
+      for l in string.gmatch(ex, '%S+') do
+        k = k + 1
+        if l == line then has = true end
+      end
+      if k < 3 and not has then
+        if ex == '' then ex = line else ex = ex .. ' ' .. line end
+        redis.call('HSET', fk, xf, ex)
+      end
+    end
+    redis.call('PEXPIRE', fk, ttl)
+  end
+end
+
+-- fail_groups_of_runs calls fail_groups for the runs of a job's runs field.
+local function fail_groups_of_runs(prefix, runs, jk, out_err, in_err, ttl)
+  local rkeys = {}
+  for rid in string.gmatch(runs or '', '%S+') do rkeys[#rkeys + 1] = prefix .. 'run:' .. rid end
+  fail_groups(rkeys, jk, out_err, in_err, ttl)
+end
+`
+
 // luaRunHelpers is prepended to every transition script. apply_runs adds
 // the counter deltas to every run that follows the job (a run listed n times
 // because n of its rows share the job gets n times the deltas), then checks
@@ -37,7 +102,7 @@ import "github.com/redis/go-redis/v9"
 // run's hash and rows only when the last refresh (field ttl_at) is older
 // than 1 % of the TTL: a run still expires no sooner than 99 % of the
 // retention after its last change.
-const luaRunHelpers = `
+const luaRunHelpers = luaFailGroups + `
 local function is_terminal(st)
   return st == 'completed' or st == 'failed' or st == 'canceled'
 end
@@ -236,7 +301,7 @@ return 1
 // task ID, ARGV[b+4] queue, ARGV[b+5] encoded asynq TaskMessage.
 // Returns one outcome per row (1 new, 2 duplicate, 3 repaired), or -1 if
 // the run does not exist (nothing written).
-var addJobsScript = redis.NewScript(`
+var addJobsScript = redis.NewScript(luaFailGroups + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local rid, now, ns, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = (#KEYS - 3) / 3
@@ -282,6 +347,9 @@ for i = 1, n do
     if st == 'completed' or st == 'failed' or st == 'canceled' then
       c[st] = c[st] + 1
       if t == '' then c.notask = c.notask + 1 end
+    end
+    if st == 'failed' then
+      fail_groups({KEYS[1]}, jk, nil, redis.call('HGET', jk, 'error') or '', ttl)
     end
     out[i] = 2
     if st == 'enqueued' and put_task(tk, pk, tid, q, msg) then out[i] = 3 end
@@ -421,6 +489,15 @@ local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl,
   redis.call('HSET', jk, unpack(fv))
   redis.call('ZREM', fk, uid)
   redis.call('PEXPIRE', jk, ttl)
+  if st == 'failed' or to == 'failed' then
+    local out_err, in_err
+    if st == 'failed' then out_err = j[6] or '' end
+    if to == 'failed' then
+      in_err = err
+      if err == '' then in_err = j[6] or '' end
+    end
+    fail_groups_of_runs(prefix, j[5], jk, out_err, in_err, ttl)
+  end
   local done, allsub = apply_runs(prefix, j[5], deltas, now, ttl)
   return {1, st, to, done, allsub}
 end
@@ -472,6 +549,7 @@ if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
   -- there and take out again.
   redis.call('SET', KEYS[3], ARGV[10], 'PX', ttl)
   redis.call('PEXPIRE', KEYS[1], ttl)
+  if to == 'failed' then fail_groups_of_runs(ARGV[1], j[6], KEYS[1], nil, ARGV[5], ttl) end
   local deltas = {submitted = 1}
   deltas[to] = 1
   local done, allsub = apply_runs(ARGV[1], j[6], deltas, now, ttl)
@@ -504,6 +582,7 @@ if (j[2] or '') == '' then deltas.notask = 1 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'updated', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+fail_groups_of_runs(ARGV[1], j[3], KEYS[1], nil, ARGV[2], ARGV[4])
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
 return {1, st, 'failed', done, allsub}
 `)
@@ -526,6 +605,7 @@ if st ~= 'failed' then
 end
 local deltas = {failed = -1}
 if (j[2] or '') == '' then deltas.notask = -1 end
+fail_groups_of_runs(ARGV[1], j[3], KEYS[1], redis.call('HGET', KEYS[1], 'error') or '', nil, ARGV[3])
 redis.call('HSET', KEYS[1], 'state', 'enqueued', 'updated', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HDEL', KEYS[1], 'error', 'status', 'delivered')
@@ -570,4 +650,27 @@ var releaseSpendScript = redis.NewScript(`
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 if c <= 0 then return 0 end
 return redis.call('DECR', KEYS[1])
+`)
+
+// timelinePointScript keeps one point per minute of a run's timeline (a
+// zset scored by the sample time in ms; the member is "ms submitted
+// completed failed canceled"): it replaces any point of the same minute,
+// drops the oldest points past the cap and refreshes the TTL.
+//
+// KEYS[1] timeline zset. ARGV[1] sample ms, ARGV[2] start of its minute
+// ms, ARGV[3] member, ARGV[4] max points, ARGV[5] TTL ms. Returns 1.
+var timelinePointScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[2], '(' .. (tonumber(ARGV[2]) + 60000))
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`)
+
+// count429Script counts one 429 answer in the current minute's counter of
+// a mode. KEYS[1] counter; ARGV[1] TTL ms. Returns the new count.
+var count429Script = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n
 `)

@@ -445,6 +445,10 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 			}
 		}
 		h.opts.Metrics.outcome(p.Mode, OutcomeCooldown)
+		// The console's fleet strip shows the 429s of every worker.
+		if cerr := h.opts.Store.Count429(ctx, p.Mode, time.Now()); cerr != nil {
+			d.log().Warn("counting the 429 failed", zap.Error(cerr))
+		}
 		d.log().Info("API rate limited; cooling down", zap.Duration("retry_after", wait))
 		if d.last {
 			return fmt.Errorf("submit %s: %w", p.UniqueID, err)

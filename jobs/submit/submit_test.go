@@ -251,6 +251,9 @@ func TestProcessTaskRateLimitedCoolsDownWithoutFailure(t *testing.T) {
 	if j := job(t, st, tasks[0]); j.State != store.JobEnqueued {
 		t.Errorf("job = %s, want still enqueued", j.State)
 	}
+	if n, err := st.Recent429(context.Background(), refonte.ModeTest, time.Now(), 5*time.Minute); err != nil || n != 1 {
+		t.Errorf("Recent429 = %d, %v; want the 429 counted for the console", n, err)
+	}
 }
 
 func TestProcessTaskLimiterWaitReschedules(t *testing.T) {
