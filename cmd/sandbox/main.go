@@ -12,7 +12,8 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
+	goflag "flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,10 +36,28 @@ func main() {
 	os.Exit(code)
 }
 
+// usage is the -h text before the flags.
+const usage = `usage: sandbox [flags]
+
+Serves a fake Refonte.AI API (tasks, batches, projects, completion callbacks, fault injection) for
+tests, benchmarks and trying refonte-batch without an account. Base URL: http://ADDR/v1; counters
+at http://ADDR/_sandbox/stats.
+
+environment (each also as NAME_FILE, a file holding the value; unset keys fall back to the
+quick-try defaults, which are printed; keys from the environment never are):
+  REFONTE_TEST_API_KEY       the test-mode key the API accepts (starts with test_)
+  REFONTE_LIVE_API_KEY       the live-mode key the API accepts (starts with live_)
+  REFONTE_CALLBACK_AUTH_KEY  sent in the refonte.ai-callback-auth header of every callback
+
+exit codes: 0 after a clean shutdown on SIGINT/SIGTERM (or -h), 1 a runtime error, 2 bad flags or keys.
+
+flags:
+`
+
 // run serves until ctx is done and returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var cfg sandbox.Config
-	flag := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	flag := goflag.NewFlagSet("sandbox", goflag.ContinueOnError)
 	flag.SetOutput(stderr)
 	addr := flag.String("addr", "127.0.0.1:8089", "listen address")
 	projects := flag.String("projects", sandbox.DefaultProject, "comma-separated projects pre-created in both modes")
@@ -54,7 +73,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flag.Float64Var(&cfg.CallbackEarlyRate, "callback-early-rate", 0, "probability that a task completes and calls back before its create is answered")
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault rolls (0: random)")
 	verbose := flag.Bool("v", false, "debug logging")
+	flag.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		flag.PrintDefaults()
+	}
 	if err := flag.Parse(args); err != nil {
+		if errors.Is(err, goflag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if cfg.CompleteAfter == 0 {

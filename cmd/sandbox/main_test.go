@@ -79,3 +79,21 @@ func TestRunRejectsBadKey(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, stderr.String())
 	}
 }
+
+// TestHelp is issue #14.9: -h exits 0 with a description, the
+// environment variables and the flags.
+func TestHelp(t *testing.T) {
+	var stdout, stderr syncbuf.Buffer
+	code := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &stdout, &stderr)
+	if code != 0 {
+		t.Errorf("-h exit %d, want 0", code)
+	}
+	for _, want := range []string{"fake Refonte.AI API", "REFONTE_TEST_API_KEY", "REFONTE_LIVE_API_KEY", "REFONTE_CALLBACK_AUTH_KEY", "_FILE", "-complete-after"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if code := run(context.Background(), []string{"-bogus"}, func(string) string { return "" }, &stdout, &stderr); code != 2 {
+		t.Errorf("bad flag exit %d, want 2", code)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,7 +38,10 @@ const (
 	// DefaultBatchSize is the number of rows per store.AddJobs call.
 	DefaultBatchSize = 256
 	// StdinRejects is the default rejects file when the dataset is stdin.
-	StdinRejects = "stdin.rejects.jsonl"
+	StdinRejects = stdinName + defaultRejectsE
+	// stdinName stands for the dataset's file name in output names when the
+	// dataset is stdin.
+	stdinName = "stdin"
 )
 
 // Environment variables read by the command line.
@@ -82,13 +86,23 @@ type Config struct {
 	DefaultParams map[string]any
 	IDColumn      string
 	Format        dataset.Format
-	// Rejects is the rejects file (JSON lines).
-	Rejects   string
-	DryRun    bool
-	Wait      bool
-	JSON      bool
-	RedisURL  string
-	Retention time.Duration
+	// Rejects is the rejects file (JSON lines): -rejects, else NAME.rejects.jsonl
+	// in the output folder (see OutDir).
+	Rejects string
+	// OutDir is the folder of the rejects file (unless Rejects was given)
+	// and of the -dev results file. Empty: beside the dataset when its
+	// folder is writable, else (and for stdin) the current directory.
+	OutDir string
+	// Results is the -dev results file, NAME.results.jsonl in the output folder.
+	Results string
+	// rejectsSet says Rejects came from -rejects; outputsResolved that the
+	// output locations were checked (see resolveOutputs).
+	rejectsSet, outputsResolved bool
+	DryRun                      bool
+	Wait                        bool
+	JSON                        bool
+	RedisURL                    string
+	Retention                   time.Duration
 	// Yes confirms a live run without the terminal prompt.
 	Yes bool
 	// MaxLiveTasks refuses a live run with more valid rows (0: no cap).
@@ -127,7 +141,8 @@ const SubmitUsage = `usage:
 exit codes: 0 all rows valid and enqueued (with -wait: all completed); 1 an error stopped the run;
 2 usage or configuration error; 3 finished but some rows invalid or failed.
 
-submit flags:
+environment: REDIS_URL (default for -redis), REFONTE_CALLBACK_URL (default for -callback-url),
+REFONTE_LIVE_API_KEY or REFONTE_LIVE_API_KEY_FILE (-mode live refuses to start without one; enqueue only checks it).
 `
 
 // parseInterleaved parses flags that may come before and after positional
@@ -161,7 +176,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprint(out, SubmitUsage)
+		fmt.Fprint(out, SubmitUsage+"\nsubmit flags:\n")
 		fs.PrintDefaults()
 	}
 	var typ, mode, format string
@@ -174,7 +189,10 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.StringVar(&c.ParamsFile, "params", "", "`FILE` holding a JSON object of default params under every row")
 	fs.StringVar(&c.IDColumn, "id-column", "", "column/field `NAME` whose value is the row's unique_id (default: a hash of project, type and params)")
 	fs.StringVar(&format, "format", "", "csv or jsonl (default from the extension; required for stdin)")
-	fs.StringVar(&c.Rejects, "rejects", "", "rejects `FILE`, JSON lines {line, error, raw} (default DATASET.rejects.jsonl, ./"+StdinRejects+" for stdin)")
+	fs.StringVar(&c.Rejects, "rejects", "", "rejects `FILE`, JSON lines {line, error, raw} (default NAME.rejects.jsonl in the output folder, see -out-dir)")
+	fs.StringVar(&c.OutDir, "out-dir", "", "`DIR` (created if missing) for the rejects file and -dev's results file, named after the dataset\n"+
+		"(NAME.rejects.jsonl, NAME.results.jsonl; NAME is stdin for stdin). Default: the dataset's folder when it is\n"+
+		"writable, else (and for stdin) the current directory. Checked before anything is enqueued (exit 2)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "validate and count only; write the rejects file; touch no Redis key")
 	fs.BoolVar(&c.Wait, "wait", false, "block until every row is terminal")
 	fs.BoolVar(&c.JSON, "json", false, "print a JSON summary as the last stdout line")
@@ -182,7 +200,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long run and job records are kept")
 	fs.BoolVar(&c.Yes, "yes", false, "confirm a live run without the terminal prompt")
 	fs.Int64Var(&c.MaxLiveTasks, "max-live-tasks", 0, "refuse a live run with more than `N` valid rows (0: no cap)")
-	fs.BoolVar(&c.Dev, "dev", false, "quick start: run Redis, the API sandbox (test mode) and a worker in this process, submit, wait\nfor every callback, print a summary and write DATASET.results.jsonl (implies -wait; ignores -redis)")
+	fs.BoolVar(&c.Dev, "dev", false, "quick start: run Redis, the API sandbox (test mode) and a worker in this process, submit, wait\nfor every callback, print a summary and write NAME.results.jsonl (see -out-dir; implies -wait; ignores -redis)")
 	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
 	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
 
@@ -216,7 +234,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	} else if c.Dataset == "-" {
 		return nil, usagef("reading stdin needs -format csv or -format jsonl")
 	} else if c.Format, err = dataset.DetectFormat(c.Dataset); err != nil {
-		return nil, usagef("%v (use -format)", err)
+		return nil, usagef("%v", err) // the reader's message says to use -format
 	}
 	if c.CallbackURL == "" {
 		c.CallbackURL = getenv(EnvCallbackURL)
@@ -244,13 +262,20 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	if c.DryRun && c.Wait {
 		return nil, usagef("-dry-run and -wait cannot be combined")
 	}
-	if c.Rejects == "" {
-		if c.Dataset == "-" {
-			c.Rejects = StdinRejects
-		} else {
-			c.Rejects = c.Dataset + defaultRejectsE
-		}
+	// The nominal output paths; resolveOutputs checks them (and falls back
+	// to the current directory) before a submit writes anything.
+	name, dir := stdinName, "."
+	if c.Dataset != "-" {
+		name, dir = filepath.Base(c.Dataset), filepath.Dir(c.Dataset)
 	}
+	if c.OutDir != "" {
+		dir = c.OutDir
+	}
+	c.rejectsSet = c.Rejects != ""
+	if !c.rejectsSet {
+		c.Rejects = filepath.Join(dir, name+defaultRejectsE)
+	}
+	c.Results = filepath.Join(dir, name+defaultResultsE)
 	if c.ParamsFile != "" {
 		if c.DefaultParams, err = readParams(c.ParamsFile); err != nil {
 			return nil, err

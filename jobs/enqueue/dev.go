@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,10 +17,10 @@ import (
 )
 
 const (
-	// defaultResultsE is the suffix of the -dev results file beside the dataset.
+	// defaultResultsE is the suffix of the -dev results file (see Config.Results).
 	defaultResultsE = ".results.jsonl"
 	// StdinResults is the -dev results file when the dataset is stdin.
-	StdinResults = "stdin.results.jsonl"
+	StdinResults = stdinName + defaultResultsE
 )
 
 // DevSummary is the outcome of a -dev run (with -json, the last line of
@@ -50,12 +49,15 @@ func checkDev(c *Config) error {
 // runDev is `enqueue -dev`: it starts the whole system in this process
 // (package internal/devstack: miniredis, the sandbox in test mode, a
 // worker with its callback receiver), submits the dataset to it, waits for
-// every row to be terminal, writes the results beside the dataset (or in
-// the current directory for stdin or a read-only directory), prints a
-// summary table and stops everything.
+// every row to be terminal, writes the results to the output folder (see
+// Config.OutDir; checked before the stack starts), prints a summary table
+// and stops everything.
 func runDev(ctx context.Context, cfg *Config, env Env) int {
 	start := time.Now()
 	if err := checkDev(cfg); err != nil {
+		return fail(env, err)
+	}
+	if err := cfg.resolveOutputs(outputNote(env.Logger)); err != nil {
 		return fail(env, err)
 	}
 	// The stack's own logs only matter when something goes wrong.
@@ -116,28 +118,14 @@ func runDev(ctx context.Context, cfg *Config, env Env) int {
 	return ExitCode(cfg, sum, nil)
 }
 
-// resultsPath is where -dev writes the results: DATASET.results.jsonl, or
-// StdinResults in the current directory for stdin.
-func resultsPath(cfg *Config) string {
-	if cfg.Dataset == "-" {
-		return StdinResults
-	}
-	return cfg.Dataset + defaultResultsE
-}
-
-// writeResults writes the run's results (see Results) to resultsPath, or
-// to the same name in the current directory when the dataset's directory
-// is not writable. It returns the path written and the number of lines.
+// writeResults writes the run's results (see Results) to cfg.Results,
+// whose folder resolveOutputs checked before the run. It returns the path
+// written and the number of lines.
 func writeResults(ctx context.Context, st *store.Store, cfg *Config, runID string) (string, int64, error) {
-	path := resultsPath(cfg)
+	path := cfg.Results
 	f, err := os.Create(path)
 	if err != nil {
-		alt := filepath.Base(path)
-		var aerr error
-		if f, aerr = os.Create(alt); aerr != nil {
-			return "", 0, fmt.Errorf("results file: %w", err)
-		}
-		path = alt
+		return "", 0, fmt.Errorf("results file: %w", err)
 	}
 	n, err := Results(ctx, st, runID, f)
 	if cerr := f.Close(); err == nil {

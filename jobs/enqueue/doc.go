@@ -27,6 +27,7 @@
 //
 // With -dev, Main first starts the whole system in this process (package
 // internal/devstack: an in-process Redis, the API sandbox in test mode and
-// a worker), submits to it, waits for every row, writes the results beside
-// the dataset (DATASET.results.jsonl) and prints a summary table.
+// a worker), submits to it, waits for every row, writes the results to the
+// output folder (NAME.results.jsonl, see Config.OutDir) and prints a
+// summary table.
 package enqueue

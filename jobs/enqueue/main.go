@@ -57,7 +57,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		case "status", "results", "retry", "runs":
 			return runOps(ctx, args[0], args[1:], env)
 		case "help":
-			fmt.Fprint(env.Stdout, SubmitUsage)
+			// The full usage, flags included, on stdout.
+			_, _ = ParseSubmit([]string{"-h"}, env.Getenv, env.Stdout)
 			return ExitOK
 		}
 	}

@@ -242,6 +242,9 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.resolveOutputs(outputNote(opts.Logger)); err != nil {
+		return nil, err
+	}
 	dopts := cfg.DatasetOptions()
 	live := cfg.Mode == refonte.ModeLive
 	var confirmed int64 = -1 // live: the billable rows confirmed; the enqueue never goes past them
@@ -283,6 +286,7 @@ var ErrDatasetChanged = errors.New("the dataset changed after the live counting 
 // removes a stale one when the run has none.
 type rejectsFile struct {
 	path string
+	log  *zap.Logger
 	f    *os.File
 	w    *dataset.RejectsWriter
 }
@@ -299,10 +303,13 @@ func (r *rejectsFile) write(rej dataset.Reject) error {
 }
 
 // close flushes the file, or removes a stale one if nothing was rejected.
+// A stale file that cannot be removed is logged, never an error: the run
+// itself went well.
 func (r *rejectsFile) close() error {
 	if r.w == nil {
 		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove stale rejects file: %w", err)
+			r.log.Warn("no row was rejected, but a stale rejects file from an earlier run could not be removed; ignore it",
+				zap.String("rejects", r.path), zap.Error(err))
 		}
 		return nil
 	}
@@ -370,7 +377,7 @@ func dryRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptio
 	start := time.Now()
 	c := &Counts{Size: src.size}
 	stop := opts.Progress.Start(c)
-	rej := &rejectsFile{path: cfg.Rejects}
+	rej := &rejectsFile{path: cfg.Rejects, log: opts.Logger}
 	err := readAll(ctx, src, dopts, c, rej, nil, nil)
 	stop()
 	if cerr := rej.close(); err == nil {
@@ -493,7 +500,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 			return context.Cause(gctx)
 		}
 	}
-	rej := &rejectsFile{path: cfg.Rejects}
+	rej := &rejectsFile{path: cfg.Rejects, log: opts.Logger}
 	var lastInvalid int64
 	readErr := readAll(gctx, src, dopts, c, rej, createRun, func(row dataset.Row) error {
 		if inv := c.Invalid.Load(); inv != lastInvalid {
