@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
+	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -212,11 +212,11 @@ func TestProcessSIGKILLAndRestart(t *testing.T) {
 // enqueueRows adds a run of n test rows to the store on redisURL.
 func enqueueRows(t *testing.T, redisURL string, n int, callbackURL string) (*store.Store, string) {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL)
+	u, err := redisurl.Parse(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := u.NewClient(redisurl.Tuning{})
 	t.Cleanup(func() { _ = rdb.Close() })
 	st := store.New(rdb, store.Options{})
 	ctx := context.Background()
@@ -253,5 +253,81 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startWorkerProc starts the worker binary with REDIS_URL=redisURL and the
+// sandbox ts; it is killed in t.Cleanup. Its combined output goes to logs.
+func startWorkerProc(t *testing.T, bin, redisURL, apiURL, addr string, logs io.Writer, args ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-listen", addr, "-concurrency", "4", "-shutdown-timeout", "5s"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + redisURL, "REFONTE_API_URL=" + apiURL,
+		"REFONTE_TEST_API_KEY=" + testKey, "REFONTE_CALLBACK_AUTH_KEY=" + cbKey}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd, done
+}
+
+// TestSentinelURLDatabaseAndPassword runs the worker against a real
+// Sentinel topology with a password through a sentinel URL naming
+// database 3: it takes the rows enqueued in database 3 of the master
+// (asynq.ParseRedisURI read database 0 and sent the password to the
+// sentinels only, so the master answered NOAUTH), /readyz answers 200, and
+// no log line holds the password.
+func TestSentinelURLDatabaseAndPassword(t *testing.T) {
+	bin := buildWorker(t)
+	const pw = "worker-sentinel-pw"
+	tp := testredis.StartTopology(t, testredis.TopologyOptions{Replicas: 1, Sentinels: 1, Password: pw})
+	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
+	ts := httptest.NewServer(sb)
+	t.Cleanup(func() { ts.Close(); sb.Close() })
+	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+	st, runID := enqueueRows(t, tp.URL(3), 20, "http://"+addr+"/callback")
+	var logs syncbuf.Buffer
+	startWorkerProc(t, bin, tp.URL(3), ts.URL+"/v1", addr, &logs)
+	poll(t, 60*time.Second, "every row completed", func() bool {
+		r, err := st.GetRun(context.Background(), runID)
+		return err == nil && r.Completed == 20
+	})
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/readyz = %d, want 200", resp.StatusCode)
+	}
+	if strings.Contains(logs.String(), pw) {
+		t.Errorf("the Redis password appears in the logs")
+	}
+}
+
+// TestMessagesRedactRedisURLs checks that the worker never prints the
+// password of its Redis URL, whatever is wrong with the URL.
+func TestMessagesRedactRedisURLs(t *testing.T) {
+	const pw = "PW_worker_secret"
+	for _, u := range []string{
+		"redis://:" + pw + "@127.0.0.1:notaport/0",
+		"redis://:" + pw + "@127.0.0.1:6379/0?bogus=1",
+		"redis://" + pw + "@127.0.0.1:6379/x",
+		"redis-sentinel://:" + pw + "@127.0.0.1:1/0",
+		"http://:" + pw + "@127.0.0.1:1/0",
+	} {
+		var stderr bytes.Buffer
+		env := map[string]string{"REDIS_URL": u, "REFONTE_TEST_API_KEY": "test_abc", "REFONTE_CALLBACK_AUTH_KEY": "x"}
+		code := run(nil, func(k string) string { return env[k] }, &stderr)
+		if code != 2 || strings.Contains(stderr.String(), pw) || !strings.Contains(stderr.String(), "xxxxx") {
+			t.Errorf("REDIS_URL=%s: exit %d (want 2), stderr (want the URL redacted): %s", u, code, stderr.String())
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,17 @@ type Options struct {
 	Dir string
 	// Port is the port to listen on; default a free one.
 	Port int
+	// Password sets requirepass (and masterauth, for a replica); ACL user
+	// "default". Change it at run time with SetPassword.
+	Password string
+	// ReplicaOf makes the server a replica of this host:port.
+	ReplicaOf string
+	// Args are more redis-server arguments ("--name", "value", …).
+	Args []string
+
+	// sentinelConf, when set, runs the server as a sentinel with this
+	// configuration (see StartTopology).
+	sentinelConf string
 }
 
 // Server is a redis-server process owned by a test.
@@ -141,11 +153,32 @@ func (s *Server) start() {
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(s.opts.Port), "--dir", s.opts.Dir,
 		"--save", "", "--daemonize", "no", "--logfile", filepath.Join(s.opts.Dir, "redis.log"),
 	}
-	if s.opts.AOF {
+	switch {
+	case s.opts.sentinelConf != "":
+		conf := filepath.Join(s.opts.Dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil { // a restart keeps what the sentinel learnt
+			if err := os.WriteFile(conf, []byte(s.opts.sentinelConf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args = []string{conf, "--sentinel", "--bind", "127.0.0.1", "--port", strconv.Itoa(s.opts.Port),
+			"--dir", s.opts.Dir, "--daemonize", "no", "--logfile", filepath.Join(s.opts.Dir, "redis.log")}
+	case s.opts.AOF:
 		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
-	} else {
+	default:
 		args = append(args, "--appendonly", "no")
 	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+		if s.opts.sentinelConf == "" {
+			args = append(args, "--masterauth", s.opts.Password)
+		}
+	}
+	if s.opts.ReplicaOf != "" {
+		host, port, _ := net.SplitHostPort(s.opts.ReplicaOf)
+		args = append(args, "--replicaof", host, port)
+	}
+	args = append(args, s.opts.Args...)
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
@@ -162,7 +195,7 @@ func (s *Server) start() {
 			_ = c.SetReadDeadline(time.Now().Add(time.Second))
 			n, _ := c.Read(buf)
 			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
+			if reply := string(buf[:n]); strings.HasPrefix(reply, "+PONG") || strings.HasPrefix(reply, "-NOAUTH") {
 				return
 			}
 		}
@@ -177,8 +210,29 @@ func (s *Server) start() {
 // Addr returns host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.Port) }
 
-// URL returns the server's redis:// URL (database 0).
-func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+// URL returns the server's redis:// URL (database 0, with its password).
+func (s *Server) URL() string {
+	if s.opts.Password != "" {
+		return "redis://:" + url.QueryEscape(s.opts.Password) + "@" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
+
+// SetPassword changes the server's requirepass at run time (a rotated
+// password) and disconnects its clients: every new connection needs pw.
+func (s *Server) SetPassword(pw string) {
+	s.t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.opts.Password})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.ConfigSet(ctx, "requirepass", pw).Err(); err != nil {
+		s.t.Fatalf("CONFIG SET requirepass: %v", err)
+	}
+	// As after a restart with the new password: every client reconnects.
+	_ = rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err()
+	s.opts.Password = pw
+}
 
 // PID returns the process id of the running server.
 func (s *Server) PID() int { return s.cmd.Process.Pid }

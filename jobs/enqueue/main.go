@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
@@ -142,7 +143,7 @@ func ping(ctx context.Context, rdb redis.UniversalClient, url string) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		return fmt.Errorf("cannot reach Redis at %s (set -redis or %s): %w", redactURL(url), EnvRedisURL, err)
+		return fmt.Errorf("cannot reach Redis at %s (set -redis or %s): %w", redisurl.Redact(url), EnvRedisURL, err)
 	}
 	return nil
 }

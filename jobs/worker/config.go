@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -257,35 +256,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// checkRedisURL accepts redis://, rediss:// and redis-sentinel:// URLs.
+// checkRedisURL accepts what package redisurl parses; its errors name the
+// URL redacted.
 func checkRedisURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("not a URL: %v", redactURLError(err))
-	}
-	switch u.Scheme {
-	case "redis", "rediss", "redis-sentinel":
-	default:
-		return fmt.Errorf("unsupported scheme %q (want redis://, rediss:// or redis-sentinel://)", u.Scheme)
-	}
-	if u.Host == "" {
-		return errors.New("no host")
-	}
-	if _, err := asynq.ParseRedisURI(raw); err != nil {
-		return errors.New(strings.TrimPrefix(redactURLError(err).Error(), "asynq: "))
-	}
-	if u.Scheme == "redis-sentinel" && u.Query().Get("master") == "" {
-		return errors.New("redis-sentinel:// needs ?master=NAME")
-	}
-	return nil
-}
-
-// redactURLError drops the URL (which may hold a password) from a parse error.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
+	_, err := redisurl.Parse(raw)
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/internal/redisbatch"
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
@@ -475,31 +476,11 @@ const RedisProtocol = 2
 // redisClient builds the one Redis client shared by asynq, the store and
 // the limiters, with a pool sized for the jobs it runs at once.
 func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
-	opt, err := asynq.ParseRedisURI(raw)
+	u, err := redisurl.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, redactURLError(err))
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, err)
 	}
-	// asynq's own MakeRedisClient would leave the protocol at go-redis'
-	// default (RESP3): build the client here, field for field the same.
-	pool := concurrency + 20
-	var rdb redis.UniversalClient
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		rdb = redis.NewClient(&redis.Options{
-			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
-			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-			PoolSize: pool, TLSConfig: o.TLSConfig, Protocol: RedisProtocol,
-		})
-	case asynq.RedisFailoverClientOpt:
-		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs, SentinelUsername: o.SentinelUsername,
-			SentinelPassword: o.SentinelPassword, Username: o.Username, Password: o.Password, DB: o.DB,
-			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
-			PoolSize: pool, TLSConfig: o.TLSConfig, Protocol: RedisProtocol,
-		})
-	default:
-		return nil, fmt.Errorf("%w: %s: unsupported Redis connection", ErrConfig, EnvRedisURL)
-	}
+	rdb := u.NewClient(redisurl.Tuning{PoolSize: concurrency + 20, Protocol: RedisProtocol})
 	// asynq's fetches and acks, the store's transitions and the limiter
 	// share pipelines instead of one round trip each.
 	rdb.AddHook(redisbatch.New(rdb, 0, 0))
