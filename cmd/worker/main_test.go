@@ -55,22 +55,9 @@ func TestProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(bin, "-listen", addr, "-concurrency", "4", "-shutdown-timeout", "5s")
-	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "REFONTE_API_URL="+ts.URL+"/v1",
-		"REFONTE_TEST_API_KEY_FILE="+keyFile, "REFONTE_CALLBACK_AUTH_KEY="+cbKey)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	var logs syncbuf.Buffer
+	cmd, done := startWorkerProc(t, bin, []string{"REDIS_URL=" + redisURL, "REFONTE_API_URL=" + ts.URL + "/v1",
+		"REFONTE_TEST_API_KEY_FILE=" + keyFile, "REFONTE_CALLBACK_AUTH_KEY=" + cbKey}, &logs, "-listen", addr)
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -256,13 +243,19 @@ func poll(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	}
 }
 
-// startWorkerProc starts the worker binary with REDIS_URL=redisURL and the
-// sandbox ts; it is killed in t.Cleanup. Its combined output goes to logs.
-func startWorkerProc(t *testing.T, bin, redisURL, apiURL, addr string, logs io.Writer, args ...string) (*exec.Cmd, chan error) {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-listen", addr, "-concurrency", "4", "-shutdown-timeout", "5s"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "REDIS_URL=" + redisURL, "REFONTE_API_URL=" + apiURL,
+// workerEnv is the environment of a worker on redisURL and the API at apiURL.
+func workerEnv(redisURL, apiURL string) []string {
+	return []string{"REDIS_URL=" + redisURL, "REFONTE_API_URL=" + apiURL,
 		"REFONTE_TEST_API_KEY=" + testKey, "REFONTE_CALLBACK_AUTH_KEY=" + cbKey}
+}
+
+// startWorkerProc starts the worker binary with env (and PATH), at
+// concurrency 4 unless args say otherwise; it is killed in t.Cleanup.
+// Its combined output goes to logs.
+func startWorkerProc(t *testing.T, bin string, env []string, logs io.Writer, args ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-concurrency", "4", "-shutdown-timeout", "5s"}, args...)...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -294,7 +287,7 @@ func TestSentinelURLDatabaseAndPassword(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	st, runID := enqueueRows(t, tp.URL(3), 20, "http://"+addr+"/callback")
 	var logs syncbuf.Buffer
-	startWorkerProc(t, bin, tp.URL(3), ts.URL+"/v1", addr, &logs)
+	startWorkerProc(t, bin, workerEnv(tp.URL(3), ts.URL+"/v1"), &logs, "-listen", addr)
 	poll(t, 60*time.Second, "every row completed", func() bool {
 		r, err := st.GetRun(context.Background(), runID)
 		return err == nil && r.Completed == 20
