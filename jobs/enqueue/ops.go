@@ -94,6 +94,12 @@ type ResultLine struct {
 // order (invalid rows are in the rejects file, not here). It returns the
 // number of lines written.
 func Results(ctx context.Context, st *store.Store, runID string, w io.Writer) (int64, error) {
+	return ResultsWhere(ctx, st, runID, nil, w)
+}
+
+// ResultsWhere is Results for the rows whose job keep accepts (job is nil
+// for an expired record); a nil keep writes every row.
+func ResultsWhere(ctx context.Context, st *store.Store, runID string, keep func(*store.Job) bool, w io.Writer) (int64, error) {
 	if _, err := st.GetRun(ctx, runID); err != nil {
 		return 0, fmt.Errorf("run %s: %w", runID, err)
 	}
@@ -101,6 +107,9 @@ func Results(ctx context.Context, st *store.Store, runID string, w io.Writer) (i
 	enc := json.NewEncoder(bw)
 	var n int64
 	err := st.RunRows(ctx, runID, func(row store.RunRow, job *store.Job) error {
+		if keep != nil && !keep(job) {
+			return nil
+		}
 		l := ResultLine{Line: row.Line, UniqueID: row.UniqueID, State: "expired"}
 		if job != nil {
 			l.State, l.TaskID, l.Error = string(job.State), job.TaskID, job.Error
