@@ -200,7 +200,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.sandboxURL = sandbox.BaseURL(s.sandboxLn.Addr())
 	// Not sandbox.Serve: its graceful stop waits up to 5 s for the
 	// connections a client dialed but never used (see closeSandbox).
-	s.sandboxHTTP = &http.Server{Handler: s.sandbox, ReadHeaderTimeout: 10 * time.Second}
+	s.sandboxHTTP = worker.NewHTTPServer(s.sandbox, opts.Logger.Named("sandbox.http"))
 	s.sandboxDone = make(chan struct{})
 	go func() {
 		defer close(s.sandboxDone)

@@ -124,17 +124,23 @@ type env struct {
 	changed []store.Transition
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the handler on a store of its own behind an httptest
+// server; each edit changes the handler's Config first.
+func newEnv(t *testing.T, edits ...func(*callback.Config)) *env {
 	t.Helper()
 	e := &env{st: newStore(t), reg: prometheus.NewRegistry()}
-	h, err := callback.NewHandler(callback.Config{
+	cfg := callback.Config{
 		Store: e.st, AuthKey: authKey, Logger: zaptest.NewLogger(t), Registerer: e.reg,
 		OnTransition: func(_ context.Context, tr store.Transition) {
 			e.mu.Lock()
 			e.changed = append(e.changed, tr)
 			e.mu.Unlock()
 		},
-	})
+	}
+	for _, edit := range edits {
+		edit(&cfg)
+	}
+	h, err := callback.NewHandler(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

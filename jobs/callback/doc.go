@@ -3,8 +3,11 @@
 // job records of package jobs/store.
 //
 // A callback is authenticated first (constant-time comparison of the
-// refonte.ai-callback-auth header): a request without the right key gets
-// 401 and nothing of it is recorded. The body is limited to
+// refonte.ai-callback-auth header), before any of its body is read: a
+// request without the right key gets 401, its connection is closed and
+// nothing of it is recorded. At most Config.MaxConcurrent authenticated
+// callbacks are handled at once (503 beyond), and each body must arrive
+// within Config.BodyTimeout (408). The body is limited to
 // refonte.MaxCallbackBytes (413 beyond) and must be a callback object (400
 // otherwise). A good callback is matched to its job by the unique_id of the
 // task it carries, in the task's mode, else by the task ID index, and

@@ -32,7 +32,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m := &metrics{byOutcome: make(map[string]prometheus.Counter), duration: duration}
 	for _, o := range []string{OutcomeMatched, OutcomeDuplicate, OutcomePending, OutcomeUnknown,
-		OutcomeUnauthorized, OutcomeBadRequest, OutcomeTooLarge, OutcomeBadMethod, OutcomeError} {
+		OutcomeUnauthorized, OutcomeBadRequest, OutcomeTooLarge, OutcomeBadMethod, OutcomeError,
+		OutcomeOverloaded, OutcomeTimeout} {
 		m.byOutcome[o] = total.WithLabelValues(o)
 	}
 	return m, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
+	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -37,6 +38,7 @@ const (
 	DefaultRateBurst       = 1
 	DefaultCallbackGrace   = 10 * time.Minute
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultMaxCallbacks    = callback.DefaultMaxConcurrent
 )
 
 // prefetch returns how many jobs beyond Concurrency the process holds (Config.Prefetch).
@@ -94,6 +96,11 @@ type Config struct {
 	// LiveDailyLimit caps the live tasks created per UTC day across all
 	// workers; 0 means no cap.
 	LiveDailyLimit int64
+	// MaxCallbacks caps the authenticated POST /callback requests handled
+	// at once; more are answered 503 (the platform delivers them again).
+	// /healthz, /readyz and /metrics are not subject to it. Zero means
+	// DefaultMaxCallbacks.
+	MaxCallbacks int
 	// Dev asks for the quick start (cmd/worker runs it with devstack.Run):
 	// an in-process Redis, the API sandbox in test mode and this worker on
 	// 127.0.0.1, ignoring the environment's URLs and keys. LoadConfig does
@@ -158,6 +165,7 @@ func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.DurationVar(&c.CallbackGrace, "callback-grace", DefaultCallbackGrace, "poll a submitted task whose callback is this late")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM, wait this long for in-flight jobs, then hand them back")
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
+	fs.IntVar(&c.MaxCallbacks, "max-callbacks", DefaultMaxCallbacks, "authenticated callback requests handled at once; more are answered 503 (the platform retries)")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
 	fs.BoolVar(&c.Dev, "dev", false, "quick start: run an in-process Redis, the API sandbox (test mode) and this worker on 127.0.0.1,\nprint their URLs and an enqueue command; ignores REDIS_URL, REFONTE_API_URL and the keys")
 	fs.Usage = func() {
@@ -248,6 +256,8 @@ func (c Config) Validate() error {
 		return bad("-callback-grace must be positive, got %s", c.CallbackGrace)
 	case c.ShutdownTimeout <= 0:
 		return bad("-shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	case c.MaxCallbacks < 0:
+		return bad("-max-callbacks must be at least 1, got %d", c.MaxCallbacks)
 	case c.LiveDailyLimit < 0:
 		return bad("-live-daily-limit must be >= 0, got %d", c.LiveDailyLimit)
 	case c.Listen == "":

@@ -45,6 +45,35 @@ const (
 	httpShutdownTimeout = 5 * time.Second
 )
 
+// Timeouts of every connection to the worker's HTTP listener (/callback,
+// /healthz, /readyz, /metrics), so that no client, slow or idle, holds a
+// connection and its goroutine for long: a request's headers must arrive
+// within HTTPReadHeaderTimeout and the whole request within
+// HTTPReadTimeout (an authenticated callback body also within
+// callback.DefaultBodyTimeout of its headers), its answer must be written
+// within HTTPWriteTimeout, and an idle keep-alive connection is closed
+// after HTTPIdleTimeout.
+const (
+	HTTPReadHeaderTimeout = 5 * time.Second
+	HTTPReadTimeout       = 30 * time.Second
+	HTTPWriteTimeout      = 30 * time.Second
+	HTTPIdleTimeout       = 60 * time.Second
+)
+
+// NewHTTPServer returns an http.Server for handler with the worker's
+// timeouts (HTTPReadHeaderTimeout and the others), logging its errors to
+// logger. Every listener of the worker process is served by one.
+func NewHTTPServer(handler http.Handler, logger *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: HTTPReadHeaderTimeout,
+		ReadTimeout:       HTTPReadTimeout,
+		WriteTimeout:      HTTPWriteTimeout,
+		IdleTimeout:       HTTPIdleTimeout,
+		ErrorLog:          zap.NewStdLog(logger),
+	}
+}
+
 // Worker is one worker process: an asynq server running the submit
 // handler on the queue of each mode it holds a key for, an HTTP server
 // (/callback, /healthz, /readyz, /metrics), the reconciler loop and the
@@ -179,11 +208,12 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		return nil, err
 	}
 	w.callback, err = callback.NewHandler(callback.Config{
-		Store:        w.store,
-		AuthKey:      cfg.CallbackAuthKey,
-		Logger:       logger.Named("callback"),
-		Registerer:   w.reg,
-		OnTransition: w.afterTransition,
+		Store:         w.store,
+		AuthKey:       cfg.CallbackAuthKey,
+		Logger:        logger.Named("callback"),
+		Registerer:    w.reg,
+		MaxConcurrent: cfg.MaxCallbacks,
+		OnTransition:  w.afterTransition,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: callback receiver: %w", err)
@@ -224,8 +254,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: -listen %s: %v", ErrConfig, cfg.Listen, err)
 	}
-	w.httpSrv = &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: zap.NewStdLog(logger.Named("http"))}
+	w.httpSrv = NewHTTPServer(w.routes(), logger.Named("http"))
 	return w, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -322,4 +323,67 @@ func gaugeValue(t *testing.T, w *Worker, name string) float64 {
 	}
 	t.Fatalf("no gauge %s in the registry", name)
 	return 0
+}
+
+// TestHealthDuringCallbackFlood: with the callback cap reached by held
+// authenticated callbacks and hundreds of idle and slow unauthenticated
+// connections open, /healthz and /readyz answer at once, a further
+// callback is answered 503, and every connection has the server's
+// read, write and idle timeouts.
+func TestHealthDuringCallbackFlood(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	cfg := testConfig(t, redisURL, api)
+	cfg.MaxCallbacks = 2
+	r := startWorker(t, cfg, nil)
+	srv := r.w.httpSrv
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 {
+		t.Errorf("HTTP server timeouts: read header %s, read %s, write %s, idle %s; want all set",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
+	}
+	addr := r.w.Addr().String()
+	dial := func(head string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if head != "" {
+			if _, err := io.WriteString(c, head); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	const slow = "POST /callback HTTP/1.1\r\nHost: w\r\nContent-Length: 100000\r\n"
+	for range 2 { // held: authenticated, body pending
+		dial(slow + refonte.CallbackAuthHeader + ": " + cbKey + "\r\n\r\n{")
+	}
+	for range 200 {
+		dial(slow + "\r\n{") // unauthenticated slow body
+		dial("")             // idle: not a byte
+		dial("GET /healthz") // slow headers
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		start := time.Now()
+		resp, err := hc.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s during the flood: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || time.Since(start) > time.Second {
+			t.Errorf("GET %s during the flood: %d after %s", path, resp.StatusCode, time.Since(start))
+		}
+	}
+	waitFor(t, 5*time.Second, "a callback beyond -max-callbacks answered 503", func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/callback", strings.NewReader(`{"task_id":"x","status":"completed"}`))
+		req.Header.Set(refonte.CallbackAuthHeader, cbKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable, resp.Status
+	})
 }
