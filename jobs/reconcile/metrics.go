@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	polls  *prometheus.CounterVec
 	passes *prometheus.CounterVec
+	calls  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -25,12 +26,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "refonte_reconcile_passes_total",
 			Help: "Reconciler passes per mode by result (ok, skipped: another worker held the lease, error).",
 		}, []string{"result"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refonte_reconcile_api_calls_total",
+			Help: "API calls made by the reconciler, by mode and op (list: GET /tasks, up to 100 tasks; get: GET /task/{id}).",
+		}, []string{"mode", "op"}),
 	}
 	var err error
 	if m.polls, err = register(reg, m.polls); err != nil {
 		return nil, err
 	}
 	if m.passes, err = register(reg, m.passes); err != nil {
+		return nil, err
+	}
+	if m.calls, err = register(reg, m.calls); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -61,5 +69,11 @@ func (m *metrics) poll(mode refonte.Mode, outcome string) {
 func (m *metrics) pass(result string) {
 	if m != nil {
 		m.passes.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *metrics) call(mode refonte.Mode, op string) {
+	if m != nil {
+		m.calls.WithLabelValues(string(mode), op).Inc()
 	}
 }

@@ -1,15 +1,21 @@
 // Package reconcile keeps the account of a run whole when callbacks are
-// lost: it polls, with GET /task/{id}, the jobs submitted longer than a
-// grace period ago that have had no callback, and completes or fails them
-// from what the API says.
+// lost: it checks at the API the jobs submitted longer than a grace period
+// ago that have had no callback, and completes or fails them from what the
+// API says.
 //
-// Polls share the submissions' rate limit but at low priority: a poll takes
-// a slot only if one is free right now (Limiter.Reserve), else the pass
-// stops and the reconciler tries again on its next pass. A task the API
+// A pass drains every overdue job. It reads them in bulk: one list call
+// (GET /tasks filtered by the run's project and batch and by creation time,
+// 100 tasks a page) settles up to 100 jobs; the jobs a listing does not
+// find, or that would cost more pages than single calls, are fetched one by
+// one (GET /task/{id}). Every call shares the submissions' rate limit at low
+// priority: it takes a slot only when one is free (Limiter.Reserve) and
+// waits for the next free one, and only after waiting a whole pass interval
+// does it book a slot like a create does (Limiter.Wait). A task the API
 // still reports pending is moved to the back of the in-flight set, so it is
-// polled again only after another grace period. Several worker pods may run
-// a reconciler: every store transition is idempotent, and a short Redis
-// lease per mode and pass keeps pods from polling the same jobs at once.
+// checked again only after another grace period. Several worker pods may
+// run a reconciler: every store transition is idempotent, and a Redis
+// lease per mode, renewed while a pass runs, keeps pods from polling the
+// same jobs at once.
 package reconcile
 
 import (
@@ -35,10 +41,12 @@ import (
 const (
 	// DefaultGrace is how long after its submission a job without a callback is polled.
 	DefaultGrace = 10 * time.Minute
-	// MaxDefaultInterval caps the default pass interval (Grace/4).
-	MaxDefaultInterval = 30 * time.Second
-	// DefaultBatchSize is how many overdue jobs are read from the store at once.
-	DefaultBatchSize = 100
+	// MaxDefaultInterval caps the default pass interval (Grace/4): a lost
+	// callback is recovered within Grace + MaxDefaultInterval + the pass.
+	MaxDefaultInterval = 20 * time.Second
+	// DefaultBatchSize is how many overdue jobs are read from the store at
+	// once (and grouped into listings).
+	DefaultBatchSize = 1000
 	// DefaultConcurrency is how many polls of one pass run at once.
 	DefaultConcurrency = 4
 )
@@ -59,7 +67,7 @@ type Config struct {
 	// Grace is how long after its submission a job without a callback is
 	// polled (the worker's -callback-grace). Zero means DefaultGrace.
 	Grace time.Duration
-	// Interval is the time between passes. Zero means min(Grace/4, 30s).
+	// Interval is the time between passes. Zero means min(Grace/4, 20s).
 	Interval time.Duration
 	// BatchSize is how many overdue jobs are read from the store at once.
 	// Zero means DefaultBatchSize.
@@ -222,6 +230,8 @@ type passState struct {
 	client *refonte.Client
 	lim    ratelimit.Limiter
 	stop   atomic.Bool // API trouble or rate limit: take no more slots
+	polled atomic.Int64
+	runs   map[string]*store.Run // run records read in this pass (nil: expired)
 	mu     sync.Mutex
 	errs   []error
 }
@@ -233,8 +243,8 @@ func (p *passState) fail(err error) {
 	p.mu.Unlock()
 }
 
-// pass polls one mode's overdue jobs and returns the number of polls made;
-// skipped is true when another worker held the mode's lease.
+// pass drains one mode's overdue jobs and returns the number of tasks
+// checked; skipped is true when another worker held the mode's lease.
 func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode) (polled int, skipped bool, err error) {
 	lease := "reconcile:" + string(mode)
 	token, ok, err := r.store.TryLease(ctx, lease, r.leaseTTL)
@@ -245,7 +255,13 @@ func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode) (polled int, s
 		r.log.Debug("reconcile pass skipped: another worker holds the lease", zap.Stringer("mode", mode))
 		return 0, true, nil
 	}
+	// A pass lasts as long as the overdue jobs take: keep the lease while it runs.
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	var renewing sync.WaitGroup
+	renewing.Go(func() { r.keepLease(renewCtx, lease, token) })
 	defer func() {
+		stopRenew()
+		renewing.Wait()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		if err := r.store.ReleaseLease(rctx, lease, token); err != nil {
@@ -253,63 +269,280 @@ func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode) (polled int, s
 		}
 	}()
 
-	p := &passState{mode: mode, client: r.clients[mode], lim: r.limiters[mode]}
+	p := &passState{mode: mode, client: r.clients[mode], lim: r.limiters[mode], runs: map[string]*store.Run{}}
 	cutoff := r.now().Add(-r.grace)
-	budget := time.Now().Add(r.interval) // stop reading new batches after one interval
 	seen := make(map[string]struct{})
-	sem := make(chan struct{}, r.concurrency)
-	var wg sync.WaitGroup
 	for !p.stop.Load() && ctx.Err() == nil {
 		ids, err := r.store.InFlightBefore(ctx, mode, cutoff, r.batch)
 		if err != nil {
 			p.fail(err)
 			break
 		}
-		fresh := 0
+		var due []*store.Job
 		for _, uid := range ids {
 			if _, dup := seen[uid]; dup {
 				continue
 			}
-			// Wait for a poll to finish first, so that its failure stops
-			// the pass before another slot is taken.
-			sem <- struct{}{}
-			if p.stop.Load() || ctx.Err() != nil {
-				<-sem
-				break
-			}
 			seen[uid] = struct{}{}
-			fresh++
-			job, ok := r.overdueJob(ctx, p, uid)
-			if !ok {
-				<-sem
-				continue
+			if job, ok := r.overdueJob(ctx, p, uid); ok {
+				due = append(due, job)
 			}
-			delay, err := p.lim.Reserve(ctx)
-			if err != nil || delay > 0 {
-				<-sem
-				if err != nil {
-					p.fail(fmt.Errorf("rate limiter: %w", err))
-					break
-				}
-				// No free slot: submissions keep priority; try on the next pass.
-				r.log.Debug("reconcile pass stopped at the rate limit", zap.Stringer("mode", mode),
-					zap.Int("polled", polled), zap.Duration("next_slot", delay))
-				p.stop.Store(true)
+			if p.stop.Load() {
 				break
 			}
-			polled++
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				r.poll(ctx, p, job)
-			}()
 		}
-		if fresh == 0 || len(ids) < r.batch || time.Now().After(budget) {
+		if len(due) > 0 {
+			r.reconcileJobs(ctx, p, due)
+		}
+		if len(ids) < r.batch || (len(due) == 0 && allSeen(ids, seen)) {
 			break
 		}
 	}
+	return int(p.polled.Load()), false, errors.Join(p.errs...)
+}
+
+// allSeen reports whether every id was met earlier in the pass (jobs left
+// in flight by an error: reading on would only meet them again).
+func allSeen(ids []string, seen map[string]struct{}) bool {
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// keepLease renews the pass's lease every third of its TTL until ctx ends.
+func (r *Reconciler) keepLease(ctx context.Context, lease, token string) {
+	t := time.NewTicker(r.leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := r.store.RenewLease(ctx, lease, token, r.leaseTTL); err != nil && ctx.Err() == nil {
+				r.log.Debug("reconcile lease not renewed; another worker may poll the same jobs (harmless)", zap.Error(err))
+			}
+		}
+	}
+}
+
+// reconcileJobs checks the overdue jobs at the API: first in bulk, one
+// list call per page of up to ListPageSize tasks of the same run's project
+// and batch created around the jobs' submissions, then one GET per job the
+// listing did not settle. Every call takes a slot of the shared limiter at
+// low priority (takeSlot).
+func (r *Reconciler) reconcileJobs(ctx context.Context, p *passState, due []*store.Job) {
+	var single []*store.Job
+	for _, g := range r.groups(ctx, p, due) {
+		if len(g.jobs) < 2 || p.stop.Load() {
+			single = append(single, g.jobs...)
+			continue
+		}
+		single = append(single, r.list(ctx, p, g)...)
+	}
+	sem := make(chan struct{}, r.concurrency)
+	var wg sync.WaitGroup
+	for _, job := range single {
+		// Wait for a poll to finish first, so that its failure stops
+		// the pass before another slot is taken.
+		sem <- struct{}{}
+		if p.stop.Load() || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		if !r.takeSlot(ctx, p) {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			task, err := p.client.GetTask(ctx, job.TaskID)
+			r.m.call(p.mode, "get")
+			r.apply(ctx, p, job, task, err)
+		})
+	}
 	wg.Wait()
-	return polled, false, errors.Join(p.errs...)
+}
+
+// listGroup is overdue jobs whose tasks one listing can find: same project
+// and batch, created within [from, to].
+type listGroup struct {
+	project, batch string
+	from, to       time.Time
+	jobs           []*store.Job
+}
+
+// groups groups the jobs by their run's project and batch. Jobs without a
+// submission time go alone (a single GET each).
+func (r *Reconciler) groups(ctx context.Context, p *passState, jobs []*store.Job) []*listGroup {
+	byKey := map[[2]string]*listGroup{}
+	var out []*listGroup
+	for _, job := range jobs {
+		var project, batch string
+		if run := r.runOf(ctx, p, job.Run); run != nil {
+			project, batch = run.Project, run.Batch
+		}
+		if job.SubmittedAt.IsZero() {
+			out = append(out, &listGroup{jobs: []*store.Job{job}})
+			continue
+		}
+		g := byKey[[2]string{project, batch}]
+		if g == nil {
+			g = &listGroup{project: project, batch: batch, from: job.SubmittedAt, to: job.SubmittedAt}
+			byKey[[2]string{project, batch}] = g
+			out = append(out, g)
+		}
+		g.from = minTime(g.from, job.SubmittedAt)
+		g.to = maxTime(g.to, job.SubmittedAt)
+		g.jobs = append(g.jobs, job)
+	}
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// runOf returns a run record, read once per pass (nil when it is gone).
+func (r *Reconciler) runOf(ctx context.Context, p *passState, id string) *store.Run {
+	if run, ok := p.runs[id]; ok {
+		return run
+	}
+	run, err := r.store.GetRun(ctx, id)
+	if err != nil {
+		run = nil
+	}
+	p.runs[id] = run
+	return run
+}
+
+// ListPageSize is the page size of the reconciler's list calls (the API's
+// maximum).
+const ListPageSize = 100
+
+// ListSkew widens a listing's creation-time window on both sides of the
+// jobs' recorded submission times: the API creates a task just before our
+// record of it, on its own clock. A task created outside the window (a 409
+// resolved long after the create) is fetched by a single GET.
+const ListSkew = time.Minute
+
+// list settles what it can of g's jobs from listing pages (GET /tasks with
+// project, batch and a creation-time window) and returns the jobs it did
+// not find. It stops listing as soon as the pages left would cost as many
+// calls as single GETs of the jobs left.
+func (r *Reconciler) list(ctx context.Context, p *passState, g *listGroup) (rest []*store.Job) {
+	byTask := make(map[string]*store.Job, len(g.jobs))
+	for _, job := range g.jobs {
+		byTask[job.TaskID] = job
+	}
+	defer func() {
+		for _, job := range byTask {
+			rest = append(rest, job)
+		}
+	}()
+	opts := refonte.ListTasksOptions{Project: g.project, Batch: g.batch, Limit: ListPageSize,
+		StartTime: g.from.Add(-ListSkew), EndTime: g.to.Add(ListSkew)}
+	listed := 0
+	for len(byTask) > 0 && !p.stop.Load() && ctx.Err() == nil {
+		if !r.takeSlot(ctx, p) {
+			return
+		}
+		page, err := p.client.ListTasks(ctx, opts)
+		r.m.call(p.mode, "list")
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+			case errors.Is(err, refonte.ErrRateLimited):
+				r.rateLimited(ctx, p, err)
+			case refonte.Retryable(err):
+				p.fail(fmt.Errorf("list tasks: %w", err))
+			default:
+				// The listing is refused (filters the API does not take?):
+				// single GETs settle the jobs.
+				r.log.Warn("reconcile listing refused; polling the tasks one by one", zap.Stringer("mode", p.mode), zap.Error(err))
+			}
+			return
+		}
+		listed += len(page.Docs)
+		for _, task := range page.Docs {
+			if task == nil {
+				continue
+			}
+			if job, ok := byTask[task.ID]; ok {
+				delete(byTask, task.ID)
+				r.apply(ctx, p, job, task, nil)
+			}
+		}
+		if !page.HasMore || page.NextToken == "" || len(page.Docs) == 0 {
+			return
+		}
+		if left := page.Total - listed; left > 0 && (left+ListPageSize-1)/ListPageSize >= len(byTask) {
+			return // single GETs are cheaper now
+		}
+		opts.NextToken = page.NextToken
+	}
+	return
+}
+
+// takeSlot takes a slot of the shared limiter at low priority: only a slot
+// free right now (Reserve), so creates waiting for theirs keep them; after
+// waiting one pass interval for such a slot it books the next one like a
+// create does (Wait), so a long saturated run still gets its overdue jobs
+// checked. It returns false when the pass must stop.
+func (r *Reconciler) takeSlot(ctx context.Context, p *passState) bool {
+	start := time.Now()
+	for {
+		delay, err := p.lim.Reserve(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case err != nil:
+			p.fail(fmt.Errorf("rate limiter: %w", err))
+			return false
+		case delay <= 0:
+			return true
+		}
+		if time.Since(start)+delay > r.interval {
+			if err := p.lim.Wait(ctx); err != nil {
+				if ctx.Err() == nil {
+					p.fail(fmt.Errorf("rate limiter: %w", err))
+				}
+				return false
+			}
+			return true
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// rateLimited handles a 429: the shared cooldown, and the pass stops.
+func (r *Reconciler) rateLimited(ctx context.Context, p *passState, err error) {
+	if d, ok := refonte.RetryAfter(err); ok {
+		if cerr := p.lim.Cooldown(ctx, d); cerr != nil {
+			r.log.Warn("rate limit cooldown not shared", zap.Error(cerr))
+		}
+	}
+	p.stop.Store(true)
+	r.m.poll(p.mode, "rate_limited")
+	r.log.Info("reconcile call rate limited; the pass stops", zap.Stringer("mode", p.mode), zap.Error(err))
 }
 
 // overdueJob reads an in-flight job; ok is false when it needs no poll (its
@@ -337,11 +570,15 @@ func (r *Reconciler) overdueJob(ctx context.Context, p *passState, uid string) (
 	return job, true
 }
 
-// poll fetches one job's task and applies what the API says.
-func (r *Reconciler) poll(ctx context.Context, p *passState, job *store.Job) {
+// apply applies what the API said of a job's task (task, or err of a
+// single GET): a terminal task completes or fails the job, a pending one
+// defers it by another grace period, an unknown one fails it.
+func (r *Reconciler) apply(ctx context.Context, p *passState, job *store.Job, task *refonte.Task, err error) {
 	log := r.log.With(zap.Stringer("mode", p.mode), zap.String("unique_id", job.UniqueID),
 		zap.String("task_id", job.TaskID))
-	task, err := p.client.GetTask(ctx, job.TaskID)
+	if err == nil || errors.Is(err, refonte.ErrNotFound) {
+		p.polled.Add(1) // the API told this task's state
+	}
 	var (
 		t       store.Transition
 		outcome string
@@ -367,14 +604,7 @@ func (r *Reconciler) poll(ctx context.Context, p *passState, job *store.Job) {
 	case ctx.Err() != nil:
 		return
 	case errors.Is(err, refonte.ErrRateLimited):
-		if d, ok := refonte.RetryAfter(err); ok {
-			if cerr := p.lim.Cooldown(ctx, d); cerr != nil {
-				log.Warn("rate limit cooldown not shared", zap.Error(cerr))
-			}
-		}
-		p.stop.Store(true)
-		r.m.poll(p.mode, "rate_limited")
-		log.Info("reconcile poll rate limited; the pass stops", zap.Error(err))
+		r.rateLimited(ctx, p, err)
 		return
 	case refonte.Retryable(err):
 		r.m.poll(p.mode, "poll_error")

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
@@ -283,32 +284,98 @@ func TestTaskNotFoundFailsTheJob(t *testing.T) {
 	}
 }
 
-func TestPollsTakeOnlyFreeRateLimitSlots(t *testing.T) {
+// TestPassDrainsEveryOverdueJobAtBurstOne: with the worker's default
+// -rate-burst 1 and the limiter's free slot just taken (a create got it), a
+// pass still settles every overdue job, in bulk: a few list calls instead
+// of one GET per job (before, the pass stopped at the first Reserve that
+// found no free slot: one job per pass).
+func TestPassDrainsEveryOverdueJobAtBurstOne(t *testing.T) {
 	e := newEnv(t, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately, CallbackDropRate: 1})
-	_, uids := e.submitted(t, "slow", 10)
+	run, uids := e.submitted(t, "burst1", 250)
 	e.waitTerminal(t, uids)
-	// Three slots now, the next one in about 1000 s.
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 0.001, Burst: 3})
+	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 20, Burst: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.reconciler(t, lim, func(c *reconcile.Config) { c.Concurrency = 1 })
+	if err := lim.Wait(context.Background()); err != nil { // a create takes the free slot
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := e.reconciler(t, lim, func(c *reconcile.Config) { c.Registerer = reg })
 	e.advance(grace + time.Second)
-	if n := once(t, r); n != 3 {
-		t.Fatalf("polled %d with 3 free slots, want 3", n)
+	calls := e.sb.Stats().APICalls
+	if n := once(t, r); n != len(uids) {
+		t.Fatalf("one pass at burst 1 checked %d of %d overdue jobs", n, len(uids))
 	}
-	if n := once(t, r); n != 0 {
-		t.Fatalf("polled %d with no free slot, want 0 (submissions keep priority)", n)
+	if got := e.run(t, run.ID); got.Completed != int64(len(uids)) || got.State != store.RunDone {
+		t.Fatalf("run %s %+v, want done with %d completed", got.State, got.Counters, len(uids))
 	}
-	completed := 0
-	for _, uid := range uids {
-		if e.job(t, uid).State == store.JobCompleted {
-			completed++
+	// 250 tasks: 3 pages of 100, no single GET.
+	if made := e.sb.Stats().APICalls - calls; made > 3 {
+		t.Errorf("the pass made %d API calls for %d jobs, want at most 3 (listing pages of 100)", made, len(uids))
+	}
+	if got := counter(t, reg, "refonte_reconcile_api_calls_total", "list"); got < 1 || got > 3 {
+		t.Errorf("refonte_reconcile_api_calls_total{op=list} = %v, want 1..3", got)
+	}
+	if got := counter(t, reg, "refonte_reconcile_api_calls_total", "get"); got != 0 {
+		t.Errorf("refonte_reconcile_api_calls_total{op=get} = %v, want 0", got)
+	}
+}
+
+// TestListingCostFallsBackToSingleGets: a single overdue job among many
+// tasks is fetched by one GET, not by listing the whole run.
+func TestListingCostFallsBackToSingleGets(t *testing.T) {
+	e := newEnv(t, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately, CallbackDropRate: 1})
+	_, uids := e.submitted(t, "sparse", 150)
+	e.waitTerminal(t, uids)
+	ctx := context.Background()
+	// Callbacks came for all but two rows, the first and the last.
+	for _, uid := range uids[1 : len(uids)-1] {
+		j := e.job(t, uid)
+		if _, err := e.st.Complete(ctx, refonte.ModeTest, uid, store.Outcome{TaskID: j.TaskID, Status: refonte.StatusCompleted, At: time.Now()}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if completed != 3 {
-		t.Fatalf("%d jobs completed, want 3", completed)
+	r := e.reconciler(t, nil, nil)
+	e.advance(grace + time.Second)
+	calls := e.sb.Stats().APICalls
+	if n := once(t, r); n != 2 {
+		t.Fatalf("checked %d jobs, want 2", n)
 	}
+	// The listing's first page (newest 100) holds the last row only; the
+	// second page would cost what the one GET left costs.
+	if made := e.sb.Stats().APICalls - calls; made > 2 {
+		t.Errorf("%d API calls for 2 overdue jobs among 150 tasks, want at most 2", made)
+	}
+	for _, uid := range []string{uids[0], uids[len(uids)-1]} {
+		if j := e.job(t, uid); j.State != store.JobCompleted {
+			t.Errorf("job %s is %s, want completed", uid, j.State)
+		}
+	}
+}
+
+// counter returns the value of the counter name with the label op (or
+// outcome) equal to label, summed over its other labels.
+func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
 
 func TestAPIDownLeavesJobsForLater(t *testing.T) {
@@ -318,9 +385,13 @@ func TestAPIDownLeavesJobsForLater(t *testing.T) {
 	r := e.reconciler(t, nil, func(c *reconcile.Config) { c.Concurrency = 1 })
 	e.advance(grace + time.Second)
 	e.sb.SetDown(true)
+	calls := e.sb.Stats().APICalls
 	n, err := r.Once(context.Background())
-	if err == nil || n != 1 {
-		t.Fatalf("Once with the API down: polled %d, err %v; want the pass to stop at the first failure", n, err)
+	if err == nil || n != 0 {
+		t.Fatalf("Once with the API down: checked %d, err %v; want the pass to stop at the first failure", n, err)
+	}
+	if made := e.sb.Stats().APICalls - calls; made != 1 {
+		t.Errorf("%d API calls with the API down, want 1 (the pass stops at the first failure)", made)
 	}
 	if !errors.Is(err, refonte.ErrServer) {
 		t.Errorf("error %v does not match refonte.ErrServer", err)

@@ -93,4 +93,27 @@ func TestStoreExtensions(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+
+	t.Run("a lease is renewed by its holder only", func(t *testing.T) {
+		tok, ok, err := e.st.TryLease(ctx, "renew", 200*time.Millisecond)
+		if err != nil || !ok {
+			t.Fatalf("TryLease = %v, %v", ok, err)
+		}
+		if ok, err := e.st.RenewLease(ctx, "renew", "not-the-token", time.Minute); err != nil || ok {
+			t.Fatalf("RenewLease with a wrong token = %v, %v; want false", ok, err)
+		}
+		if ok, err := e.st.RenewLease(ctx, "renew", tok, time.Minute); err != nil || !ok {
+			t.Fatalf("RenewLease = %v, %v; want true", ok, err)
+		}
+		time.Sleep(400 * time.Millisecond) // past the first TTL
+		if _, ok, _ := e.st.TryLease(ctx, "renew", time.Minute); ok {
+			t.Fatal("the renewed lease expired at its first TTL")
+		}
+		if err := e.st.ReleaseLease(ctx, "renew", tok); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := e.st.RenewLease(ctx, "renew", tok, time.Minute); err != nil || ok {
+			t.Fatalf("RenewLease of a released lease = %v, %v; want false", ok, err)
+		}
+	})
 }

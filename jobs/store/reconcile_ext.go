@@ -63,6 +63,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `)
 
+// renewScript extends a lease only if it still holds the caller's token.
+// KEYS[1] lease key; ARGV[1] token, ARGV[2] TTL ms. Returns 1 if renewed, else 0.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
 func (s *Store) leaseKey(name string) string { return s.opts.Prefix + "lease:" + name }
 
 // TryLease takes the short lease name for ttl if nobody holds it (SET NX
@@ -89,4 +96,15 @@ func (s *Store) ReleaseLease(ctx context.Context, name, token string) error {
 		return fmt.Errorf("store: release lease %s: %w", name, err)
 	}
 	return nil
+}
+
+// RenewLease extends a lease taken by TryLease to ttl from now, if token
+// still holds it; ok is false when the lease was lost (expired, or taken
+// by another holder since).
+func (s *Store) RenewLease(ctx context.Context, name, token string, ttl time.Duration) (ok bool, err error) {
+	n, err := renewScript.Run(ctx, s.rdb, []string{s.leaseKey(name)}, token, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("store: renew lease %s: %w", name, err)
+	}
+	return n == 1, nil
 }
