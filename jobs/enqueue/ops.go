@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
@@ -26,21 +28,26 @@ type StatusReport struct {
 	PausedReason string         `json:"paused_reason,omitempty"`
 	AbortReason  string         `json:"abort_reason,omitempty"`
 	store.Counters
-	Mode       refonte.Mode `json:"mode"`
-	Dataset    string       `json:"dataset"`
-	Type       string       `json:"type,omitempty"`
-	Project    string       `json:"project,omitempty"`
-	Batch      string       `json:"batch,omitempty"`
-	CreatedAt  time.Time    `json:"created_at"`
-	FinishedAt time.Time    `json:"finished_at,omitzero"`
+	// Retrying counts rows still queued whose last API attempt failed
+	// (asynq retries them); LastError is the run's newest API error.
+	Retrying    int64        `json:"retrying"`
+	LastError   string       `json:"last_error,omitempty"`
+	LastErrorAt time.Time    `json:"last_error_at,omitzero"`
+	Mode        refonte.Mode `json:"mode"`
+	Dataset     string       `json:"dataset"`
+	Type        string       `json:"type,omitempty"`
+	Project     string       `json:"project,omitempty"`
+	Batch       string       `json:"batch,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	FinishedAt  time.Time    `json:"finished_at,omitzero"`
 }
 
 // NewStatusReport returns the report of a run record.
 func NewStatusReport(r *store.Run) StatusReport {
 	return StatusReport{
 		RunID: r.ID, State: r.State, PausedReason: r.PausedReason, AbortReason: r.AbortReason,
-		Counters: r.Counters,
-		Mode:     r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
+		Counters: r.Counters, Retrying: r.Retrying, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
+		Mode: r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 	}
 }
@@ -71,6 +78,10 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 	fmt.Fprintf(tw, "rows\t%d\tvalid\t%d\tinvalid\t%d\n", rep.Rows, rep.Valid, rep.Invalid)
 	fmt.Fprintf(tw, "enqueued\t%d\tduplicate\t%d\tsubmitted\t%d\n", rep.Enqueued, rep.Duplicate, rep.Submitted)
 	fmt.Fprintf(tw, "completed\t%d\tfailed\t%d\tcanceled\t%d\n", rep.Completed, rep.Failed, rep.Canceled)
+	fmt.Fprintf(tw, "retrying\t%d\n", rep.Retrying)
+	if rep.LastError != "" {
+		fmt.Fprintf(tw, "last API error\t%s  %s\n", rep.LastErrorAt.UTC().Format(time.RFC3339), oneLine(rep.LastError))
+	}
 	fmt.Fprintf(tw, "created\t%s\n", rep.CreatedAt.UTC().Format(time.RFC3339))
 	if !rep.FinishedAt.IsZero() {
 		fmt.Fprintf(tw, "finished\t%s\n", rep.FinishedAt.UTC().Format(time.RFC3339))
@@ -370,10 +381,33 @@ func Runs(ctx context.Context, st *store.Store, limit int, asJSON bool, w io.Wri
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN_ID\tSTATE\tMODE\tROWS\tINVALID\tENQUEUED\tDUPLICATE\tCOMPLETED\tFAILED\tCREATED\tDATASET")
+	fmt.Fprintln(tw, "RUN_ID\tSTATE\tMODE\tROWS\tINVALID\tENQUEUED\tDUPLICATE\tCOMPLETED\tFAILED\tRETRYING\tCREATED\tDATASET\tLAST_API_ERROR")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.State, r.Mode, r.Rows, r.Invalid,
-			r.Enqueued, r.Duplicate, r.Completed, r.Failed, r.CreatedAt.UTC().Format("2006-01-02 15:04:05"), r.Dataset)
+		lastErr := "-"
+		if r.LastError != "" {
+			lastErr = clip(oneLine(r.LastError), 60)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.State, r.Mode, r.Rows, r.Invalid,
+			r.Enqueued, r.Duplicate, r.Completed, r.Failed, r.Retrying, r.CreatedAt.UTC().Format("2006-01-02 15:04:05"), r.Dataset, lastErr)
 	}
 	return tw.Flush()
+}
+
+// oneLine replaces the line breaks and tabs of an API error with spaces, so
+// it keeps to its line of the table.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// clip cuts s to n runes, ending with "…" when it was cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }

@@ -136,6 +136,50 @@ func TestStatusResultsRuns(t *testing.T) {
 	}
 }
 
+// TestStatusShowsRetryingRows: rows whose API attempts fail (an API that
+// hangs or answers 5xx) show as retrying in status and runs, with the run's
+// last API error, long before any row fails.
+func TestStatusShowsRetryingRows(t *testing.T) {
+	f := newFixture(t)
+	runID, js := f.submitted(3, "hang")
+	ctx := context.Background()
+	const apiErr = "refonte: POST /task/documenttranscription: context deadline exceeded\n(after 3 attempts)"
+	for _, j := range js[:2] {
+		for range 2 {
+			if err := f.st.RecordAttempt(ctx, refonte.ModeTest, j.UniqueID, apiErr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m := f.main("status", "-json", runID).lastJSON(t)
+	if got := num(t, m, "retrying"); got != 2 {
+		t.Errorf("status -json retrying = %d, want 2", got)
+	}
+	if m["last_error"] != apiErr || m["last_error_at"] == nil {
+		t.Errorf("status -json last_error = %v at %v, want %q", m["last_error"], m["last_error_at"], apiErr)
+	}
+	r := f.main("status", runID)
+	if !strings.Contains(r.stdout, "retrying") || !strings.Contains(r.stdout, "context deadline exceeded (after 3 attempts)") {
+		t.Errorf("human status without the retrying rows and the last API error:\n%s", r.stdout)
+	}
+	r = f.main("runs")
+	tl := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(tl) != 2 || !strings.Contains(tl[0], "RETRYING") || !strings.Contains(tl[0], "LAST_API_ERROR") ||
+		!strings.Contains(tl[1], " 2 ") || !strings.Contains(tl[1], "context deadline") {
+		t.Errorf("runs table without the retrying rows and the last API error:\n%s", r.stdout)
+	}
+	if m := f.main("runs", "-json").lastJSON(t); num(t, m, "retrying") != 2 || m["last_error"] != apiErr {
+		t.Errorf("runs -json = %v", m)
+	}
+	// A row created at last leaves the retrying ones.
+	if _, err := f.st.RecordCreated(ctx, refonte.ModeTest, js[0].UniqueID, "task-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := num(t, f.main("status", "-json", runID).lastJSON(t), "retrying"); got != 1 {
+		t.Errorf("retrying = %d after one row was created, want 1", got)
+	}
+}
+
 func TestRetryRequeuesFailedRows(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

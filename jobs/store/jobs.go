@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -268,7 +269,8 @@ func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 }
 
 func (s *Store) recordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, lastError string) error {
-	n, err := s.scriptInt(ctx, recordAttemptScript, []string{s.jobKey(mode, uniqueID)}, lastError, ms(time.Now()), s.ttlMS())
+	n, err := s.scriptInt(ctx, recordAttemptScript, []string{s.jobKey(mode, uniqueID)}, lastError, ms(time.Now()), s.ttlMS(),
+		s.opts.Prefix, cutUTF8(lastError, MaxRunErrorBytes))
 	if err != nil {
 		return fmt.Errorf("store: record attempt %s: %w", uniqueID, err)
 	}
@@ -276,4 +278,22 @@ func (s *Store) recordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, 
 		return fmt.Errorf("%w: %s %s", ErrJobNotFound, mode, uniqueID)
 	}
 	return nil
+}
+
+// MaxRunErrorBytes bounds the last API error kept on a run record
+// (Run.LastError); longer errors are cut and end with "…".
+const MaxRunErrorBytes = 512
+
+// cutUTF8 returns s cut to at most limit bytes at a UTF-8 boundary, ending
+// with "…" when it was cut.
+func cutUTF8(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const ell = "…"
+	cut := limit - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:max(cut, 0)] + ell
 }

@@ -545,7 +545,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{"created_at", "enqueued_at", "finished_at", "ttl_at"} {
+			for _, k := range []string{"created_at", "enqueued_at", "finished_at", "ttl_at", "last_error_at"} {
 				delete(raw, k)
 			}
 			st.Runs = append(st.Runs, raw)

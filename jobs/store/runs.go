@@ -119,6 +119,9 @@ func parseRun(id string, m map[string]string) *Run {
 		FinishedAt:          fromMS(m["finished_at"]),
 		BatchFinalized:      m["finalized"] == "1",
 		TerminalWithoutTask: i("notask"),
+		Retrying:            max(i("retrying"), 0),
+		LastError:           m["last_error"],
+		LastErrorAt:         fromMS(m["last_error_at"]),
 		Counters: Counters{
 			Rows: i("rows"), Valid: i("valid"), Invalid: i("invalid"),
 			Enqueued: i("enqueued"), Duplicate: i("duplicate"), Submitted: i("submitted"),

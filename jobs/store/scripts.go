@@ -14,13 +14,15 @@ package store
 // Times are unix milliseconds; TTLs are milliseconds (PEXPIRE).
 //
 // Job hash fields: line type state task_id status attempts error response
-// created submitted delivered updated generation runs (the first run is the
+// created submitted delivered updated generation runs retrying (the first run is the
 // one that created the job; `updated` is absent until the first change, to
 // keep a queued row's record small).
 // Run hash fields: dataset type project batch mode callback_url state
 // paused_reason abort_reason created_at enqueued_at finished_at finalized
-// allsub and the counters rows valid invalid enqueued duplicate submitted
-// completed failed canceled notask (terminal rows without a task at the API).
+// allsub last_error last_error_at and the counters rows valid invalid
+// enqueued duplicate submitted completed failed canceled notask (terminal
+// rows without a task at the API) retrying (queued rows whose last attempt
+// failed).
 
 import "github.com/redis/go-redis/v9"
 
@@ -110,6 +112,15 @@ end
 local function num(v)
   if v then return tonumber(v) or 0 end
   return 0
+end
+
+-- leave_retry: a job that had a failed attempt while queued (field
+-- retrying, see recordAttemptScript) and now changes state no longer counts
+-- in its runs' retrying counter.
+local function leave_retry(jk, deltas)
+  if redis.call('HDEL', jk, 'retrying') == 1 then
+    deltas.retrying = (deltas.retrying or 0) - 1
+  end
 end
 
 local run_counters = {valid = 1, submitted = 2, completed = 3, failed = 4, canceled = 5, notask = 6}
@@ -418,6 +429,7 @@ local function mark_submitted(jk, fk, ik, prefix, tid, now, ttl, uid, count)
   end
   redis.call('SET', ik, uid, 'PX', ttl)
   redis.call('PEXPIRE', jk, ttl)
+  leave_retry(jk, deltas)
   local done, allsub = apply_runs(prefix, j[3], deltas, now, ttl)
   return {1, st, to, done, allsub}
 end
@@ -498,6 +510,7 @@ local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl,
     end
     fail_groups_of_runs(prefix, j[5], jk, out_err, in_err, ttl)
   end
+  leave_retry(jk, deltas)
   local done, allsub = apply_runs(prefix, j[5], deltas, now, ttl)
   return {1, st, to, done, allsub}
 end
@@ -552,6 +565,7 @@ if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
   if to == 'failed' then fail_groups_of_runs(ARGV[1], j[6], KEYS[1], nil, ARGV[5], ttl) end
   local deltas = {submitted = 1}
   deltas[to] = 1
+  leave_retry(KEYS[1], deltas)
   local done, allsub = apply_runs(ARGV[1], j[6], deltas, now, ttl)
   return {1, 'enqueued', to, done, allsub}
 end
@@ -583,6 +597,7 @@ redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[2], 'updated', ARGV
 redis.call('ZREM', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 fail_groups_of_runs(ARGV[1], j[3], KEYS[1], nil, ARGV[2], ARGV[4])
+leave_retry(KEYS[1], deltas)
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
 return {1, st, 'failed', done, allsub}
 `)
@@ -615,20 +630,42 @@ return {1, st, 'enqueued', done, allsub}
 `)
 
 // recordAttemptScript counts one submission attempt and keeps its error
-// (an empty error clears the previous one, unless the job failed).
-// KEYS[1] job hash; ARGV[1] error, ARGV[2] now ms, ARGV[3] TTL ms.
+// (an empty error clears the previous one, unless the job failed). A failed
+// attempt of a queued job also marks the job retrying (field retrying,
+// counted once in each of its runs' retrying counter until the job changes
+// state: leave_retry) and becomes its runs' last API error (fields
+// last_error, last_error_at); a successful one ends the retrying.
+// KEYS[1] job hash; ARGV[1] error, ARGV[2] now ms, ARGV[3] TTL ms,
+// ARGV[4] prefix, ARGV[5] the error as kept on the run (bounded).
 // Returns 1, or -1 if the job does not exist.
 var recordAttemptScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local j = redis.call('HMGET', KEYS[1], 'state', 'runs')
+local st = j[1]
 if not st then return -1 end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local delta = 0
 if ARGV[1] ~= '' then
   redis.call('HSET', KEYS[1], 'error', ARGV[1])
+  if st == 'enqueued' and redis.call('HSETNX', KEYS[1], 'retrying', '1') == 1 then delta = 1 end
 elseif st ~= 'failed' then
   redis.call('HDEL', KEYS[1], 'error')
+  if redis.call('HDEL', KEYS[1], 'retrying') == 1 then delta = -1 end
 end
 redis.call('HSET', KEYS[1], 'updated', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if delta ~= 0 or ARGV[1] ~= '' then
+  local seen = {}
+  for rid in string.gmatch(j[2] or '', '%S+') do
+    local rk = ARGV[4] .. 'run:' .. rid
+    if redis.call('EXISTS', rk) == 1 then
+      if delta ~= 0 then redis.call('HINCRBY', rk, 'retrying', delta) end
+      if ARGV[1] ~= '' and not seen[rid] then
+        redis.call('HSET', rk, 'last_error', ARGV[5], 'last_error_at', ARGV[2])
+      end
+    end
+    seen[rid] = true
+  end
+end
 return 1
 `)
 

@@ -129,6 +129,14 @@ type Run struct {
 	// TerminalWithoutTask counts rows terminal without any task at the API
 	// (in practice failed, such as a permanent 400 on create).
 	TerminalWithoutTask int64 `json:"terminal_without_task,omitempty"`
+	// Retrying counts the run's rows still queued whose last attempt at the
+	// API failed: asynq retries them (a hanging or failing API shows here
+	// long before a row fails).
+	Retrying int64 `json:"retrying"`
+	// LastError is the newest API error of any of the run's attempts
+	// (at most MaxRunErrorBytes), LastErrorAt its time.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Counters
 }
 

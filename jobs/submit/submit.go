@@ -29,6 +29,8 @@ const (
 	PausedRecheck = time.Minute
 	// DefaultCooldown is the shared cooldown after a 429 without Retry-After.
 	DefaultCooldown = time.Second
+	// recordTimeout bounds the recording of a failed attempt.
+	recordTimeout = 5 * time.Second
 )
 
 // Options configures a Handler.
@@ -425,7 +427,12 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 		h.opts.Metrics.outcome(p.Mode, OutcomeSubmitted)
 		return d.submitted(ctx, task, false)
 	}
-	if rerr := h.opts.Store.RecordAttempt(ctx, p.Mode, p.UniqueID, err.Error()); rerr != nil {
+	// Recorded even when the job's context ended (an API that hangs):
+	// enqueue status shows the row retrying and the run's last API error.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	rerr := h.opts.Store.RecordAttempt(rctx, p.Mode, p.UniqueID, err.Error())
+	cancel()
+	if rerr != nil {
 		d.log().Warn("recording the attempt failed", zap.Error(rerr))
 	}
 	var gated *ratelimit.DelayError
