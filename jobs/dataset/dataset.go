@@ -161,6 +161,12 @@ type Row struct {
 	// Body is Params as compact JSON with sorted keys, byte for byte what
 	// json.Marshal(Params) gives. It is a fresh slice for every row.
 	Body []byte
+	// Fingerprint identifies the row's content: 32 hex digits of the
+	// SHA-256 of what UniqueID hashes (project, type and the params but
+	// unique_id and callback_url), whether the unique_id is the row's own
+	// or derived. Two rows with one unique_id and different fingerprints
+	// are different tasks under one ID.
+	Fingerprint string
 }
 
 // Reject is an invalid row: where it starts, why, and its text.
@@ -202,10 +208,11 @@ func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) s
 }
 
 // sumID hashes "project NUL type NUL canonical-JSON" into a unique_id.
-func sumID(b []byte) string {
+func sumID(b []byte) string { return UniqueIDPrefix + fingerprint(b) }
+
+// fingerprint is the first 32 hex digits of the SHA-256 of "project NUL
+// type NUL canonical-JSON" (see Row.Fingerprint).
+func fingerprint(b []byte) string {
 	sum := sha256.Sum256(b)
-	var out [len(UniqueIDPrefix) + 32]byte
-	copy(out[:], UniqueIDPrefix)
-	hex.Encode(out[len(UniqueIDPrefix):], sum[:16])
-	return string(out[:])
+	return hex.EncodeToString(sum[:16])
 }

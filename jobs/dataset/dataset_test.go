@@ -368,3 +368,43 @@ func TestParseFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestFingerprint: a row's fingerprint is its content (project, type,
+// params but unique_id and callback_url), whether the unique_id is the
+// row's own or derived, and a derived unique_id is the fingerprint.
+func TestFingerprint(t *testing.T) {
+	read := func(opts Options, lines ...string) []Row {
+		t.Helper()
+		r, err := NewReader(strings.NewReader(strings.Join(lines, "\n")+"\n"), "f.jsonl", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []Row
+		for {
+			row, rej, err := r.Next()
+			if err == io.EOF {
+				return rows
+			}
+			if err != nil || rej != nil {
+				t.Fatalf("row: %v %v", rej, err)
+			}
+			rows = append(rows, row)
+		}
+	}
+	opts := Options{Format: FormatJSONL, TaskType: refonte.TypeDocumentTranscription, Project: "p", IDColumn: "id"}
+	rows := read(opts,
+		`{"id":"x","attachment":"https://a.example/1.pdf"}`,
+		`{"id":"y","attachment":"https://a.example/1.pdf","callback_url":"https://cb.example/2"}`,
+		`{"id":"x","attachment":"https://a.example/2.pdf"}`)
+	if rows[0].Fingerprint == "" || rows[0].Fingerprint != rows[1].Fingerprint {
+		t.Errorf("same content, other id and callback: fingerprints %q, %q", rows[0].Fingerprint, rows[1].Fingerprint)
+	}
+	if rows[2].Fingerprint == rows[0].Fingerprint {
+		t.Errorf("other content, same fingerprint %q", rows[0].Fingerprint)
+	}
+	opts.IDColumn = ""
+	derived := read(opts, `{"attachment":"https://a.example/1.pdf"}`)[0]
+	if derived.Fingerprint != rows[0].Fingerprint || derived.UniqueID != UniqueIDPrefix+derived.Fingerprint {
+		t.Errorf("derived row: id %q fingerprint %q, want the own-id row's fingerprint %q", derived.UniqueID, derived.Fingerprint, rows[0].Fingerprint)
+	}
+}

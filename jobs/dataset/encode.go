@@ -92,10 +92,11 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 	return b, nil
 }
 
-// rowEncoder encodes a row's body and, when the row has no unique_id yet,
-// computes it from the canonical JSON in the same pass: the canonical
-// entries are encoded once, hashed, then copied into the body with the
-// callback_url and unique_id entries inserted at their sorted places.
+// rowEncoder encodes a row's body and its content fingerprint, and, when
+// the row has no unique_id yet, derives the unique_id from the fingerprint,
+// all in one pass: the canonical entries (every param but unique_id and
+// callback_url) are encoded once, hashed, then copied into the body with
+// the callback_url and unique_id entries inserted at their sorted places.
 type rowEncoder struct {
 	canon []byte // canonical JSON: '{' entries '}'
 	keys  []kv   // sorted canonical entries
@@ -103,16 +104,9 @@ type rowEncoder struct {
 	cb    []byte // the callback_url entry, if any
 }
 
-// encode returns the body and the unique_id (the row's own, or the hash).
-func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte, string, error) {
-	if id, ok := p[refonte.ParamUniqueID].(string); ok {
-		b, err := appendMap(e.canon[:0], p, false)
-		e.canon = b
-		if err != nil {
-			return nil, "", err
-		}
-		return slices.Clone(b), id, nil
-	}
+// encode returns the body, the unique_id (the row's own, or derived from
+// the content) and the content fingerprint (see Row.Fingerprint).
+func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) (body []byte, id, fp string, err error) {
 	e.keys = e.keys[:0]
 	for k, v := range p {
 		if k != refonte.ParamUniqueID && k != refonte.ParamCallbackURL {
@@ -128,7 +122,6 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 	jsonStart := len(b)
 	b = append(b, '{')
 	e.spans = e.spans[:0]
-	var err error
 	for i, x := range e.keys {
 		if i > 0 {
 			b = append(b, ',')
@@ -138,13 +131,17 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 		b = append(b, ':')
 		if b, err = appendValue(b, x.v); err != nil {
 			e.canon = b
-			return nil, "", err
+			return nil, "", "", err
 		}
 		e.spans = append(e.spans, start, len(b))
 	}
 	b = append(b, '}')
 	e.canon = b
-	id := sumID(b)
+	fp = fingerprint(b)
+	var own bool
+	if id, own = p[refonte.ParamUniqueID].(string); !own {
+		id = UniqueIDPrefix + fp
+	}
 	b = b[jsonStart:]
 
 	e.cb = e.cb[:0]
@@ -152,10 +149,10 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 		e.cb = jsonwire.AppendString(e.cb, refonte.ParamCallbackURL)
 		e.cb = append(e.cb, ':')
 		if e.cb, err = appendValue(e.cb, v); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 	}
-	body := make([]byte, 0, len(b)+len(e.cb)+len(id)+16)
+	body = make([]byte, 0, len(b)+len(e.cb)+len(id)+16)
 	body = append(body, '{')
 	cbDone, idDone := len(e.cb) == 0, false
 	n := 0
@@ -189,7 +186,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) ([]byte,
 		body = appendIDEntry(body, id)
 	}
 	body = append(body, '}')
-	return body, id, nil
+	return body, id, fp, nil
 }
 
 func appendIDEntry(b []byte, id string) []byte {

@@ -261,12 +261,12 @@ func (r *Reader) finish(line int64, p map[string]any, raw []byte) (Row, *Reject)
 	if err := refonte.ValidateTaskParams(typ, params); err != nil {
 		return Row{}, reject(line, raw, "%s", strings.TrimPrefix(err.Error(), "refonte: "))
 	}
-	body, id, err := r.enc.encode(params, typ)
+	body, id, fp, err := r.enc.encode(params, typ)
 	if err != nil {
 		return Row{}, reject(line, raw, "cannot encode the params: %v", err)
 	}
 	params[refonte.ParamUniqueID] = id
-	return Row{Line: line, Type: typ, UniqueID: id, Params: params, Body: body}, nil
+	return Row{Line: line, Type: typ, UniqueID: id, Params: params, Body: body, Fingerprint: fp}, nil
 }
 
 // fill applies the option params then DefaultParams under the row's own.

@@ -314,6 +314,12 @@ func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, miss
 		if rej != nil || job == nil {
 			continue
 		}
+		if job.Fingerprint != "" && row.Fingerprint != job.Fingerprint {
+			// Another task under the job's unique_id: never submit it.
+			opts.Logger.Warn("row not re-queued: the dataset's row has other content than the run's",
+				zap.Int64("line", job.Line), zap.Int64("dataset_line", row.Line), zap.String("unique_id", job.UniqueID))
+			continue
+		}
 		p := jobs.SubmitPayload{V: jobs.PayloadVersion, Run: job.Run, Line: job.Line, UniqueID: job.UniqueID,
 			TaskType: row.Type, Mode: job.Mode, Params: row.Body}
 		if p.Run == "" {

@@ -82,7 +82,7 @@ func (p *LogProgress) Start(c *Counts) func() {
 			return // the caller logs the final summary
 		}
 		fields := []zap.Field{zap.String("phase", phase(c)), zap.Int64("rows_read", c.Read.Load()), zap.Int64("valid", c.Valid.Load()),
-			zap.Int64("invalid", c.Invalid.Load()), zap.Int64("enqueued", c.Enqueued.Load()),
+			zap.Int64("invalid", c.invalid()), zap.Int64("enqueued", c.Enqueued.Load()),
 			zap.Int64("duplicate", c.Duplicate.Load()), zap.Float64("rows_per_s", r.perSecond(c.Read.Load()))}
 		if c.Size > 0 {
 			fields = append(fields, zap.Float64("percent", 100*float64(c.Bytes.Load())/float64(c.Size)))
@@ -140,10 +140,10 @@ func (p *BarProgress) Start(c *Counts) func() {
 	return ticker(200*time.Millisecond, func(final bool) {
 		if c.Phase != "" {
 			bar.Describe(fmt.Sprintf("%s: read %d  valid %d  invalid %d  %.0f rows/s",
-				c.Phase, c.Read.Load(), c.Valid.Load(), c.Invalid.Load(), r.perSecond(c.Read.Load())))
+				c.Phase, c.Read.Load(), c.Valid.Load(), c.invalid(), r.perSecond(c.Read.Load())))
 		} else {
 			bar.Describe(fmt.Sprintf("read %d  enqueued %d  duplicate %d  invalid %d  %.0f rows/s",
-				c.Read.Load(), c.Enqueued.Load(), c.Duplicate.Load(), c.Invalid.Load(), r.perSecond(c.Read.Load())))
+				c.Read.Load(), c.Enqueued.Load(), c.Duplicate.Load(), c.invalid(), r.perSecond(c.Read.Load())))
 		}
 		if max > 0 {
 			_ = bar.Set64(c.Bytes.Load())

@@ -143,12 +143,19 @@ func (e *WaitInterruptedError) Unwrap() error { return e.Err }
 // Counts are the live counters of a submit, read by a Progress.
 type Counts struct {
 	Read, Valid, Invalid, Enqueued, Duplicate atomic.Int64
+	// Conflict counts rows refused by the store because their unique_id
+	// is already used for other content (invalid rows too, see invalid).
+	Conflict atomic.Int64
 	// Bytes is the number of dataset bytes read (of Size, 0 if unknown).
 	Bytes atomic.Int64
 	Size  int64
 	// Phase names a pass other than the enqueue ("counting" for the live pre-pass).
 	Phase string
 }
+
+// invalid returns the invalid rows: rejected by the reader or refused for
+// a content conflict.
+func (c *Counts) invalid() int64 { return c.Invalid.Load() + c.Conflict.Load() }
 
 // source opens the dataset for one pass.
 type source struct {
@@ -283,15 +290,19 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 var ErrDatasetChanged = errors.New("the dataset changed after the live counting pass")
 
 // rejectsFile creates the rejects file lazily, on the first reject, and
-// removes a stale one when the run has none.
+// removes a stale one when the run has none. It is safe for concurrent use
+// (the reader's rejects and the writers' content conflicts).
 type rejectsFile struct {
 	path string
 	log  *zap.Logger
+	mu   sync.Mutex
 	f    *os.File
 	w    *dataset.RejectsWriter
 }
 
 func (r *rejectsFile) write(rej dataset.Reject) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.w == nil {
 		f, err := os.Create(r.path)
 		if err != nil {
@@ -306,6 +317,8 @@ func (r *rejectsFile) write(rej dataset.Reject) error {
 // A stale file that cannot be removed is logged, never an error: the run
 // itself went well.
 func (r *rejectsFile) close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.w == nil {
 		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			r.log.Warn("no row was rejected, but a stale rejects file from an earlier run could not be removed; ignore it",
@@ -443,6 +456,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 	defer stopProgress()
 
 	var stopped stopTracker
+	rej := &rejectsFile{path: cfg.Rejects, log: opts.Logger}
 	batches := make(chan *batch, cfg.Workers)
 	free := make(chan *batch, 2*cfg.Workers+1)
 	g, gctx := errgroup.WithContext(ctx)
@@ -455,10 +469,18 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 					return err
 				}
 				var added, dup int64
-				for _, o := range outs {
-					if o == store.AddedNew {
+				for i, o := range outs {
+					switch o {
+					case store.AddedNew:
 						added++
-					} else {
+					case store.AddedConflict:
+						c.Valid.Add(-1)
+						c.Conflict.Add(1)
+						if err := rej.write(conflictReject(gctx, st, run, &b.jobs[i])); err != nil {
+							stopped.at(b.jobs[i].Line)
+							return err
+						}
+					default:
 						dup++
 					}
 				}
@@ -500,7 +522,6 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 			return context.Cause(gctx)
 		}
 	}
-	rej := &rejectsFile{path: cfg.Rejects, log: opts.Logger}
 	var lastInvalid int64
 	readErr := readAll(gctx, src, dopts, c, rej, createRun, func(row dataset.Row) error {
 		if inv := c.Invalid.Load(); inv != lastInvalid {
@@ -567,7 +588,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 		// A dataset can end with invalid rows only.
 		err = flushInvalid()
 	}
-	sum := &Summary{RunID: run.ID, Rows: c.Read.Load(), Valid: c.Valid.Load(), Invalid: c.Invalid.Load(),
+	sum := &Summary{RunID: run.ID, Rows: c.Read.Load(), Valid: c.Valid.Load(), Invalid: c.invalid(),
 		Enqueued: c.Enqueued.Load(), Duplicate: c.Duplicate.Load(), Seconds: time.Since(start).Seconds()}
 	if sum.Invalid > 0 {
 		sum.Rejects = cfg.Rejects
@@ -628,7 +649,7 @@ func newJob(b *batch, run *store.Run, row dataset.Row) store.NewJob {
 		TaskType: row.Type, Mode: run.Mode, Params: row.Body,
 	})
 	return store.NewJob{
-		Line: row.Line, UniqueID: row.UniqueID, TaskType: row.Type,
+		Line: row.Line, UniqueID: row.UniqueID, TaskType: row.Type, Fingerprint: row.Fingerprint,
 		AsynqType: jobs.TypeSubmit, Queue: jobs.Queue(run.Mode), TaskID: jobs.TaskID(run.Mode, row.UniqueID),
 		Payload: b.buf[start:len(b.buf):len(b.buf)], MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout,
 	}

@@ -70,6 +70,9 @@ type NewJob struct {
 	Line     int64
 	UniqueID string
 	TaskType refonte.TaskType
+	// Fingerprint identifies the row's content (dataset.Row.Fingerprint);
+	// empty skips the content check.
+	Fingerprint string
 	// The asynq task: type name, queue, task ID, payload, retry and timeout.
 	AsynqType string
 	Queue     string
@@ -92,6 +95,12 @@ const (
 	// asynq task was missing (lost in a Redis crash); the task was written
 	// again. Counted as duplicate in the run.
 	AddedRepaired
+	// AddedConflict: the unique_id already had a job whose content
+	// fingerprint differs from the row's: two different tasks under one ID.
+	// Nothing was written for the row; it is counted invalid in the run
+	// (and not among its rows for RunRows). GetJob tells where the ID was
+	// first used (its run and line).
+	AddedConflict
 )
 
 // AddJobs adds valid rows to a run. For each row, atomically: if no job
@@ -99,9 +108,12 @@ const (
 // enqueued, counted in the run's rows, valid and enqueued) AND the pending
 // asynq task in asynq v0.26's own Redis format, so a crash can never leave a
 // record without its queued task or a task without its record; if a record
-// exists, the run follows that job (rows, valid, duplicate, and the counter
-// of the job's current state) and, if the job is still enqueued but its
-// asynq task is gone, the task is written again. It returns one outcome per
+// exists with the same content fingerprint (or either has none), the run
+// follows that job (rows, valid, duplicate, and the counter of the job's
+// current state) and, if the job is still enqueued but its asynq task is
+// gone, the task is written again; if it exists with a different
+// fingerprint, the row is a conflict (AddedConflict: counted rows and
+// invalid, nothing else written). It returns one outcome per
 // row, in order. Rows are written in pipelined batches of 256 rows, one Lua
 // script each. An existing asynq task with the row's task ID (enqueued by
 // asynq.Client, say) is never overwritten nor queued twice.

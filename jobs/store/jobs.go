@@ -49,7 +49,7 @@ func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 		for c := 0; c < len(window); c += addChunk {
 			rows := window[c:min(c+addChunk, len(window))]
 			keys := make([]string, 0, 3+3*len(rows))
-			args := make([]any, 0, 6+5*len(rows))
+			args := make([]any, 0, 6+6*len(rows))
 			packed, first := packRows(rows)
 			keys = append(keys, s.runKey(run.ID), s.runRowsKey(run.ID), asynqAllQueues)
 			args = append(args, run.ID, ms(now), now.UnixNano(), s.ttlMS(), packed, first)
@@ -57,7 +57,7 @@ func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 				j := &rows[i]
 				msg = appendTaskMessage(msg[:0], j)
 				keys = append(keys, s.jobKey(run.Mode, j.UniqueID), asynqTaskKey(j.Queue, j.TaskID), asynqPendingKey(j.Queue))
-				args = append(args, j.Line, string(j.TaskType), j.TaskID, j.Queue, string(msg))
+				args = append(args, j.Line, string(j.TaskType), j.TaskID, j.Queue, string(msg), j.Fingerprint)
 			}
 			calls = append(calls, call{keys: keys, args: args})
 		}
@@ -121,6 +121,7 @@ func parseJob(mode refonte.Mode, uid string, m map[string]string) *Job {
 		DeliveredAt: fromMS(m["delivered"]),
 		UpdatedAt:   fromMS(m["updated"]),
 		Generation:  i("generation"),
+		Fingerprint: m["fp"],
 	}
 	if first, _, _ := strings.Cut(m["runs"], " "); j.Run == "" {
 		j.Run = first

@@ -292,6 +292,27 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
+// luaContentCheck defines content_differs(jk, fp): whether the existing
+// job jk was recorded with a content fingerprint other than fp (a job or a
+// row without one never differs: records written before fingerprints, or
+// callers that skip the check); and drop_lines(packed, lines): the packed
+// "line:unique_id" rows without those whose line is a key of lines.
+const luaContentCheck = `
+local function content_differs(jk, fp)
+  if fp == '' then return false end
+  local old = redis.call('HGET', jk, 'fp')
+  return old and old ~= '' and old ~= fp
+end
+local function drop_lines(packed, lines)
+  local kept = {}
+  for it in string.gmatch(packed, '[^\n]+') do
+    local line = string.match(it, '^(%d+):')
+    if not lines[line] then kept[#kept + 1] = it end
+  end
+  return table.concat(kept, '\n')
+end
+`
+
 // addJobsScript adds one batch of valid rows to a run; see Store.AddJobs.
 // Per row, atomically with the whole batch: a new job record plus its
 // pending asynq task (asynq v0.26's enqueueCmd: HSET msg/state/pending_since
@@ -308,11 +329,15 @@ return 1
 // KEYS[3i+3] asynq pending list.
 // ARGV[1] run ID, ARGV[2] now ms, ARGV[3] now ns (asynq's pending_since),
 // ARGV[4] TTL ms, ARGV[5] packed rows, ARGV[6] first line, then per row i
-// at b = 6+5(i-1): ARGV[b+1] line, ARGV[b+2] task type, ARGV[b+3] asynq
-// task ID, ARGV[b+4] queue, ARGV[b+5] encoded asynq TaskMessage.
-// Returns one outcome per row (1 new, 2 duplicate, 3 repaired), or -1 if
-// the run does not exist (nothing written).
-var addJobsScript = redis.NewScript(luaFailGroups + `
+// at b = 6+6(i-1): ARGV[b+1] line, ARGV[b+2] task type, ARGV[b+3] asynq
+// task ID, ARGV[b+4] queue, ARGV[b+5] encoded asynq TaskMessage, ARGV[b+6]
+// content fingerprint (stored as `fp`; "" skips the check).
+// A row whose job exists with another fingerprint is a conflict: nothing is
+// written for it, it is counted rows+invalid, and its "line:unique_id" is
+// left out of the rows zset member (see drop_lines).
+// Returns one outcome per row (1 new, 2 duplicate, 3 repaired, 4
+// conflict), or -1 if the run does not exist (nothing written).
+var addJobsScript = redis.NewScript(luaFailGroups + luaContentCheck + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local rid, now, ns, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = (#KEYS - 3) / 3
@@ -336,16 +361,21 @@ local function put_task(tk, pk, id, q, msg)
   ids[#ids + 1] = id
   return true
 end
+local conflicts, bad = {}, 0
 for i = 1, n do
   local jk, tk, pk = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-  local b = 6 + 5 * (i - 1)
-  local line, typ, tid, q, msg = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local b = 6 + 6 * (i - 1)
+  local line, typ, tid, q, msg, fp = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
   if redis.call('EXISTS', jk) == 0 then
-    redis.call('HSET', jk, 'line', line, 'type', typ, 'state', 'enqueued', 'created', now, 'runs', rid)
+    redis.call('HSET', jk, 'line', line, 'type', typ, 'state', 'enqueued', 'created', now, 'runs', rid, 'fp', fp)
     redis.call('PEXPIRE', jk, ttl)
     put_task(tk, pk, tid, q, msg)
     c.enqueued = c.enqueued + 1
     out[i] = 1
+  elseif content_differs(jk, fp) then
+    conflicts[line] = true
+    bad = bad + 1
+    out[i] = 4
   else
     local j = redis.call('HMGET', jk, 'state', 'task_id', 'runs')
     local st, t = j[1], j[2] or ''
@@ -369,12 +399,18 @@ end
 for pk, ids in pairs(pushes) do
   redis.call('LPUSH', pk, unpack(ids))
 end
-if n > 0 then
+if bad > 0 then
+  redis.call('HINCRBY', KEYS[1], 'rows', bad)
+  redis.call('HINCRBY', KEYS[1], 'invalid', bad)
+end
+if n > bad then
   local seq = redis.call('HINCRBY', KEYS[1], 'chunks', 1)
-  redis.call('ZADD', KEYS[2], ARGV[6], seq .. '\n' .. ARGV[5])
+  local packed = ARGV[5]
+  if bad > 0 then packed = drop_lines(packed, conflicts) end
+  redis.call('ZADD', KEYS[2], ARGV[6], seq .. '\n' .. packed)
   redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('HINCRBY', KEYS[1], 'rows', n)
-  redis.call('HINCRBY', KEYS[1], 'valid', n)
+  redis.call('HINCRBY', KEYS[1], 'rows', n - bad)
+  redis.call('HINCRBY', KEYS[1], 'valid', n - bad)
   for f, d in pairs(c) do
     if d ~= 0 then redis.call('HINCRBY', KEYS[1], f, d) end
   end

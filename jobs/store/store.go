@@ -170,6 +170,9 @@ type Job struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 	// Generation counts `enqueue retry` re-queues of a failed job.
 	Generation int64 `json:"generation,omitempty"`
+	// Fingerprint identifies the content the job was enqueued with
+	// (NewJob.Fingerprint); empty for records older than fingerprints.
+	Fingerprint string `json:"-"`
 }
 
 // RunRow is one row of a run, in dataset order: its line and unique_id.
