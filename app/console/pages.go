@@ -25,12 +25,7 @@ const maxText = 300
 var funcs = template.FuncMap{
 	"clip": clip,
 	"num":  func(n int64) string { return groupDigits(n) },
-	"rate": func(f float64) string {
-		if f >= 10 {
-			return fmt.Sprintf("%.0f", f)
-		}
-		return fmt.Sprintf("%.1f", f)
-	},
+	"rate": formatRate,
 	"time": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
@@ -46,6 +41,14 @@ var funcs = template.FuncMap{
 		return q.Encode()
 	},
 	"live": func(m refonte.Mode) bool { return m == refonte.ModeLive },
+}
+
+// formatRate prints a rate per second.
+func formatRate(f float64) string {
+	if f >= 10 {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return fmt.Sprintf("%.1f", f)
 }
 
 // clip shortens s to maxText bytes (on a rune boundary) with an ellipsis.

@@ -35,6 +35,14 @@ type runView struct {
 	// ETASubmitted and ETACompleted are durations, or "" when unknown.
 	ETASubmitted, ETACompleted string
 	Age                        string
+
+	// Display strings, computed once: the runs list shows a thousand rows,
+	// and a template reaching through the embedded record or calling a
+	// function per field costs reflection on every one.
+	ID, State, Mode, Reason, Dataset, Kind string
+	IsLive                                 bool
+	NCompleted, NFailed, NCanceled         string
+	NSubmitted, NValid, Creates, BarLabel  string
 }
 
 // active reports whether a run in state st may still change.
@@ -49,7 +57,29 @@ func active(st store.RunState) bool {
 // newRunView computes a run's view at now from an earlier point of its
 // timeline (ok false: none, the run's start is used).
 func newRunView(r *store.Run, past store.TimelinePoint, ok bool, now time.Time) *runView {
-	v := &runView{Run: r, Active: active(r.State), Age: duration(now.Sub(r.CreatedAt))}
+	v := &runView{Run: r, Active: active(r.State), Age: duration(now.Sub(r.CreatedAt)),
+		ID: r.ID, State: string(r.State), Mode: string(r.Mode), Reason: clip(r.PausedReason), Dataset: clip(r.Dataset),
+		IsLive:     r.Mode == refonte.ModeLive,
+		NCompleted: groupDigits(r.Completed), NFailed: groupDigits(r.Failed), NCanceled: groupDigits(r.Canceled),
+		NSubmitted: groupDigits(r.Submitted), NValid: groupDigits(r.Valid)}
+	kind := "per row"
+	if r.Type != "" {
+		kind = clip(string(r.Type))
+	}
+	for _, x := range []string{r.Project, r.Batch} {
+		if x != "" {
+			kind += " · " + clip(x)
+		}
+	}
+	v.Kind = kind
+	defer func() {
+		v.Creates = "—"
+		if v.Active {
+			v.Creates = formatRate(v.CreatesPerSec)
+		}
+		v.BarLabel = fmt.Sprintf("%.1f%% done: %d completed, %d failed, %d canceled, %d submitted of %d valid rows",
+			v.Done, r.Completed, r.Failed, r.Canceled, r.Submitted, r.Valid)
+	}()
 	if r.Valid > 0 {
 		pct := func(n int64) float64 { return math.Round(1000*float64(n)/float64(r.Valid)) / 10 }
 		v.PctCompleted, v.PctFailed, v.PctCanceled = pct(r.Completed), pct(r.Failed), pct(r.Canceled)
@@ -152,7 +182,7 @@ func (s *Server) fleet(ctx context.Context, views []*runView, now time.Time) (fl
 			mf.QueueKnown = true
 		}
 		for _, v := range views {
-			if v.Mode == m && v.Active {
+			if v.Run.Mode == m && v.Active {
 				mf.CreatesPerSec += v.CreatesPerSec
 				mf.Runs++
 			}
