@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/ab.sh: compare two revisions on one of jobs/worker's end-to-end
+# bench/ab.sh: compare two revisions on one of app/worker's end-to-end
 # benchmarks by alternating runs of their test binaries, so that both see
 # the same machine (this project's 2-core VMs change speed by a third
 # within an hour: two runs minutes apart are not comparable).
@@ -20,7 +20,10 @@ trap 'git worktree remove --force "$tmp/old" 2>/dev/null; git worktree remove --
 for side in old new; do
   rev=${!side}
   git worktree add -q --detach "$tmp/$side" "$rev"
-  (cd "$tmp/$side" && go test -c -o "$tmp/$side.test" ./jobs/worker/)
+  # The worker package is app/worker (jobs/worker before the layout move).
+  pkg=./app/worker/
+  [ -d "$tmp/$side/app/worker" ] || pkg=./jobs/worker/
+  (cd "$tmp/$side" && go test -c -o "$tmp/$side.test" "$pkg")
 done
 for _ in $(seq 1 "$rounds"); do
   for side in old new; do

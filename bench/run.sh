@@ -168,8 +168,8 @@ stop_stack
 
 # --- 3. end-to-end, in-process worker vs asynq's no-op drain (go bench) -----
 log "end-to-end go benchmarks ($BENCH_ROWS rows)"
-cmd="BENCH_ROWS=$BENCH_ROWS go test -run '^\$' -bench '^BenchmarkEndToEnd\$' -benchtime ${E2E_RUNS}x ./jobs/worker/"
-out=$(BENCH_ROWS=$BENCH_ROWS gobench ./jobs/worker/ BenchmarkEndToEnd -benchtime "${E2E_RUNS}x")
+cmd="BENCH_ROWS=$BENCH_ROWS go test -run '^\$' -bench '^BenchmarkEndToEnd\$' -benchtime ${E2E_RUNS}x ./app/worker/"
+out=$(BENCH_ROWS=$BENCH_ROWS gobench ./app/worker/ BenchmarkEndToEnd -benchtime "${E2E_RUNS}x")
 r=$(metric "$out" rows/s) noop=$(metric "$out" noop_rows/s) ratio=$(metric "$out" ratio_to_noop)
 if [[ -n "$r" ]]; then
 	row "end-to-end rows/s (1 worker, no limit, 0 latency)" "$(fmt "$r") rows/s" "≥ 3,000 rows/s" "$cmd" "$(check "$r" '>=' 3000)"
@@ -178,8 +178,8 @@ if [[ -n "$r" ]]; then
 else
 	row "end-to-end rows/s vs no-op drain" "error (see go test output)" "≥ 3,000 rows/s, ≥ 0.25×" "$cmd" miss
 fi
-cmd="BENCH_ROWS=$BENCH_ROWS go test -run '^\$' -bench '^BenchmarkEndToEndLatency100ms\$' -benchtime ${E2E_RUNS}x ./jobs/worker/"
-out=$(BENCH_ROWS=$BENCH_ROWS gobench ./jobs/worker/ BenchmarkEndToEndLatency100ms -benchtime "${E2E_RUNS}x")
+cmd="BENCH_ROWS=$BENCH_ROWS go test -run '^\$' -bench '^BenchmarkEndToEndLatency100ms\$' -benchtime ${E2E_RUNS}x ./app/worker/"
+out=$(BENCH_ROWS=$BENCH_ROWS gobench ./app/worker/ BenchmarkEndToEndLatency100ms -benchtime "${E2E_RUNS}x")
 r=$(metric "$out" rows/s)
 if [[ -n "$r" ]]; then
 	row "end-to-end rows/s, 100 ms API latency, concurrency 200" "$(fmt "$r") rows/s" "≥ 1,500 rows/s" "$cmd" "$(check "$r" '>=' 1500)"

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
-	"github.com/refonte-ai/refonte-batch/jobs/worker"
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/app/worker"
 )
 
 // fakeEnv gives the programs the configuration a manifest would mount, so

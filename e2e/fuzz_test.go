@@ -25,10 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	jobsworker "github.com/refonte-ai/refonte-batch/app/worker"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	jobsdataset "github.com/refonte-ai/refonte-batch/jobs/dataset"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
-	jobsworker "github.com/refonte-ai/refonte-batch/jobs/worker"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )

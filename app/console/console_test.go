@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/refonte-ai/refonte-batch/app/console"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )

@@ -1,5 +1,5 @@
 // Command enqueue submits a CSV or JSONL dataset to refonte-batch's queues
-// and reports on runs. See package jobs/enqueue for the command line:
+// and reports on runs. See package app/enqueue for the command line:
 //
 //	enqueue [flags] DATASET        submit a dataset (.csv, .jsonl, .gz, or - for stdin)
 //	enqueue status [-json] RUN_ID  a run's counts and state
@@ -24,8 +24,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/cmd/internal/devstack"
 	"github.com/refonte-ai/refonte-batch/internal/zapredis"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 )
 
 func main() {
@@ -63,11 +64,22 @@ func run() int {
 		Getenv:    os.Getenv,
 		StdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		StderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		StartDev:  startDev,
 	}
 	env.Logger = newLogger(env.StderrTTY)
 	defer func() { _ = env.Logger.Sync() }()
 	redis.SetLogger(zapredis.Logger{L: env.Logger.Named("redis")})
 	return enqueue.Main(ctx, os.Args[1:], env)
+}
+
+// startDev starts the -dev stack: Redis, the API sandbox in test mode and a
+// worker in this process, on package devstack's defaults.
+func startDev(ctx context.Context, logger *zap.Logger) (enqueue.DevStack, error) {
+	s, err := devstack.Start(ctx, devstack.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // newLogger logs JSON lines to stderr, or (on a terminal, where the

@@ -9,12 +9,12 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/refonte-ai/refonte-batch/internal/devstack"
-	"github.com/refonte-ai/refonte-batch/jobs/worker"
+	"github.com/refonte-ai/refonte-batch/app/worker"
+	"github.com/refonte-ai/refonte-batch/cmd/internal/devstack"
 )
 
 // runDev is `worker -dev`: Redis, the API sandbox (test mode) and this
-// worker, all in process on loopback (package internal/devstack), until
+// worker, all in process on loopback (package cmd/internal/devstack), until
 // SIGINT or SIGTERM. The environment's URLs and keys are not used: the
 // sandbox's public quick-try keys are. -listen keeps its port on
 // 127.0.0.1; -concurrency, -rate-limit and -rate-burst apply.

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 )
 
 // TestDevProcess runs `worker -dev` as a real process: it prints the

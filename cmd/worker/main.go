@@ -35,16 +35,27 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/refonte-ai/refonte-batch/app/worker"
 	"github.com/refonte-ai/refonte-batch/internal/zapredis"
-	"github.com/refonte-ai/refonte-batch/jobs/worker"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
+// devUsage is the -dev flag's help; the flag is this command's, not the
+// worker package's: the quick start is assembled above it (devstack).
+const devUsage = "quick start: run an in-process Redis, the API sandbox (test mode) and this worker on 127.0.0.1,\nprint their URLs and an enqueue command; ignores REDIS_URL, REFONTE_API_URL and the keys"
+
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := worker.LoadConfig(args, getenv, stderr)
+	var dev bool
+	cfg, err := worker.ParseFlags(args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dev, "dev", false, devUsage)
+	})
+	if err == nil && !dev {
+		// The quick start uses the sandbox's public keys: it reads no secret.
+		err = cfg.LoadSecrets(getenv)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -62,14 +73,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if cfg.Dev {
+	if dev {
 		return runDev(ctx, cfg, stderr, logger)
 	}
 	err = worker.Run(ctx, cfg, logger)
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, worker.ErrConfig), errors.Is(err, worker.ErrDevNotAvailable):
+	case errors.Is(err, worker.ErrConfig):
 		fmt.Fprintln(stderr, err)
 		return 2
 	default:

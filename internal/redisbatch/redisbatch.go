@@ -24,7 +24,7 @@
 // Each lane has at most one batch in flight; commands are dealt to the
 // lanes in turn. With two lanes one batch can run in Redis while the other
 // lane's leader writes or reads its own, so Redis does not sit idle between
-// batches (BenchmarkEndToEndLatency100ms of jobs/worker: about 5 % more
+// batches (BenchmarkEndToEndLatency100ms of app/worker: about 5 % more
 // rows per second with 2 lanes than with 1; 4 were no better than 2).
 package redisbatch
 

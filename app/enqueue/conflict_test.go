@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 )
 
 // TestSameIDDifferentContent is issue #17.9: a row reusing a unique_id

@@ -132,7 +132,7 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 // measures asynq's own no-op-handler drain rate of the same number of rows
 // on the same machine, just before, so the ratio compares like with like.
 //
-//	go test -run '^$' -bench BenchmarkEndToEnd -benchtime 3x ./jobs/worker/
+//	go test -run '^$' -bench BenchmarkEndToEnd -benchtime 3x ./app/worker/
 func BenchmarkEndToEnd(b *testing.B) {
 	rows, conc := benchRows(), 50
 	if n, err := strconv.Atoi(os.Getenv("BENCH_CONCURRENCY")); err == nil && n > 0 {
@@ -153,7 +153,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 // BenchmarkEndToEndLatency100ms is BenchmarkEndToEnd at concurrency 200
 // when every API call takes 100 ms.
 //
-//	go test -run '^$' -bench BenchmarkEndToEndLatency100ms -benchtime 3x ./jobs/worker/
+//	go test -run '^$' -bench BenchmarkEndToEndLatency100ms -benchtime 3x ./app/worker/
 func BenchmarkEndToEndLatency100ms(b *testing.B) {
 	rows := benchRows()
 	var sum float64
@@ -169,7 +169,7 @@ func BenchmarkEndToEndLatency100ms(b *testing.B) {
 // second, and reports the achieved create rate and the 429s (target: at
 // least 97/s and none). Rows per run: BENCH_RL_ROWS (default 1000).
 //
-//	go test -run '^$' -bench BenchmarkSharedRateLimit -benchtime 1x ./jobs/worker/
+//	go test -run '^$' -bench BenchmarkSharedRateLimit -benchtime 1x ./app/worker/
 func BenchmarkSharedRateLimit(b *testing.B) {
 	rows := 1000
 	if n, err := strconv.Atoi(os.Getenv("BENCH_RL_ROWS")); err == nil && n > 0 {

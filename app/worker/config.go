@@ -56,11 +56,6 @@ func (c Config) prefetch() int {
 // Config.Validate: the worker refuses to start (cmd/worker exits 2).
 var ErrConfig = errors.New("worker: configuration error")
 
-// ErrDevNotAvailable is returned by Run for Config.Dev: the quick start
-// needs the in-process Redis and sandbox of package internal/devstack,
-// which is built on this package, so cmd/worker runs it with devstack.Run.
-var ErrDevNotAvailable = errors.New("worker: -dev is run by cmd/worker through internal/devstack, not by worker.Run")
-
 // Config is the worker's configuration: flags for the non-secret settings,
 // the environment for the Redis and API URLs and for every secret.
 type Config struct {
@@ -101,11 +96,6 @@ type Config struct {
 	// /healthz, /readyz and /metrics are not subject to it. Zero means
 	// DefaultMaxCallbacks.
 	MaxCallbacks int
-	// Dev asks for the quick start (cmd/worker runs it with devstack.Run):
-	// an in-process Redis, the API sandbox in test mode and this worker on
-	// 127.0.0.1, ignoring the environment's URLs and keys. LoadConfig does
-	// not Validate a Dev config.
-	Dev bool
 
 	// PausedRecheck is how often a live job paused by the daily cap looks
 	// at the cap again; not a flag (tests shorten it). Zero: submit.PausedRecheck.
@@ -148,10 +138,25 @@ func (c Config) Key(m refonte.Mode) refonte.Secret {
 }
 
 // LoadConfig parses the flags in args (without the program name) and the
-// environment read through getenv, then validates the result. Usage and
-// flag errors are written to output. It returns flag.ErrHelp for -h, and
-// errors wrapping ErrConfig for anything that must stop the worker.
+// environment read through getenv, then validates the result: ParseFlags
+// then LoadSecrets. Usage and flag errors are written to output. It
+// returns flag.ErrHelp for -h, and errors wrapping ErrConfig for anything
+// that must stop the worker.
 func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	c, err := ParseFlags(args, getenv, output, nil)
+	if err != nil {
+		return c, err
+	}
+	return c, c.LoadSecrets(getenv)
+}
+
+// ParseFlags parses the flags in args (without the program name) into a
+// Config whose Redis and API URLs come from the environment; it reads no
+// secret and does not validate. extra, when not nil, registers the
+// caller's own flags on the same flag set before parsing (cmd/worker's
+// -dev), so that they are parsed and listed by -h with the worker's. It
+// returns flag.ErrHelp for -h, and errors wrapping ErrConfig for bad flags.
+func ParseFlags(args []string, getenv func(string) string, output io.Writer, extra func(*flag.FlagSet)) (Config, error) {
 	c := Config{
 		RedisURL: envOr(getenv, EnvRedisURL, DefaultRedisURL),
 		APIURL:   envOr(getenv, EnvAPIURL, DefaultAPIURL),
@@ -167,7 +172,9 @@ func LoadConfig(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
 	fs.IntVar(&c.MaxCallbacks, "max-callbacks", DefaultMaxCallbacks, "authenticated callback requests handled at once; more are answered 503 (the platform retries)")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
-	fs.BoolVar(&c.Dev, "dev", false, "quick start: run an in-process Redis, the API sandbox (test mode) and this worker on 127.0.0.1,\nprint their URLs and an enqueue command; ignores REDIS_URL, REFONTE_API_URL and the keys")
+	if extra != nil {
+		extra(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: worker [flags]
 
@@ -188,21 +195,24 @@ Flags:
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q", ErrConfig, fs.Args())
 	}
-	if c.Dev {
-		// The quick start uses the sandbox's public keys: read no secret.
-		return c, nil
-	}
+	return c, nil
+}
+
+// LoadSecrets reads the API keys and the callback auth key from the
+// environment through getenv (each also as NAME_FILE), then validates c.
+// Every error wraps ErrConfig and never contains a secret.
+func (c *Config) LoadSecrets(getenv func(string) string) error {
 	var err error
 	if c.TestKey, err = secret(getenv, EnvTestKey); err != nil {
-		return c, err
+		return err
 	}
 	if c.LiveKey, err = secret(getenv, EnvLiveKey); err != nil {
-		return c, err
+		return err
 	}
 	if c.CallbackAuthKey, err = secret(getenv, EnvCallbackAuthKey); err != nil {
-		return c, err
+		return err
 	}
-	return c, c.Validate()
+	return c.Validate()
 }
 
 // Validate checks the configuration; every error wraps ErrConfig and never

@@ -110,9 +110,6 @@ type Worker struct {
 // Run builds a Worker from cfg and runs it until ctx is canceled, then
 // shuts it down gracefully. It returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg Config, logger *zap.Logger) error {
-	if cfg.Dev {
-		return ErrDevNotAvailable
-	}
 	w, err := New(cfg, logger)
 	if err != nil {
 		return err

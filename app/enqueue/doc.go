@@ -25,9 +25,9 @@
 //
 // Live mode is opt-in: see CheckLive for the rule.
 //
-// With -dev, Main first starts the whole system in this process (package
-// internal/devstack: an in-process Redis, the API sandbox in test mode and
-// a worker), submits to it, waits for every row, writes the results to the
-// output folder (NAME.results.jsonl, see Config.OutDir) and prints a
-// summary table.
+// With -dev, Main first starts the whole system in this process through
+// Env.StartDev (cmd/enqueue passes package cmd/internal/devstack's: an
+// in-process Redis, the API sandbox in test mode and a worker), submits to
+// it, waits for every row, writes the results to the output folder
+// (NAME.results.jsonl, see Config.OutDir) and prints a summary table.
 package enqueue

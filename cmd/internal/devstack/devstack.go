@@ -1,7 +1,7 @@
 // Package devstack runs the whole of refonte-batch in one process on
 // embedded defaults, for the quick start (`enqueue -dev`, `worker -dev`)
 // and for tests: an in-process Redis (miniredis), the Refonte API sandbox
-// in test mode on a loopback port, and a worker (package jobs/worker) with
+// in test mode on a loopback port, and a worker (package app/worker) with
 // its callback receiver on another loopback port, wired to both.
 //
 // Nothing here touches the environment: the stack uses the sandbox's
@@ -24,7 +24,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"go.uber.org/zap"
 
-	"github.com/refonte-ai/refonte-batch/jobs/worker"
+	"github.com/refonte-ai/refonte-batch/app/worker"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/internal/testfs"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 

@@ -1,4 +1,4 @@
-package enqueue_test
+package main
 
 import (
 	"bufio"
@@ -10,12 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 )
 
-// devMain runs Main with -dev prepended, with an environment pointing at a
-// Redis and a callback URL that do not exist: -dev must not use them.
+// result is one Main run's exit code and output.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// devMain runs Main with -dev prepended and this command's StartDev, with
+// an environment pointing at a Redis and a callback URL that do not exist:
+// -dev must not use them.
 func devMain(t *testing.T, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -26,6 +33,7 @@ func devMain(t *testing.T, args ...string) result {
 		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv:       func(k string) string { return env[k] },
 		PollInterval: 20 * time.Millisecond,
+		StartDev:     startDev,
 	})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -108,23 +116,30 @@ func TestDevBrokenExample(t *testing.T) {
 	if r.code != enqueue.ExitIncomplete {
 		t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", r.code, enqueue.ExitIncomplete, r.stdout, r.stderr)
 	}
-	sum := r.lastJSON(t)
-	valid, invalid := num(t, sum, "valid"), num(t, sum, "invalid")
-	if valid == 0 || invalid == 0 || num(t, sum, "completed") != valid || num(t, sum, "rows") != valid+invalid {
-		t.Errorf("summary = %v", sum)
+	var sum struct {
+		Rows, Valid, Invalid, Completed int64
+		Results, Rejects                string
+		Elapsed                         *float64 `json:"elapsed_seconds"`
 	}
-	if sum["results"] != ds+".results.jsonl" || sum["rejects"] != ds+".rejects.jsonl" {
-		t.Errorf("summary paths = %v, %v", sum["results"], sum["rejects"])
+	last := r.stdout[strings.LastIndex(strings.TrimSpace(r.stdout), "\n")+1:]
+	if err := json.Unmarshal([]byte(last), &sum); err != nil {
+		t.Fatalf("last stdout line is not the JSON summary: %q (%v)", last, err)
 	}
-	if _, ok := sum["elapsed_seconds"].(float64); !ok {
-		t.Errorf("summary lacks elapsed_seconds: %v", sum)
+	if sum.Valid == 0 || sum.Invalid == 0 || sum.Completed != sum.Valid || sum.Rows != sum.Valid+sum.Invalid {
+		t.Errorf("summary = %+v", sum)
 	}
-	if n := len(readLines(t, ds+".results.jsonl")); int64(n) != valid {
-		t.Errorf("%d result lines, want %d", n, valid)
+	if sum.Results != ds+".results.jsonl" || sum.Rejects != ds+".rejects.jsonl" {
+		t.Errorf("summary paths = %v, %v", sum.Results, sum.Rejects)
+	}
+	if sum.Elapsed == nil {
+		t.Errorf("summary lacks elapsed_seconds: %s", last)
+	}
+	if n := len(readLines(t, ds+".results.jsonl")); int64(n) != sum.Valid {
+		t.Errorf("%d result lines, want %d", n, sum.Valid)
 	}
 	rejects := readLines(t, ds+".rejects.jsonl")
-	if int64(len(rejects)) != invalid {
-		t.Errorf("%d rejects, want %d", len(rejects), invalid)
+	if int64(len(rejects)) != sum.Invalid {
+		t.Errorf("%d rejects, want %d", len(rejects), sum.Invalid)
 	}
 	for _, rj := range rejects {
 		if rj["line"] == nil || rj["error"] == "" {

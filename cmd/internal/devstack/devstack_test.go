@@ -18,9 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/refonte-ai/refonte-batch/internal/devstack"
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/cmd/internal/devstack"
 	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )

@@ -16,10 +16,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -43,7 +43,7 @@ func benchRows(b *testing.B) int {
 // single-goroutine asynq.Client.Enqueue loop over the same rows in the same
 // run, and reports both rates, their ratio and the process's peak RSS:
 //
-//	go test ./jobs/enqueue -run '^$' -bench BenchmarkSubmit1M -benchtime 1x
+//	go test ./app/enqueue -run '^$' -bench BenchmarkSubmit1M -benchtime 1x
 //
 // ENQUEUE_BENCH_ROWS changes the size; ENQUEUE_BENCH_LOOP_ROWS caps the rows
 // of the (slow) plain loop (default 200,000). bench/enqueue.sh measures the

@@ -34,6 +34,10 @@ type Env struct {
 	Now func() time.Time
 	// PollInterval is the -wait polling period (default 500ms).
 	PollInterval time.Duration
+	// StartDev starts the in-process system -dev submits to (cmd/enqueue
+	// passes one built on package cmd/internal/devstack); its logs go to
+	// logger. Nil: -dev is refused as a usage error.
+	StartDev func(ctx context.Context, logger *zap.Logger) (DevStack, error)
 }
 
 // Main runs the command line with args (without the program name) and

@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/refonte-ai/refonte-batch/internal/devstack"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -34,6 +33,20 @@ type DevSummary struct {
 	Elapsed float64 `json:"elapsed_seconds"`
 }
 
+// DevStack is the whole system running in this process for -dev: Redis,
+// the API sandbox in test mode and a worker with its callback receiver,
+// all on loopback (see Env.StartDev).
+type DevStack interface {
+	// RedisURL is the in-process Redis's URL.
+	RedisURL() string
+	// SandboxURL is the API sandbox's base URL.
+	SandboxURL() string
+	// CallbackURL is the worker's POST /callback URL.
+	CallbackURL() string
+	// Close stops everything the stack started.
+	Close() error
+}
+
 // checkDev refuses what -dev cannot do: it runs the sandbox in test mode
 // and waits for the callbacks, and never reaches a real Redis or API.
 func checkDev(c *Config) error {
@@ -46,12 +59,26 @@ func checkDev(c *Config) error {
 	return nil
 }
 
+// startDev starts the -dev stack through env.StartDev; without one (a
+// caller that did not wire it), -dev is a usage error.
+func startDev(ctx context.Context, env Env) (DevStack, error) {
+	if env.StartDev == nil {
+		return nil, usagef("-dev is not available here: the caller did not wire the in-process stack (use the enqueue command)")
+	}
+	// The stack's own logs only matter when something goes wrong.
+	stack, err := env.StartDev(ctx, env.Logger.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	if err != nil {
+		return nil, fmt.Errorf("-dev: %w", err)
+	}
+	return stack, nil
+}
+
 // runDev is `enqueue -dev`: it starts the whole system in this process
-// (package internal/devstack: miniredis, the sandbox in test mode, a
-// worker with its callback receiver), submits the dataset to it, waits for
-// every row to be terminal, writes the results to the output folder (see
-// Config.OutDir; checked before the stack starts), prints a summary table
-// and stops everything.
+// (Env.StartDev: miniredis, the sandbox in test mode, a worker with its
+// callback receiver), submits the dataset to it, waits for every row to be
+// terminal, writes the results to the output folder (see Config.OutDir;
+// checked before the stack starts), prints a summary table and stops
+// everything.
 func runDev(ctx context.Context, cfg *Config, env Env) int {
 	start := time.Now()
 	if err := checkDev(cfg); err != nil {
@@ -60,10 +87,9 @@ func runDev(ctx context.Context, cfg *Config, env Env) int {
 	if err := cfg.resolveOutputs(outputNote(env.Logger)); err != nil {
 		return fail(env, err)
 	}
-	// The stack's own logs only matter when something goes wrong.
-	stack, err := devstack.Start(ctx, devstack.Options{Logger: env.Logger.WithOptions(zap.IncreaseLevel(zap.WarnLevel))})
+	stack, err := startDev(ctx, env)
 	if err != nil {
-		return fail(env, fmt.Errorf("-dev: %w", err))
+		return fail(env, err)
 	}
 	defer func() {
 		if err := stack.Close(); err != nil {

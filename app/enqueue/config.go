@@ -108,7 +108,7 @@ type Config struct {
 	// MaxLiveTasks refuses a live run with more valid rows (0: no cap).
 	MaxLiveTasks int64
 	// Dev runs the quick start: the whole system in this process on
-	// embedded defaults (see package internal/devstack); implies Wait.
+	// embedded defaults (see Env.StartDev); implies Wait.
 	Dev bool
 	// Workers is the number of concurrent store.AddJobs calls (default DefaultWorkers).
 	Workers int

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refonte-ai/refonte-batch/internal/devstack"
+	"github.com/refonte-ai/refonte-batch/cmd/internal/devstack"
 )
 
 // Example starts the whole system in process and shows what a separate

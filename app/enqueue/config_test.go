@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
-	"github.com/refonte-ai/refonte-batch/jobs/enqueue"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -134,6 +134,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if r := f.main("-h"); r.code != enqueue.ExitOK {
 		t.Errorf("-h: exit %d", r.code)
+	}
+	// -dev needs the in-process stack that cmd/enqueue wires (Env.StartDev).
+	if r := f.main("-dev", "-type", "imageannotation", f.write("a.csv", "image_url\nhttps://x/1.jpg\n")); r.code != enqueue.ExitUsage ||
+		!strings.Contains(r.stderr, "-dev is not available") {
+		t.Errorf("-dev without Env.StartDev: exit %d, stderr %q; want 2 saying -dev is not available", r.code, r.stderr)
 	}
 	if n := f.dbsize(); n != 0 {
 		t.Errorf("DBSIZE = %d after usage errors", n)

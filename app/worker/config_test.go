@@ -143,16 +143,6 @@ func TestLoadConfigHelp(t *testing.T) {
 	}
 }
 
-func TestRunDevNotAvailable(t *testing.T) {
-	c, err := LoadConfig([]string{"-dev"}, envFunc(nil), io.Discard)
-	if err != nil {
-		t.Fatalf("-dev config: %v", err)
-	}
-	if err := Run(t.Context(), c, nil); !errors.Is(err, ErrDevNotAvailable) {
-		t.Fatalf("Run(-dev) = %v, want ErrDevNotAvailable", err)
-	}
-}
-
 func TestSplitConcurrency(t *testing.T) {
 	cases := []struct {
 		conc, fetchers int
