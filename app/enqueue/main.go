@@ -147,6 +147,10 @@ func ping(ctx context.Context, rdb redis.UniversalClient, url string) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
+		if redis.IsAuthError(err) {
+			return usagef("Redis at %s refuses the credentials (%v): check the user and password in -redis or %s",
+				redisurl.Redact(url), err, EnvRedisURL)
+		}
 		return fmt.Errorf("cannot reach Redis at %s (set -redis or %s): %w", redisurl.Redact(url), EnvRedisURL, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
@@ -74,6 +75,14 @@ func (w *Worker) ready(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if w.stopping.Load() {
 		http.Error(rw, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if down, err := w.gate.Down(); down {
+		reason := "redis unreachable"
+		if redis.IsAuthError(err) {
+			reason = "redis refuses the password of REDIS_URL"
+		}
+		http.Error(rw, reason, http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/internal/redisbatch"
+	"github.com/refonte-ai/refonte-batch/internal/redisgate"
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
@@ -82,6 +83,7 @@ type Worker struct {
 	cfg      Config
 	log      *zap.Logger
 	rdb      redis.UniversalClient
+	gate     *redisgate.Gate // holds commands back while Redis is unusable
 	store    *store.Store
 	clients  map[refonte.Mode]*refonte.Client
 	limiters map[refonte.Mode]ratelimit.Limiter
@@ -135,7 +137,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 			w.close()
 		}
 	}()
-	if w.rdb, err = redisClient(cfg.RedisURL, cfg.Concurrency+cfg.prefetch()); err != nil {
+	if w.rdb, w.gate, err = w.redisClient(cfg.RedisURL, cfg.Concurrency+cfg.prefetch()); err != nil {
 		return nil, err
 	}
 	w.store = store.New(w.rdb, store.Options{})
@@ -360,11 +362,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer w.inflight.Done()
 		return w.handler.ProcessTask(ctx, t)
 	}))
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := w.rdb.Ping(pctx).Err(); err != nil {
-		w.log.Error("redis does not answer yet; /readyz reports it and jobs wait", zap.Error(err))
-	}
-	cancel()
 	for i, srv := range w.srvs {
 		if err := srv.Start(mux); err != nil {
 			for _, started := range w.srvs[:i] {
@@ -405,6 +402,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Error("worker component failed; shutting down", zap.Error(runErr))
 	}
 	w.stopping.Store(true)
+	// Nothing waits for Redis any more: commands held back by the gate
+	// fail, so asynq's loops can stop.
+	w.gate.Close()
 	// Jobs fetched ahead of an API slot go back to the queue at once.
 	w.handler.Drain()
 	// Stop fetching; in-flight jobs finish or go back to the queue (all
@@ -499,16 +499,39 @@ func (w *Worker) close() {
 // about 5 % of the worker's CPU at thousands of rows per second).
 const RedisProtocol = 2
 
+// StartupRedisTimeout bounds the Redis check of New.
+const StartupRedisTimeout = 5 * time.Second
+
 // redisClient builds the one Redis client shared by asynq, the store and
-// the limiters, with a pool sized for the jobs it runs at once.
-func redisClient(raw string, concurrency int) (redis.UniversalClient, error) {
+// the limiters, with a pool sized for the jobs it runs at once, and checks
+// it: a Redis refusing the URL's credentials is a configuration error (a
+// Redis not answering yet is not: /readyz reports it and jobs wait).
+// Commands go through a redisgate.Gate, which holds them back while Redis
+// is unusable (a password rotated under a running worker, an outage).
+func (w *Worker) redisClient(raw string, concurrency int) (redis.UniversalClient, *redisgate.Gate, error) {
 	u, err := redisurl.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, err)
+		return nil, nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, err)
 	}
 	rdb := u.NewClient(redisurl.Tuning{PoolSize: concurrency + 20, Protocol: RedisProtocol})
+	ctx, cancel := context.WithTimeout(context.Background(), StartupRedisTimeout)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		if redis.IsAuthError(err) {
+			_ = rdb.Close()
+			return nil, nil, fmt.Errorf("%w: %s: Redis at %s refuses the credentials (%v): check the user and password in %s",
+				ErrConfig, EnvRedisURL, u, err, EnvRedisURL)
+		}
+		w.log.Error("redis does not answer yet; /readyz reports it and jobs wait", zap.String("redis", u.String()), zap.Error(err))
+	}
 	// asynq's fetches and acks, the store's transitions and the limiter
 	// share pipelines instead of one round trip each.
 	rdb.AddHook(redisbatch.New(rdb, 0, 0))
-	return rdb, nil
+	gate := redisgate.New(redisgate.Options{Logger: w.log.Named("redis"), OnChange: func(up bool) {
+		if w.metrics != nil {
+			w.metrics.redisUp.Set(map[bool]float64{false: 0, true: 1}[up])
+		}
+	}})
+	rdb.AddHook(gate)
+	return rdb, gate, nil
 }

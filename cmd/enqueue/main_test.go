@@ -81,7 +81,8 @@ func TestSentinelURLDatabaseAndPassword(t *testing.T) {
 
 // TestMessagesRedactRedisURLs checks that no message of enqueue shows the
 // password of its Redis URL: a URL that does not parse, one with a bad
-// option, and a server refusing the password.
+// option, and a server refusing the password (exit 2: a configuration
+// error).
 func TestMessagesRedactRedisURLs(t *testing.T) {
 	bin := buildEnqueue(t)
 	const pw = "PW_enqueue_secret"
@@ -93,8 +94,8 @@ func TestMessagesRedactRedisURLs(t *testing.T) {
 		{"redis://:" + pw + "@127.0.0.1:notaport/0", 2},
 		{"redis://:" + pw + "@127.0.0.1:6379/0?bogus=1", 2},
 		{"redis-sentinel://:" + pw + "@127.0.0.1:1/0", 2},
-		{"redis://:" + pw + "@" + srv.Addr() + "/0", 1},
-		{"redis://" + pw + "@" + srv.Addr() + "/0", 1},
+		{"redis://:" + pw + "@" + srv.Addr() + "/0", 2}, // a refused password is a configuration error
+		{"redis://" + pw + "@" + srv.Addr() + "/0", 2},
 	} {
 		for _, args := range [][]string{{"runs"}, {"status", "r1"}, {"-type", "documenttranscription", "-project", "p", "-callback-url", "http://127.0.0.1:9/cb", "-format", "jsonl", "-"}} {
 			code, out := runBin(t, bin, c.url, args...)

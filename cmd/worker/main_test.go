@@ -324,3 +324,114 @@ func TestMessagesRedactRedisURLs(t *testing.T) {
 		}
 	}
 }
+
+// procCPU returns the CPU time (user + system) the process pid used so far,
+// read from /proc (Linux); ok is false elsewhere.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11], &utime); err != nil {
+		return 0, false
+	}
+	if _, err := fmt.Sscan(fields[12], &stime); err != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true // USER_HZ = 100
+}
+
+// lineCount counts the lines of s.
+func lineCount(s string) int { return strings.Count(s, "\n") }
+
+// TestWrongPasswordAtStartIsAConfigError: a Redis refusing the URL's
+// password stops the worker at once with exit 2 and a message that names
+// the problem but not the password.
+func TestWrongPasswordAtStartIsAConfigError(t *testing.T) {
+	bin := buildWorker(t)
+	srv := testredis.Start(t, testredis.Options{Password: "the-right-password"})
+	var logs syncbuf.Buffer
+	_, done := startWorkerProc(t, bin, workerEnv("redis://:WRONG_pw_123@"+srv.Addr()+"/0", "http://127.0.0.1:9/v1"),
+		&logs, "-listen", "127.0.0.1:0")
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("worker exited with %v, want exit 2\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("worker still running 20 s after start with a wrong password\n%s", logs.String())
+	}
+	out := logs.String()
+	if !strings.Contains(out, "refuses the credentials") || strings.Contains(out, "WRONG_pw_123") {
+		t.Fatalf("want a clear message without the password, got:\n%s", out)
+	}
+}
+
+// TestPasswordRotatedMidRun changes Redis' password under a running
+// worker: /readyz fails, the log gets a few lines (one per backoff step,
+// not hundreds of thousands), the process stays near idle, and once the
+// old password works again the run completes by itself.
+func TestPasswordRotatedMidRun(t *testing.T) {
+	bin := buildWorker(t)
+	const rows = 150
+	srv := testredis.Start(t, testredis.Options{Password: "pw-before"})
+	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
+	ts := httptest.NewServer(sb)
+	t.Cleanup(func() { ts.Close(); sb.Close() })
+	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
+	st, runID := enqueueRows(t, srv.URL(), rows, "http://"+addr+"/callback")
+	var logs syncbuf.Buffer
+	cmd, _ := startWorkerProc(t, bin, workerEnv(srv.URL(), ts.URL+"/v1"), &logs, "-listen", addr, "-rate-limit", "30")
+	poll(t, 30*time.Second, "some rows created", func() bool { return sb.Stats().TasksCreated >= 20 })
+
+	srv.SetPassword("pw-after")
+	time.Sleep(time.Second) // the first errors and the gate closing
+	lines0 := lineCount(logs.String())
+	cpu0, haveCPU := procCPU(cmd.Process.Pid)
+	const window = 10 * time.Second
+	time.Sleep(window)
+	lines := lineCount(logs.String()) - lines0
+	cpu1, _ := procCPU(cmd.Process.Pid)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("password refused for %s: %d log lines, CPU %s, /readyz %d %q", window, lines, cpu1-cpu0, resp.StatusCode, body)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d while Redis refuses the password, want 503", resp.StatusCode)
+	}
+	if lines > 30 {
+		t.Errorf("%d log lines in %s while Redis refuses the password, want a few (one per backoff step)", lines, window)
+	}
+	if haveCPU && cpu1-cpu0 > window/10 {
+		t.Errorf("worker used %s of CPU in %s while Redis refused the password, want near idle", cpu1-cpu0, window)
+	}
+
+	srv.SetPassword("pw-before")
+	restored := time.Now()
+	poll(t, 60*time.Second, "every row completed after the password works again", func() bool {
+		r, err := st.GetRun(context.Background(), runID)
+		return err == nil && r.Completed == rows
+	})
+	t.Logf("run completed %s after the password works again", time.Since(restored).Round(time.Second))
+	resp, err = http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/readyz = %d after the password works again, want 200", resp.StatusCode)
+	}
+	if s := sb.Stats(); s.TasksCreated != rows || s.UniqueIDsCreatedTwice != 0 {
+		t.Errorf("tasks created %d (want %d), twice %d", s.TasksCreated, rows, s.UniqueIDsCreatedTwice)
+	}
+	if strings.Contains(logs.String(), "pw-before") || strings.Contains(logs.String(), "pw-after") {
+		t.Errorf("a password appears in the logs")
+	}
+}

@@ -185,8 +185,27 @@ func (h *Hook) send(ctx context.Context, batch []*op) {
 	for _, o := range batch {
 		_ = pipe.Process(ctx, o.cmd)
 	}
-	_, _ = pipe.Exec(ctx) // each command keeps its own reply or error
+	// Each command keeps its own reply or error; but when the pipeline
+	// never ran because its connection could not be set up with a Redis
+	// error (NOAUTH, WRONGPASS: a wrong or rotated password), go-redis
+	// stamps that error on no command, and each would look like a
+	// successful empty reply.
+	if _, err := pipe.Exec(ctx); err != nil && !anyErr(batch) {
+		for _, o := range batch {
+			o.cmd.SetErr(err)
+		}
+	}
 	for _, o := range batch {
 		close(o.done)
 	}
+}
+
+// anyErr reports whether a command of the batch holds an error.
+func anyErr(batch []*op) bool {
+	for _, o := range batch {
+		if o.cmd.Err() != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -227,3 +227,28 @@ func TestBlockingCommandIsNotBatched(t *testing.T) {
 		t.Fatalf("BLPOP = %v, want redis.Nil after its timeout", err)
 	}
 }
+
+// TestWrongPasswordFailsEveryCommand: with a password Redis refuses, every
+// command of a batch carries the error (go-redis stamped it on none of a
+// pipeline's commands, so asynq read empty replies as tasks without an id
+// and logged hundreds of thousands of lines).
+func TestWrongPasswordFailsEveryCommand(t *testing.T) {
+	srv := testredis.Start(t, testredis.Options{Password: "right"})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Password: "wrong", MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(redisbatch.New(rdb, 0, 1))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range 200 {
+		wg.Go(func() {
+			if err := rdb.Get(ctx, fmt.Sprint("k", i)).Err(); err == nil || err == redis.Nil {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := ok.Load(); n != 0 {
+		t.Fatalf("%d of 200 commands succeeded (or read nil) against a server refusing the password", n)
+	}
+}
