@@ -114,6 +114,9 @@ type Config struct {
 	Workers int
 	// BatchSize is the number of rows per store.AddJobs call (default DefaultBatchSize).
 	BatchSize int
+	// Heartbeat is how often the run records that its producer is alive
+	// (default DefaultHeartbeat; see HeartbeatLapses).
+	Heartbeat time.Duration
 }
 
 // DatasetOptions returns the dataset reader options of the config.
@@ -203,6 +206,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.BoolVar(&c.Dev, "dev", false, "quick start: run Redis, the API sandbox (test mode) and a worker in this process, submit, wait\nfor every callback, print a summary and write NAME.results.jsonl (see -out-dir; implies -wait; ignores -redis)")
 	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
 	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", DefaultHeartbeat, "how often the run records that enqueue is alive; after 6 missed beats status and runs\nshow the run aborted (producer stopped at line N)")
 
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -255,6 +259,9 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	}
 	if c.MaxLiveTasks < 0 {
 		return nil, usagef("-max-live-tasks %d: must be 0 (no cap) or positive", c.MaxLiveTasks)
+	}
+	if c.Heartbeat <= 0 {
+		return nil, usagef("-heartbeat %v: must be positive", c.Heartbeat)
 	}
 	if c.Workers < 1 || c.BatchSize < 1 {
 		return nil, usagef("-workers and -write-batch must be at least 1")

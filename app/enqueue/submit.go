@@ -106,7 +106,12 @@ type StoppedError struct {
 	// write's reply in flight, that write may have been recorded too, and
 	// re-running the dataset counts such rows as duplicates.
 	RowsRead, Enqueued int64
-	Err                error
+	// Recorded, when RecordedKnown, is what Redis holds of the run after
+	// the stop (its enqueued and duplicate counters, written atomically
+	// with the rows): fewer than Enqueued when Redis lost writes.
+	Recorded      int64
+	RecordedKnown bool
+	Err           error
 }
 
 // Error says where the run stopped, how far it got, why, and what happened to the run.
@@ -116,8 +121,14 @@ func (e *StoppedError) Error() string {
 		where = fmt.Sprintf(" at line %d", e.Line)
 	}
 	run := ""
-	if e.RunID != "" {
-		run = fmt.Sprintf("; run %s aborted, its %d enqueued rows stay queued (enqueue status %s)", e.RunID, e.Enqueued, e.RunID)
+	switch {
+	case e.RunID != "" && e.RecordedKnown:
+		run = fmt.Sprintf("; run %s aborted: Redis holds %d of its rows (read after the stop), which stay queued and are worked "+
+			"(enqueue status %s); re-run the same command to add the rest", e.RunID, e.Recorded, e.RunID)
+	case e.RunID != "":
+		run = fmt.Sprintf("; run %s: Redis could not be read after the stop, so how many of the %d rows confirmed before it "+
+			"survived is unknown (enqueue status %s once Redis answers; without its producer the run shows aborted); "+
+			"re-run the same command to add the rest", e.RunID, e.Enqueued, e.RunID)
 	}
 	return fmt.Sprintf("stopped%s after reading %d rows and enqueuing %d rows: %v%s", where, e.RowsRead, e.Enqueued, e.Err, run)
 }
@@ -143,6 +154,8 @@ func (e *WaitInterruptedError) Unwrap() error { return e.Err }
 // Counts are the live counters of a submit, read by a Progress.
 type Counts struct {
 	Read, Valid, Invalid, Enqueued, Duplicate atomic.Int64
+	// Line is the dataset line of the last row read.
+	Line atomic.Int64
 	// Conflict counts rows refused by the store because their unique_id
 	// is already used for other content (invalid rows too, see invalid).
 	Conflict atomic.Int64
@@ -369,6 +382,7 @@ func readAll(ctx context.Context, src *source, dopts dataset.Options, c *Counts,
 		}
 		c.Read.Add(1)
 		if reject != nil {
+			c.Line.Store(reject.Line)
 			c.Invalid.Add(1)
 			if rej != nil {
 				if err := rej.write(*reject); err != nil {
@@ -377,6 +391,7 @@ func readAll(ctx context.Context, src *source, dopts dataset.Options, c *Counts,
 			}
 			continue
 		}
+		c.Line.Store(row.Line)
 		c.Valid.Add(1)
 		if onValid != nil {
 			if err := onValid(row); err != nil {
@@ -441,17 +456,20 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 	}
 	log := opts.Logger.With(zap.String("run_id", run.ID))
 	created := false
+	c := &Counts{Size: src.size}
+	stopBeat := func() {}
+	defer func() { stopBeat() }()
 	createRun := func() error {
 		if err := st.CreateRun(ctx, run); err != nil {
 			return fmt.Errorf("create the run in Redis: %w", err)
 		}
 		created = true
+		stopBeat = startHeartbeat(ctx, st, run.ID, cfg.Heartbeat, &c.Line, log)
 		log.Info("run created", zap.String("dataset", src.name), zap.String("mode", string(cfg.Mode)))
 		return nil
 	}
 
 	start := time.Now()
-	c := &Counts{Size: src.size}
 	stopProgress := opts.Progress.Start(c)
 	defer stopProgress()
 
@@ -564,6 +582,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 	}
 	stopProgress()
 
+	stopBeat() // the run's end (finished or aborted) is recorded below
 	err := writeErr
 	if err == nil {
 		err = dispatchErr
@@ -603,6 +622,9 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
+		if r, gerr := st.GetRun(actx, run.ID); gerr == nil {
+			se.Recorded, se.RecordedKnown = r.Enqueued+r.Duplicate, true
+		}
 		if aerr := st.AbortRun(actx, run.ID, se.Error()); aerr != nil {
 			log.Error("could not mark the run aborted", zap.Error(aerr))
 		}

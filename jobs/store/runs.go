@@ -103,7 +103,7 @@ func (s *Store) getRun(ctx context.Context, runID string) (*Run, error) {
 
 func parseRun(id string, m map[string]string) *Run {
 	i := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
-	return &Run{
+	r := &Run{
 		ID:                  id,
 		Dataset:             m["dataset"],
 		Type:                refonte.TaskType(m["type"]),
@@ -128,6 +128,8 @@ func parseRun(id string, m map[string]string) *Run {
 			Completed: i("completed"), Failed: i("failed"), Canceled: i("canceled"),
 		},
 	}
+	applyHeartbeat(r, m, time.Now())
+	return r
 }
 
 func (s *Store) listRuns(ctx context.Context, limit int) ([]*Run, error) {

@@ -126,6 +126,12 @@ type Run struct {
 	BatchFinalized bool `json:"batch_finalized,omitempty"`
 	// AbortReason is the error that stopped enqueue (state RunAborted).
 	AbortReason string `json:"abort_reason,omitempty"`
+	// HeartbeatAt is the producer's last heartbeat (see Store.Heartbeat).
+	HeartbeatAt time.Time `json:"heartbeat_at,omitzero"`
+	// Stalled says the run is shown RunAborted because its producer
+	// stopped beating while enqueuing (killed, or cut off from Redis); its
+	// record still says enqueuing.
+	Stalled bool `json:"stalled,omitempty"`
 	// TerminalWithoutTask counts rows terminal without any task at the API
 	// (in practice failed, such as a permanent 400 on create).
 	TerminalWithoutTask int64 `json:"terminal_without_task,omitempty"`
