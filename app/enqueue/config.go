@@ -110,6 +110,9 @@ type Config struct {
 	// Dev runs the quick start: the whole system in this process on
 	// embedded defaults (see Env.StartDev); implies Wait.
 	Dev bool
+	// Version asks for the build's version line only (-version); nothing
+	// else is checked.
+	Version bool
 	// Workers is the number of concurrent store.AddJobs calls (default DefaultWorkers).
 	Workers int
 	// BatchSize is the number of rows per store.AddJobs call (default DefaultBatchSize).
@@ -207,6 +210,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
 	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", DefaultHeartbeat, "how often the run records that enqueue is alive; after 6 missed beats status and runs\nshow the run aborted (producer stopped at line N)")
+	fs.BoolVar(&c.Version, "version", false, "print the version, VCS revision and Go version, and exit")
 
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -214,6 +218,9 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 			return nil, err
 		}
 		return nil, &UsageError{Msg: err.Error()}
+	}
+	if c.Version {
+		return c, nil
 	}
 	switch len(pos) {
 	case 0:

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
@@ -73,6 +74,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	if err != nil {
 		return fail(env, err)
+	}
+	if cfg.Version {
+		fmt.Fprintln(env.Stdout, buildinfo.Read().Line("enqueue"))
+		return ExitOK
 	}
 	if cfg.Dev {
 		return runDev(ctx, cfg, env)

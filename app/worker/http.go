@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
 // metrics are the worker's own collectors (the submit handler and the
@@ -22,6 +25,16 @@ type metrics struct {
 	liveLimit  prometheus.Gauge
 	jobErrors  *prometheus.CounterVec
 	redisUp    prometheus.Gauge
+	// runs counts the newest StatsRuns runs by state; runRows holds the
+	// row counters of each unfinished run among them (the same on every
+	// pod: query them with max()).
+	runs    *prometheus.GaugeVec
+	runRows *prometheus.GaugeVec
+	// rateLimit is the configured -rate-limit per mode; limiterGranted
+	// counts the slots the shared limiter granted this process (creates,
+	// their in-client retries and reconciler polls).
+	rateLimit      *prometheus.GaugeVec
+	limiterGranted *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,10 +57,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"queue", "kind"}),
 		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refonte_redis_up",
-			Help: "1 when asynq's last Redis health check passed.",
+			Help: "1 when the last Redis check (at start, then asynq's health check every 15 s) passed, else 0.",
 		}),
+		runs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refonte_runs",
+			Help: "Runs by state among the newest " + strconv.Itoa(StatsRuns) + " (all workers' view, polled).",
+		}, []string{"state"}),
+		runRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refonte_run_rows",
+			Help: "Rows of each unfinished run by state: valid, invalid, submitted, completed, failed, canceled, remaining (valid rows not yet terminal); polled.",
+		}, []string{"run", "mode", "state"}),
+		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refonte_rate_limit",
+			Help: "The configured -rate-limit: API calls per second per mode shared by all workers (0 = no limit).",
+		}, []string{"mode"}),
+		limiterGranted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refonte_limiter_granted_total",
+			Help: "Slots the shared rate limiter granted this worker (creates, their retries, reconciler polls), by mode.",
+		}, []string{"mode"}),
 	}
 	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp,
+		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -132,6 +162,7 @@ func (w *Worker) refreshStats(ctx context.Context) {
 		set("archived", info.Archived)
 	}
 	w.metrics.liveLimit.Set(float64(w.handler.LiveDailyLimit()))
+	w.refreshRuns(ctx)
 	if w.cfg.LiveKey != "" {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		n, err := w.store.LiveSpend(sctx, time.Now())
@@ -141,5 +172,45 @@ func (w *Worker) refreshStats(ctx context.Context) {
 			return
 		}
 		w.metrics.liveSpend.Set(float64(n))
+	}
+}
+
+// runStates are the states refonte_runs always reports (0 when none).
+var runStates = []store.RunState{store.RunEnqueuing, store.RunRunning, store.RunPaused, store.RunDone, store.RunAborted}
+
+// refreshRuns sets refonte_runs and refonte_run_rows from the newest
+// StatsRuns runs. Finished runs (done, aborted) drop out of
+// refonte_run_rows.
+func (w *Worker) refreshRuns(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	runs, err := w.store.ListRuns(sctx, StatsRuns)
+	cancel()
+	if err != nil {
+		w.log.Debug("listing the runs failed", zap.Error(err))
+		return
+	}
+	byState := map[string]int{}
+	for _, s := range runStates {
+		byState[string(s)] = 0
+	}
+	w.metrics.runRows.Reset()
+	for _, r := range runs {
+		byState[string(r.State)]++
+		if r.State == store.RunDone || r.State == store.RunAborted {
+			continue
+		}
+		set := func(state string, n int64) {
+			w.metrics.runRows.WithLabelValues(r.ID, string(r.Mode), state).Set(float64(n))
+		}
+		set("valid", r.Valid)
+		set("invalid", r.Invalid)
+		set("submitted", r.Submitted)
+		set("completed", r.Completed)
+		set("failed", r.Failed)
+		set("canceled", r.Canceled)
+		set("remaining", max(r.Valid-r.Terminal(), 0))
+	}
+	for s, n := range byState {
+		w.metrics.runs.WithLabelValues(s).Set(float64(n))
 	}
 }

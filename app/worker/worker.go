@@ -35,8 +35,10 @@ const (
 	// MaxLimiterWait is the longest a job waits in the handler for a
 	// rate-limit slot before it is rescheduled (not a failure).
 	MaxLimiterWait = 2 * time.Second
-	// StatsInterval is how often queue depth and live spend gauges are refreshed.
+	// StatsInterval is how often the queue depth, run and live spend gauges are refreshed.
 	StatsInterval = 5 * time.Second
+	// StatsRuns is how many of the newest runs the run gauges look at.
+	StatsRuns = 200
 	// ReadyTimeout bounds the Redis PING of /readyz.
 	ReadyTimeout = time.Second
 	// handlerStopTimeout bounds the wait for handlers to return once their
@@ -80,14 +82,16 @@ func NewHTTPServer(handler http.Handler, logger *zap.Logger) *http.Server {
 // (/callback, /healthz, /readyz, /metrics), the reconciler loop and the
 // stats poller. Build it with New, then call Run once.
 type Worker struct {
-	cfg      Config
-	log      *zap.Logger
-	rdb      redis.UniversalClient
-	gate     *redisgate.Gate // holds commands back while Redis is unusable
-	store    *store.Store
-	clients  map[refonte.Mode]*refonte.Client
-	limiters map[refonte.Mode]ratelimit.Limiter
-	handler  *submit.Handler
+	cfg  Config
+	log  *zap.Logger
+	rdb  redis.UniversalClient
+	gate *redisgate.Gate // holds commands back while Redis is unusable
+	// redisAnsweredAtStart is the result of New's Redis check.
+	redisAnsweredAtStart bool
+	store                *store.Store
+	clients              map[refonte.Mode]*refonte.Client
+	limiters             map[refonte.Mode]ratelimit.Limiter
+	handler              *submit.Handler
 	// reconciler polls tasks whose callback is overdue.
 	reconciler *reconcile.Reconciler
 	// callback is the POST /callback receiver.
@@ -141,6 +145,12 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		return nil, err
 	}
 	w.store = store.New(w.rdb, store.Options{})
+	if w.metrics, err = newMetrics(w.reg); err != nil {
+		return nil, err
+	}
+	// refonte_redis_up tells the truth from the first scrape: asynq's own
+	// health check only runs every 15 s.
+	w.metrics.redisUp.Set(map[bool]float64{false: 0, true: 1}[w.redisAnsweredAtStart])
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 2 * (cfg.Concurrency + 10)
@@ -162,10 +172,12 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s rate limiter: %v", ErrConfig, m, err)
 			}
-			w.limiters[m] = lim
+			metered := meteredLimiter{Limiter: lim, granted: w.metrics.limiterGranted.WithLabelValues(string(m))}
+			w.limiters[m] = metered
 			// The client's own retries go through the shared limiter too.
-			policy.BeforeRetry = submit.RetryGate(lim, 0)
+			policy.BeforeRetry = submit.RetryGate(metered, 0)
 		}
+		w.metrics.rateLimit.WithLabelValues(string(m)).Set(cfg.RateLimit)
 		c, err := refonte.NewClient(key.Reveal(),
 			refonte.WithBaseURL(cfg.APIURL),
 			refonte.WithHTTPClient(httpClient),
@@ -178,9 +190,6 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		w.clients[m] = c
 	}
 
-	if w.metrics, err = newMetrics(w.reg); err != nil {
-		return nil, err
-	}
 	sm, err := submit.NewMetrics(w.reg)
 	if err != nil {
 		return nil, err
@@ -338,11 +347,11 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 	}
 }
 
-// healthCheck is asynq's periodic Redis check.
+// healthCheck records asynq's periodic Redis check (New records the first).
 func (w *Worker) healthCheck(err error) {
 	if err != nil {
 		w.metrics.redisUp.Set(0)
-		w.log.Warn("redis health check failed", zap.Error(err))
+		w.log.Warn("redis health check failed; /readyz reports it and jobs wait", zap.Error(err))
 		return
 	}
 	w.metrics.redisUp.Set(1)
@@ -456,6 +465,32 @@ func (w *Worker) afterTransition(ctx context.Context, tr store.Transition) {
 	})
 }
 
+// meteredLimiter counts the slots a shared limiter grants this process
+// (refonte_limiter_granted_total): their rate ÷ refonte_rate_limit, summed
+// over the pods, is how saturated the API's rate limit is.
+type meteredLimiter struct {
+	ratelimit.Limiter
+	granted prometheus.Counter
+}
+
+// Wait waits for a slot and counts it when granted.
+func (l meteredLimiter) Wait(ctx context.Context) error {
+	err := l.Limiter.Wait(ctx)
+	if err == nil {
+		l.granted.Inc()
+	}
+	return err
+}
+
+// Reserve takes a free slot, if any, and counts it.
+func (l meteredLimiter) Reserve(ctx context.Context) (time.Duration, error) {
+	d, err := l.Limiter.Reserve(ctx)
+	if err == nil && d == 0 {
+		l.granted.Inc()
+	}
+	return d, err
+}
+
 // unlimited is the limiter of a worker run with -rate-limit 0: the
 // reconciler needs one per mode.
 type unlimited struct{}
@@ -516,7 +551,9 @@ func (w *Worker) redisClient(raw string, concurrency int) (redis.UniversalClient
 	rdb := u.NewClient(redisurl.Tuning{PoolSize: concurrency + 20, Protocol: RedisProtocol})
 	ctx, cancel := context.WithTimeout(context.Background(), StartupRedisTimeout)
 	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	err = rdb.Ping(ctx).Err()
+	w.redisAnsweredAtStart = err == nil
+	if err != nil {
 		if redis.IsAuthError(err) {
 			_ = rdb.Close()
 			return nil, nil, fmt.Errorf("%w: %s: Redis at %s refuses the credentials (%v): check the user and password in %s",

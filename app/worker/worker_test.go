@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -385,5 +386,61 @@ func TestHealthDuringCallbackFlood(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable, resp.Status
+	})
+}
+
+// scrape returns the worker's /metrics text.
+func scrape(t *testing.T, r *running) string {
+	t.Helper()
+	resp, err := http.Get("http://" + r.w.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMetricsTrueFromFirstScrape: the very first scrape after a start
+// already says Redis is up (asynq's own check runs only every 15 s, so a
+// rollout used to show every new pod "down") and names the build.
+func TestMetricsTrueFromFirstScrape(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	cfg := testConfig(t, redisURL, api)
+	cfg.RateLimit = 25
+	body := scrape(t, startWorker(t, cfg, nil))
+	for _, want := range []string{
+		"\nrefonte_redis_up 1\n",
+		`refonte_build_info{goversion="` + runtime.Version() + `",revision=`,
+		`refonte_rate_limit{mode="test"} 25`,
+		`refonte_rate_limit{mode="live"} 25`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("first scrape lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// TestRunAndLimiterMetrics: the run gauges show an unfinished run's rows,
+// and every create the shared limiter granted is counted.
+func TestRunAndLimiterMetrics(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	_, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	cfg := testConfig(t, redisURL, api)
+	cfg.RateLimit = 1000
+	r := startWorker(t, cfg, nil)
+	run := addRun(t, storeOn(t, redisURL), refonte.ModeTest, 20, cfg.CallbackURL)
+	rows := func(state string) string {
+		return fmt.Sprintf(`refonte_run_rows{mode="test",run=%q,state=%q} `, run.ID, state)
+	}
+	waitFor(t, 20*time.Second, "the run's rows in /metrics", func() (bool, string) {
+		body := scrape(t, r)
+		return strings.Contains(body, rows("valid")+"20\n") && strings.Contains(body, rows("submitted")+"20\n") &&
+			strings.Contains(body, rows("remaining")+"20\n") && strings.Contains(body, `refonte_runs{state="running"} 1`) &&
+			strings.Contains(body, `refonte_limiter_granted_total{mode="test"} 20`), body
 	})
 }

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -77,11 +78,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		flag.PrintDefaults()
 	}
+	version := flag.Bool("version", false, "print the version, VCS revision and Go version, and exit")
 	if err := flag.Parse(args); err != nil {
 		if errors.Is(err, goflag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("sandbox"))
+		return 0
 	}
 	if cfg.CompleteAfter == 0 {
 		cfg.CompleteAfter = sandbox.CompleteImmediately

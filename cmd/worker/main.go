@@ -36,22 +36,28 @@ import (
 	"golang.org/x/term"
 
 	"github.com/refonte-ai/refonte-batch/app/worker"
+	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/internal/zapredis"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
 // devUsage is the -dev flag's help; the flag is this command's, not the
 // worker package's: the quick start is assembled above it (devstack).
 const devUsage = "quick start: run an in-process Redis, the API sandbox (test mode) and this worker on 127.0.0.1,\nprint their URLs and an enqueue command; ignores REDIS_URL, REFONTE_API_URL and the keys"
 
-func run(args []string, getenv func(string) string, stderr io.Writer) int {
-	var dev bool
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var dev, version bool
 	cfg, err := worker.ParseFlags(args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dev, "dev", false, devUsage)
+		fs.BoolVar(&version, "version", false, "print the version, VCS revision and Go version, and exit")
 	})
+	if err == nil && version {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("worker"))
+		return 0
+	}
 	if err == nil && !dev {
 		// The quick start uses the sandbox's public keys: it reads no secret.
 		err = cfg.LoadSecrets(getenv)

@@ -108,11 +108,12 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"no callback key", map[string]string{"REFONTE_TEST_API_KEY": "test_abc"}, nil, 2, "REFONTE_CALLBACK_AUTH_KEY"},
 		{"dev off loopback", nil, []string{"-dev", "-listen", "192.0.2.1:8080"}, 2, "127.0.0.1"},
 		{"help", nil, []string{"-h"}, 0, "Usage: worker"},
+		{"version without keys", nil, []string{"-version"}, 0, "worker "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			code := run(c.args, func(k string) string { return c.env[k] }, &stderr)
+			var stderr bytes.Buffer // stdout too
+			code := run(c.args, func(k string) string { return c.env[k] }, &stderr, &stderr)
 			if code != c.code || !strings.Contains(stderr.String(), c.want) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, c.code, stderr.String(), c.want)
 			}
@@ -318,7 +319,7 @@ func TestMessagesRedactRedisURLs(t *testing.T) {
 	} {
 		var stderr bytes.Buffer
 		env := map[string]string{"REDIS_URL": u, "REFONTE_TEST_API_KEY": "test_abc", "REFONTE_CALLBACK_AUTH_KEY": "x"}
-		code := run(nil, func(k string) string { return env[k] }, &stderr)
+		code := run(nil, func(k string) string { return env[k] }, &stderr, &stderr)
 		if code != 2 || strings.Contains(stderr.String(), pw) || !strings.Contains(stderr.String(), "xxxxx") {
 			t.Errorf("REDIS_URL=%s: exit %d (want 2), stderr (want the URL redacted): %s", u, code, stderr.String())
 		}
