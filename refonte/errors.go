@@ -145,6 +145,25 @@ func Retryable(err error) bool {
 	return errors.As(err, &oe)
 }
 
+// Permanent reports whether err is final, so that no retry of the same
+// request can change it: an answer of the API that Retryable does not call
+// transient (400, 401, 402, 403, 404, 409, 413, 422, …: every status
+// outside 408, 429 and 5xx), or params refused before sending
+// (ErrInvalidParams). It is false for nil, for transient errors, for the
+// end of the caller's context (even when it ended a retry of an API
+// answer) and for any other error. Retryable holds the rule; refonte-batch's
+// job handler fails a row at once when Permanent is true.
+func Permanent(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || chainHas(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ae *Error
+	if errors.As(err, &ae) {
+		return !Retryable(ae)
+	}
+	return errors.Is(err, ErrInvalidParams)
+}
+
 // chainHas reports whether target itself (by identity, not through Is
 // methods) is in err's chain.
 func chainHas(err, target error) bool {

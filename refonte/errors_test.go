@@ -132,34 +132,44 @@ func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
+// TestRetryable checks the one classifier and Permanent, which follows it
+// for API answers: an error is retryable, permanent, or neither (nil, a
+// local failure, the caller's context).
 func TestRetryable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	<-ctx.Done()
 	tests := []struct {
-		name string
-		err  error
-		want bool
+		name             string
+		err              error
+		retry, permanent bool
 	}{
-		{"nil", nil, false},
-		{"plain", errors.New("x"), false},
-		{"invalid params", ErrInvalidParams, false},
-		{"unexpected EOF", fmt.Errorf("decode: %w", io.ErrUnexpectedEOF), true},
-		{"connection reset", &url.Error{Op: "Post", URL: "u", Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, true},
-		{"connection refused", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}, true},
-		{"net timeout", &url.Error{Op: "Get", URL: "u", Err: timeoutErr{}}, true},
-		{"caller canceled", &url.Error{Op: "Get", URL: "u", Err: context.Canceled}, false},
-		{"caller deadline", &url.Error{Op: "Get", URL: "u", Err: ctx.Err()}, false},
-		{"canceled while retrying a 503", fmt.Errorf("%w (retries stopped: %w)", &Error{StatusCode: 503}, context.Canceled), false},
-		{"408", &Error{StatusCode: 408}, true},
-		{"429", fmt.Errorf("wrapped: %w", &Error{StatusCode: 429}), true},
-		{"599", &Error{StatusCode: 599}, true},
-		{"409", &Error{StatusCode: 409}, false},
-		{"403", &Error{StatusCode: 403}, false},
+		{"nil", nil, false, false},
+		{"plain", errors.New("x"), false, false},
+		{"invalid params", fmt.Errorf("row: %w", ErrInvalidParams), false, true},
+		{"unexpected EOF", fmt.Errorf("decode: %w", io.ErrUnexpectedEOF), true, false},
+		{"connection reset", &url.Error{Op: "Post", URL: "u", Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, true, false},
+		{"connection refused", &url.Error{Op: "Get", URL: "u", Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}, true, false},
+		{"net timeout", &url.Error{Op: "Get", URL: "u", Err: timeoutErr{}}, true, false},
+		{"caller canceled", &url.Error{Op: "Get", URL: "u", Err: context.Canceled}, false, false},
+		{"caller deadline", &url.Error{Op: "Get", URL: "u", Err: ctx.Err()}, false, false},
+		{"canceled while retrying a 503", fmt.Errorf("%w (retries stopped: %w)", &Error{StatusCode: 503}, context.Canceled), false, false},
+		{"canceled while retrying a 403", fmt.Errorf("%w (retries stopped: %w)", &Error{StatusCode: 403}, context.Canceled), false, false},
+		{"408", &Error{StatusCode: 408}, true, false},
+		{"429", fmt.Errorf("wrapped: %w", &Error{StatusCode: 429}), true, false},
+		{"599", &Error{StatusCode: 599}, true, false},
+		{"400", &Error{StatusCode: 400}, false, true},
+		{"409", &Error{StatusCode: 409}, false, true},
+		{"403", &Error{StatusCode: 403}, false, true},
+		{"413", fmt.Errorf("wrapped: %w", &Error{StatusCode: 413}), false, true},
+		{"422", &Error{StatusCode: 422}, false, true},
 	}
 	for _, tt := range tests {
-		if got := Retryable(tt.err); got != tt.want {
-			t.Errorf("%s: Retryable(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		if got := Retryable(tt.err); got != tt.retry {
+			t.Errorf("%s: Retryable(%v) = %v, want %v", tt.name, tt.err, got, tt.retry)
+		}
+		if got := Permanent(tt.err); got != tt.permanent {
+			t.Errorf("%s: Permanent(%v) = %v, want %v", tt.name, tt.err, got, tt.permanent)
 		}
 	}
 }

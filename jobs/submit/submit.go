@@ -461,7 +461,7 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 			return fmt.Errorf("submit %s: %w", p.UniqueID, err)
 		}
 		return &RescheduleError{Reason: ReasonCooldown, Delay: wait, Detail: "the API answered 429"}
-	case permanent(err):
+	case refonte.Permanent(err):
 		return d.failPermanently(ctx, apiMessage(err), err)
 	case errors.As(err, &gated) && !d.last:
 		// The client's retries stopped at the shared limiter (RetryGate):
@@ -619,13 +619,6 @@ func (d *delivery) failPermanently(ctx context.Context, msg string, cause error)
 	}
 	d.log().Warn("job failed permanently", zap.String("reason", msg))
 	return fmt.Errorf("submit %s: %w: %w", p.UniqueID, cause, asynq.SkipRetry)
-}
-
-// permanent reports an API answer that no retry can change.
-func permanent(err error) bool {
-	return errors.Is(err, refonte.ErrInvalid) || errors.Is(err, refonte.ErrUnauthorized) ||
-		errors.Is(err, refonte.ErrNotEnabled) || errors.Is(err, refonte.ErrNotFound) ||
-		errors.Is(err, refonte.ErrInvalidParams)
 }
 
 // apiMessage returns the API's own message of an error when it has one.

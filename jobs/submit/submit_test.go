@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,6 +153,57 @@ func TestProcessTaskPermanentErrorFailsJob(t *testing.T) {
 	j := job(t, e.st, tasks[0])
 	if j.State != store.JobFailed || !strings.Contains(j.Error, "400") || !strings.Contains(j.Error, "attachment") {
 		t.Fatalf("job = %s %q, want failed with the API's 400 message", j.State, j.Error)
+	}
+}
+
+// TestProcessTaskAPIAnswerClassifiedOnce: the handler and the client share
+// one classifier (refonte.Retryable): every API answer it calls final fails
+// the row at once with the API's message, including statuses without a
+// sentinel (403, 413, 422); transient ones go back to asynq.
+func TestProcessTaskAPIAnswerClassifiedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusForbidden, true},
+		{http.StatusRequestEntityTooLarge, true},
+		{http.StatusUnprocessableEntity, true},
+		{http.StatusBadRequest, true},
+		{http.StatusServiceUnavailable, false},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			msg := "the API's own words for " + strconv.Itoa(tc.status)
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_ = json.NewEncoder(w).Encode(map[string]any{"status_code": tc.status, "error": msg})
+			}))
+			t.Cleanup(ts.Close)
+			st, _ := newStore(t)
+			c, err := refonte.NewClient(testKey, refonte.WithBaseURL(ts.URL+"/v1"),
+				refonte.WithRetry(refonte.RetryPolicy{MaxAttempts: 1}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := New(Options{Store: st, Clients: map[refonte.Mode]*refonte.Client{refonte.ModeTest: c},
+				Logger: zaptest.NewLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, tasks := addRun(t, st, refonte.ModeTest, 1, nil)
+			err = h.ProcessTask(context.Background(), tasks[0])
+			if got := errors.Is(err, asynq.SkipRetry); got != tc.permanent {
+				t.Fatalf("ProcessTask = %v: SkipRetry %v, want %v", err, got, tc.permanent)
+			}
+			j := job(t, st, tasks[0])
+			wantState := store.JobEnqueued
+			if tc.permanent {
+				wantState = store.JobFailed
+			}
+			if j.State != wantState || !strings.Contains(j.Error, msg) {
+				t.Fatalf("job = %s %q, want %s with the API's message", j.State, j.Error, wantState)
+			}
+		})
 	}
 }
 
