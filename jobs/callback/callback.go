@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -250,66 +249,8 @@ func delivery(cb *refonte.Callback) parsed {
 	if !d.modeKnown {
 		d.modes, d.nmodes = [2]refonte.Mode{refonte.ModeTest, refonte.ModeLive}, 2
 	}
-	if isNull(resp) {
-		resp = nil
-	}
-	d.outcome = store.Outcome{TaskID: d.taskID, Status: d.status, Response: resp, At: deliveryTime(t)}
-	if d.status == refonte.StatusError {
-		d.outcome.Error = ErrorReason(resp)
-	}
+	d.outcome = store.NewOutcome(d.taskID, d.status, resp, store.DeliveryTime(t))
 	return d
-}
-
-// TaskOutcome returns the terminal outcome a task object carries (from a
-// callback or GET /task/{id}): its ID, status, response ("null" dropped),
-// the API's reason when its status is error, and its delivery time.
-func TaskOutcome(t *refonte.Task) store.Outcome {
-	o := store.Outcome{TaskID: t.ID, Status: t.Status, At: deliveryTime(t)}
-	if !isNull(t.Response) {
-		o.Response = t.Response
-	}
-	if t.Status == refonte.StatusError {
-		o.Error = ErrorReason(o.Response)
-	}
-	return o
-}
-
-// deliveryTime orders deliveries: the task's updated_at, else its
-// completed_at, else zero (the store then uses the time of receipt).
-func deliveryTime(t *refonte.Task) time.Time {
-	switch {
-	case t == nil:
-		return time.Time{}
-	case !t.UpdatedAt.IsZero():
-		return t.UpdatedAt
-	case t.CompletedAt != nil:
-		return *t.CompletedAt
-	}
-	return time.Time{}
-}
-
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
-}
-
-// ErrorReason returns the API's reason for a task in status error: the
-// "error" string of its response, else a generic message.
-func ErrorReason(response json.RawMessage) string {
-	var r struct {
-		Error json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(response, &r) == nil && !isNull(r.Error) {
-		var s string
-		if json.Unmarshal(r.Error, &s) == nil {
-			if s != "" {
-				return s
-			}
-		} else {
-			return string(r.Error)
-		}
-	}
-	return "the API reported status error without a reason"
 }
 
 // step is one way of finding a callback's job.
@@ -414,25 +355,9 @@ func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d 
 
 func (h *Handler) changed(ctx context.Context, t store.Transition) {
 	for _, id := range t.RunsDone {
-		LogRunDone(ctx, h.log, h.store, id)
+		h.store.LogRunDone(ctx, h.log, id)
 	}
 	if h.onTransition != nil {
 		h.onTransition(ctx, t)
 	}
-}
-
-// LogRunDone logs "run done" at info with the run's counters (one read of
-// the run record). The reconciler and the callback handler call it for
-// every run in a transition's RunsDone.
-func LogRunDone(ctx context.Context, log *zap.Logger, s *store.Store, runID string) {
-	run, err := s.GetRun(ctx, runID)
-	if err != nil {
-		log.Info("run done", zap.String("run_id", runID), zap.NamedError("counters_error", err))
-		return
-	}
-	log.Info("run done", zap.String("run_id", runID), zap.String("dataset", run.Dataset),
-		zap.Stringer("mode", run.Mode), zap.Int64("rows", run.Rows), zap.Int64("valid", run.Valid),
-		zap.Int64("invalid", run.Invalid), zap.Int64("duplicate", run.Duplicate),
-		zap.Int64("submitted", run.Submitted), zap.Int64("completed", run.Completed),
-		zap.Int64("failed", run.Failed), zap.Int64("canceled", run.Canceled))
 }

@@ -31,7 +31,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -585,7 +584,7 @@ func (r *Reconciler) apply(ctx context.Context, p *passState, job *store.Job, ta
 	)
 	switch {
 	case err == nil && task.Status.Terminal():
-		o := callback.TaskOutcome(task)
+		o := store.TaskOutcome(task)
 		if o.TaskID == "" {
 			o.TaskID = job.TaskID
 		}
@@ -632,7 +631,7 @@ func (r *Reconciler) apply(ctx context.Context, p *passState, job *store.Job, ta
 	log.Debug("reconciled a job whose callback never came", zap.String("outcome", outcome),
 		zap.String("to", string(t.To)))
 	for _, id := range t.RunsDone {
-		callback.LogRunDone(ctx, r.log, r.store, id)
+		r.store.LogRunDone(ctx, r.log, id)
 	}
 	if r.onTransition != nil {
 		r.onTransition(ctx, t)

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
-	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -519,7 +518,7 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	case terminal:
 		// Created and already finished (the API answered with a terminal
 		// task): the attempt, the task and its outcome in one step.
-		tr, err = h.opts.Store.RecordCreatedTerminal(ctx, p.Mode, p.UniqueID, outcomeOf(task))
+		tr, err = h.opts.Store.RecordCreatedTerminal(ctx, p.Mode, p.UniqueID, store.TaskOutcome(task))
 	default:
 		// Our create succeeded: count the attempt in the same step.
 		tr, err = h.opts.Store.RecordCreated(ctx, p.Mode, p.UniqueID, task.ID)
@@ -535,7 +534,7 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 	}
 	h.transitioned(ctx, d.log, tr)
 	if found && terminal {
-		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, outcomeOf(task))
+		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, store.TaskOutcome(task))
 		if err != nil {
 			d.log().Warn("recording the already-terminal task failed; the reconciler will", taskID, zap.Error(err))
 		}
@@ -562,7 +561,7 @@ func (h *Handler) transitioned(ctx context.Context, log func() *zap.Logger, tr s
 	}
 	l := log()
 	for _, id := range tr.RunsDone {
-		callback.LogRunDone(ctx, l, h.opts.Store, id)
+		h.opts.Store.LogRunDone(ctx, l, id)
 	}
 	h.finalizeBatches(ctx, l, tr.RunsAllSubmitted)
 }
@@ -628,16 +627,4 @@ func apiMessage(err error) string {
 		return fmt.Sprintf("%d %s", ae.StatusCode, ae.Message)
 	}
 	return err.Error()
-}
-
-// outcomeOf is the store outcome of a terminal task.
-func outcomeOf(t *refonte.Task) store.Outcome {
-	o := store.Outcome{TaskID: t.ID, Status: t.Status, Response: t.Response, At: t.UpdatedAt}
-	if t.Status == refonte.StatusError {
-		o.Error = "the task ended in error"
-		if len(t.Response) > 0 {
-			o.Error = string(t.Response)
-		}
-	}
-	return o
 }

@@ -114,6 +114,30 @@ func TestProcessTaskCreatedAlreadyTerminal(t *testing.T) {
 	}
 }
 
+// TestProcessTaskCreatedInErrorStoresTheReason: a task answered already in
+// status error is stored as the callback and the reconciler store it
+// (store.TaskOutcome): the API's reason as the error, not the raw response.
+func TestProcessTaskCreatedInErrorStoresTheReason(t *testing.T) {
+	e := newEnv(t, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately}, nil)
+	_, tasks := addRun(t, e.st, refonte.ModeTest, 1, func(i int) map[string]any {
+		p := rowParams(i)
+		p["attachment"] = "https://example.com/sandbox-error.jpg" // the sandbox ends it in error
+		return p
+	})
+	if err := e.h.ProcessTask(context.Background(), tasks[0]); err != nil {
+		t.Fatalf("ProcessTask: %v", err)
+	}
+	j := job(t, e.st, tasks[0])
+	task, ok := e.sb.Task(refonte.ModeTest, j.TaskID)
+	if !ok || task.Status != refonte.StatusError {
+		t.Fatalf("sandbox task %q = %+v, want one in status error", j.TaskID, task)
+	}
+	want := store.TaskOutcome(task)
+	if j.State != store.JobFailed || j.Error != want.Error || want.Error != "attachment could not be downloaded (sandbox-error)" {
+		t.Fatalf("job = %s %q; want failed with the API's reason %q", j.State, j.Error, want.Error)
+	}
+}
+
 func TestProcessTaskConflictResolvesToExistingTask(t *testing.T) {
 	e := newEnv(t, sandbox.Config{}, nil)
 	_, tasks := addRun(t, e.st, refonte.ModeTest, 1, nil)
@@ -408,7 +432,7 @@ func TestProcessTaskRetryOfErroredTaskCreatesAgain(t *testing.T) {
 	if old.Status != refonte.StatusError {
 		t.Fatalf("sandbox task status %s, want error", old.Status)
 	}
-	if _, err := e.st.Complete(ctx, refonte.ModeTest, j.UniqueID, outcomeOf(old)); err != nil {
+	if _, err := e.st.Complete(ctx, refonte.ModeTest, j.UniqueID, store.TaskOutcome(old)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.st.Requeue(ctx, refonte.ModeTest, j.UniqueID); err != nil {
