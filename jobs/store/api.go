@@ -153,7 +153,27 @@ type Transition struct {
 	// FinishEnqueue that finds it so; ClaimBatchFinalize makes acting on it
 	// once safe.
 	RunsAllSubmitted []string
+	// Conflict is set when Complete refused a delivery by the replay rule
+	// (see Complete): the job and the run counters are unchanged, but each
+	// of the job's runs counts it in Run.Conflicts.
+	Conflict ConflictReason
 }
+
+// ConflictReason says why Complete refused a delivery.
+type ConflictReason string
+
+// Reasons of a conflicting delivery.
+const (
+	// ConflictForeignTask: the delivery names another task than the one
+	// recorded for the job (submitted or terminal).
+	ConflictForeignTask ConflictReason = "foreign_task"
+	// ConflictNotNewer: the job is terminal and the delivery, with another
+	// status or response, is not strictly newer by the task's timestamps.
+	ConflictNotNewer ConflictReason = "not_newer"
+	// ConflictNoTimestamp: the job is terminal and the delivery, with
+	// another status or response, carries no timestamp of the task.
+	ConflictNoTimestamp ConflictReason = "no_timestamp"
+)
 
 // MarkSubmitted records that the job's task exists at the API with taskID:
 // enqueued -> submitted, indexes taskID and adds the job to the in-flight set
@@ -186,15 +206,24 @@ type Outcome struct {
 	Status   refonte.TaskStatus // completed, error or canceled
 	Response []byte             // raw response JSON
 	Error    string             // the API's reason for an error
-	// At orders deliveries (the task's updated_at or the delivery time): newest wins.
+	// At orders deliveries: the task's own timestamp (its updated_at, else
+	// completed_at), or zero when the delivery carries none (the time of
+	// receipt is recorded then, and the outcome cannot replace a terminal one).
 	At time.Time
 }
 
 // Complete applies a terminal outcome: from enqueued, submitted or another
-// terminal state (a newer delivery) to completed, failed (status error) or
-// canceled; stores the response; removes the job from the in-flight set.
-// An outcome older than the job's newest delivery is a no-op. If the job
-// record does not exist, ErrJobNotFound is returned and nothing is written.
+// terminal state to completed, failed (status error) or canceled; stores
+// the response; removes the job from the in-flight set. If the job record
+// does not exist, ErrJobNotFound is returned and nothing is written.
+//
+// The replay rule: a job that has a recorded task (submitted or terminal)
+// only takes outcomes naming that task, and a terminal job changes only
+// for an outcome strictly newer by the task's own timestamp (o.At) than the
+// newest one it took. Otherwise nothing changes: a repeat of what the job
+// holds (same status and response) is a duplicate, anything else a
+// conflicting delivery (Transition.Conflict says why, and the job's runs
+// count it in Run.Conflicts); the run counters never move for either.
 func (s *Store) Complete(ctx context.Context, mode refonte.Mode, uniqueID string, o Outcome) (Transition, error) {
 	return s.complete(ctx, mode, uniqueID, o)
 }

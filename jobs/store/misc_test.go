@@ -584,6 +584,7 @@ func TestRecordCreatedTerminal(t *testing.T) {
 					}
 					tr.Changed = tr.Changed || tr2.Changed
 					tr.To = tr2.To
+					tr.Conflict = tr2.Conflict
 					tr.RunsDone = append(tr.RunsDone, tr2.RunsDone...)
 					tr.RunsAllSubmitted = append(tr.RunsAllSubmitted, tr2.RunsAllSubmitted...)
 				} else {

@@ -122,6 +122,7 @@ func parseRun(id string, m map[string]string) *Run {
 		Retrying:            max(i("retrying"), 0),
 		LastError:           m["last_error"],
 		LastErrorAt:         fromMS(m["last_error_at"]),
+		Conflicts:           i("conflicts"),
 		Counters: Counters{
 			Rows: i("rows"), Valid: i("valid"), Invalid: i("invalid"),
 			Enqueued: i("enqueued"), Duplicate: i("duplicate"), Submitted: i("submitted"),

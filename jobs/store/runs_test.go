@@ -158,7 +158,11 @@ func TestRunsShareJobs(t *testing.T) {
 	}
 	var done [][]string
 	for _, u := range []string{"uid-1", "uid-3", "uid-4"} {
-		tr, err := e.st.Complete(e.ctx, m, u, outcome("t"+u, refonte.StatusCompleted, time.Now()))
+		tid := "t" + u
+		if u == "uid-1" {
+			tid = "t1" // its recorded task
+		}
+		tr, err := e.st.Complete(e.ctx, m, u, outcome(tid, refonte.StatusCompleted, time.Now()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +178,7 @@ func TestRunsShareJobs(t *testing.T) {
 		t.Fatalf("r2 counters = %+v", c)
 	}
 	// Requeue after a newer error: both runs go back to running.
-	tr, err := e.st.Complete(e.ctx, m, "uid-1", outcome("tuid-1", refonte.StatusError, time.Now().Add(time.Second)))
+	tr, err := e.st.Complete(e.ctx, m, "uid-1", outcome("t1", refonte.StatusError, time.Now().Add(time.Second)))
 	if err != nil || tr.From != store.JobCompleted || tr.To != store.JobFailed {
 		t.Fatalf("error delivery = %+v, %v", tr, err)
 	}

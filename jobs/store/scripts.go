@@ -22,7 +22,7 @@ package store
 // allsub last_error last_error_at and the counters rows valid invalid
 // enqueued duplicate submitted completed failed canceled notask (terminal
 // rows without a task at the API) retrying (queued rows whose last attempt
-// failed).
+// failed) conflicts (deliveries the replay rule refused, see luaReplayRule).
 
 import "github.com/redis/go-redis/v9"
 
@@ -420,7 +420,8 @@ return out
 `)
 
 // Every transition script returns {changed, from, to, runsDone,
-// runsAllSubmitted}, or {-1} if the job does not exist (nothing written).
+// runsAllSubmitted}, or {-1} if the job does not exist (nothing written);
+// complete adds a sixth item, the reason of a conflicting delivery.
 
 // luaMarkSubmitted defines mark_submitted (after luaRunHelpers):
 // enqueued → submitted with the task ID (indexed, added to the in-flight
@@ -471,15 +472,49 @@ local function mark_submitted(jk, fk, ik, prefix, tid, now, ttl, uid, count)
 end
 `
 
-// luaComplete defines complete (after luaRunHelpers): a terminal outcome
-// (newest delivery wins) from enqueued, submitted or a terminal state to
-// the target state. A delivery older than the job's `delivered`, or as old
-// with the same status, is a no-op. A task ID the job did not have yet is
+// luaReplayRule defines replay_verdict (after luaRunHelpers): whether a
+// terminal outcome may change a job, by the replay rule. A job that is
+// submitted or terminal with a recorded task ID only takes outcomes of that
+// task (else 'foreign_task'). A terminal job changes only for an outcome
+// strictly newer, by the task's own timestamp (own), than its newest
+// delivery (`delivered`; none for a job failed without a delivery); an
+// outcome that is not newer but says what the job already holds (status
+// and response) is a 'duplicate', any other one a conflict: 'no_timestamp'
+// (the delivery carries no timestamp of the task) or 'not_newer'. It
+// returns nil when the outcome applies.
+//
+// jk job hash, st its state, had its task ID, delivered its `delivered`
+// (nil if none), rstatus its `status` (nil if none); tid, status, resp,
+// nat (ms) and own (boolean) describe the outcome.
+const luaReplayRule = `
+local function replay_verdict(jk, st, had, delivered, rstatus, tid, status, resp, nat, own)
+  if had ~= '' and tid ~= had and (st == 'submitted' or is_terminal(st)) then
+    return 'foreign_task'
+  end
+  if not is_terminal(st) then return nil end
+  local d = tonumber(delivered)
+  if own and (not d or nat > d) then return nil end
+  if rstatus == status and (redis.call('HGET', jk, 'response') or '') == resp then
+    return 'duplicate'
+  end
+  if not own then return 'no_timestamp' end
+  return 'not_newer'
+end
+`
+
+// luaComplete defines complete (after luaRunHelpers and luaReplayRule): a
+// terminal outcome from enqueued, submitted or a terminal state to the
+// target state, when replay_verdict allows it. A duplicate is a no-op; a
+// conflicting delivery changes nothing but the `conflicts` counter of the
+// job's runs, and its reason is the reply's sixth item. A delivery older
+// than the job's `delivered` (a job not terminal, only possible after a
+// requeue) is a no-op as well. A task ID the job did not have yet is
 // recorded, indexed and counted submitted.
 //
 // jk job hash, fk in-flight zset, ik task index key (of tid), prefix key
 // prefix, to target state, status API status, resp response, err error,
-// at delivery time ms, now ms, ttl ms, tid task ID ("" if unknown), uid
+// at delivery time ms, own "1" when at is the task's own timestamp (else
+// the time of receipt), now ms, ttl ms, tid task ID ("" if unknown), uid
 // unique_id.
 const luaComplete = `
 -- put_outcome adds an outcome's response and error to the job's field list
@@ -500,12 +535,19 @@ local function put_outcome(jk, fv, resp, err, clear_err)
   end
 end
 
-local function complete(jk, fk, ik, prefix, to, status, resp, err, at, now, ttl, tid, uid)
+local function complete(jk, fk, ik, prefix, to, status, resp, err, at, own, now, ttl, tid, uid)
   local j = redis.call('HMGET', jk, 'state', 'task_id', 'delivered', 'status', 'runs', 'error')
   local st = j[1]
   if not st then return {-1} end
   local had = j[2] or ''
   local nat = tonumber(at)
+  local verdict = replay_verdict(jk, st, had, j[3], j[4], tid, status, resp, nat, own == '1')
+  if verdict == 'duplicate' then
+    return {0, st, st, {}, {}}
+  elseif verdict then
+    local done, allsub = apply_runs(prefix, j[5], {conflicts = 1}, now, ttl)
+    return {0, st, st, done, allsub, verdict}
+  end
   if j[3] then
     local d = tonumber(j[3])
     if nat < d or (nat == d and j[4] == status) then
@@ -566,9 +608,10 @@ return mark_submitted(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV
 // KEYS[1] job hash, KEYS[2] in-flight zset, KEYS[3] task index key (of ARGV[9]).
 // ARGV[1] prefix, ARGV[2] target state, ARGV[3] API status, ARGV[4]
 // response, ARGV[5] error, ARGV[6] delivery time ms, ARGV[7] now ms,
-// ARGV[8] TTL ms, ARGV[9] task ID ("" if unknown), ARGV[10] unique_id.
-var completeScript = redis.NewScript(luaRunHelpers + luaComplete + `
-return complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+// ARGV[8] TTL ms, ARGV[9] task ID ("" if unknown), ARGV[10] unique_id,
+// ARGV[11] "1" when ARGV[6] is the task's own timestamp.
+var completeScript = redis.NewScript(luaRunHelpers + luaReplayRule + luaComplete + `
+return complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[11], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 `)
 
 // recordCreatedTerminalScript is a successful create whose answer already
@@ -584,8 +627,8 @@ return complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], A
 // all workers one at a time); TestRecordCreatedTerminal checks it leaves
 // what the two steps leave.
 //
-// KEYS and ARGV[1..10] as completeScript's (ARGV[9] the created task's ID).
-var recordCreatedTerminalScript = redis.NewScript(luaRunHelpers + luaMarkSubmitted + luaComplete + `
+// KEYS and ARGV[1..11] as completeScript's (ARGV[9] the created task's ID).
+var recordCreatedTerminalScript = redis.NewScript(luaRunHelpers + luaMarkSubmitted + luaReplayRule + luaComplete + `
 local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'delivered', 'attempts', 'error', 'runs')
 if not j[1] then return {-1} end
 if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
@@ -607,12 +650,12 @@ if j[1] == 'enqueued' and (j[2] or '') == '' and not j[3] then
 end
 local a = mark_submitted(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[9], ARGV[7], ARGV[8], ARGV[10], true)
 if a[1] == -1 then return a end
-local b = complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+local b = complete(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[11], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 local changed = 0
 if a[1] == 1 or b[1] == 1 then changed = 1 end
 for _, x in ipairs(b[4]) do a[4][#a[4] + 1] = x end
 for _, x in ipairs(b[5]) do a[5][#a[5] + 1] = x end
-return {changed, a[2], b[3], a[4], a[5]}
+return {changed, a[2], b[3], a[4], a[5], b[6]}
 `)
 
 // failScript: enqueued|submitted → failed with the message (a permanent

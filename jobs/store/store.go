@@ -143,6 +143,9 @@ type Run struct {
 	// (at most MaxRunErrorBytes), LastErrorAt its time.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Conflicts counts deliveries for the run's rows that the replay rule
+	// refused (see Store.Complete): they changed nothing.
+	Conflicts int64 `json:"conflicting_deliveries,omitempty"`
 	Counters
 }
 

@@ -20,19 +20,24 @@ func (s *Store) transition(ctx context.Context, op string, sc *redis.Script, mod
 	if len(v) == 1 {
 		return Transition{}, fmt.Errorf("store: %s: %w: %s %s", op, ErrJobNotFound, mode, uid)
 	}
-	if len(v) != 5 {
+	if len(v) != 5 && len(v) != 6 {
 		return Transition{}, fmt.Errorf("store: %s %s: unexpected reply of %d items", op, uid, len(v))
 	}
 	changed, _ := v[0].(int64)
 	from, _ := v[1].(string)
 	to, _ := v[2].(string)
-	return Transition{
+	t := Transition{
 		Changed:          changed == 1,
 		From:             JobState(from),
 		To:               JobState(to),
 		RunsDone:         strs(v[3]),
 		RunsAllSubmitted: strs(v[4]),
-	}, nil
+	}
+	if len(v) == 6 {
+		reason, _ := v[5].(string)
+		t.Conflict = ConflictReason(reason)
+	}
+	return t, nil
 }
 
 func strs(v any) []string {
@@ -90,13 +95,13 @@ func (s *Store) completeWith(ctx context.Context, op string, sc *redis.Script, m
 		return Transition{}, fmt.Errorf("store: %s %s: status %q is not terminal", op, uniqueID, o.Status)
 	}
 	now := time.Now()
-	at := o.At
-	if at.IsZero() {
+	at, own := o.At, !o.At.IsZero()
+	if !own {
 		at = now
 	}
 	keys := []string{s.jobKey(mode, uniqueID), s.inflightKey(mode), s.taskIdxKey(mode, o.TaskID)}
 	return s.transition(ctx, op, sc, mode, uniqueID, keys,
-		s.opts.Prefix, string(to), string(o.Status), o.Response, o.Error, ms(at), ms(now), s.ttlMS(), o.TaskID, uniqueID)
+		s.opts.Prefix, string(to), string(o.Status), o.Response, o.Error, ms(at), ms(now), s.ttlMS(), o.TaskID, uniqueID, own)
 }
 
 func (s *Store) fail(ctx context.Context, mode refonte.Mode, uniqueID, message string) (Transition, error) {

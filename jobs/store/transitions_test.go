@@ -76,9 +76,15 @@ func TestTransitions(t *testing.T) {
 		{name: "newer delivery moves completed to canceled",
 			steps: []step{submit("t1", true, sub), deliver("t1", ok, 1, true, done), deliver("t1", cn, 2, true, cnl)},
 			want:  with(func(c *store.Counters) { c.Submitted, c.Canceled = 1, 1 }), runState: store.RunDone, taskID: "t1"},
-		{name: "same time other status applies",
-			steps: []step{deliver("t1", ok, 1, true, done), deliver("t1", er, 1, true, fld)},
-			want:  with(func(c *store.Counters) { c.Submitted, c.Failed = 1, 1 }), runState: store.RunDone, taskID: "t1"},
+		{name: "same time other status is refused",
+			steps: []step{deliver("t1", ok, 1, true, done), deliver("t1", er, 1, false, done)},
+			want:  with(func(c *store.Counters) { c.Submitted, c.Completed = 1, 1 }), runState: store.RunDone, taskID: "t1"},
+		{name: "newer delivery of another task is refused",
+			steps: []step{deliver("t1", ok, 1, true, done), deliver("t2", er, 2, false, done)},
+			want:  with(func(c *store.Counters) { c.Submitted, c.Completed = 1, 1 }), runState: store.RunDone, taskID: "t1"},
+		{name: "delivery of another task for a submitted job is refused",
+			steps: []step{submit("t1", true, sub), deliver("t2", ok, 2, false, sub)},
+			want:  with(func(c *store.Counters) { c.Submitted = 1 }), runState: store.RunRunning, taskID: "t1"},
 		{name: "error status fails the job",
 			steps: []step{submit("t1", true, sub), deliver("t1", er, 1, true, fld)},
 			want:  with(func(c *store.Counters) { c.Submitted, c.Failed = 1, 1 }), runState: store.RunDone, taskID: "t1"},
@@ -200,5 +206,87 @@ func TestTransitionErrors(t *testing.T) {
 	}
 	if keys := e.rdb.Keys(e.ctx, "*nope*").Val(); len(keys) != 0 {
 		t.Fatalf("calls on an unknown job wrote %v", keys)
+	}
+}
+
+// TestReplayRule: a delivery for a terminal row of a done run changes it
+// only when it names the row's recorded task and is strictly newer by the
+// task's own timestamp; otherwise the row, the run's counters and its state
+// stay as they were, and a delivery that says something else than the row
+// is counted as a conflict (a plain repeat is a duplicate, not counted).
+func TestReplayRule(t *testing.T) {
+	t1 := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	resp := []byte(`{"annotations":[]}`)
+	first := store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, Response: resp, At: t1}
+	done := store.Counters{Rows: 1, Valid: 1, Enqueued: 1, Submitted: 1, Completed: 1}
+	tests := []struct {
+		name      string
+		o         store.Outcome
+		conflict  store.ConflictReason
+		changed   bool
+		wantState store.JobState
+		want      store.Counters
+	}{
+		{name: "replay with the same time, other status", conflict: store.ConflictNotNewer,
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusError, Error: "replayed", At: t1}},
+		{name: "replay without timestamps", conflict: store.ConflictNoTimestamp,
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusCanceled}},
+		{name: "older, other status", conflict: store.ConflictNotNewer,
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusError, At: t1.Add(-time.Minute)}},
+		{name: "same status, other response, same time", conflict: store.ConflictNotNewer,
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, Response: []byte(`{"forged":1}`), At: t1}},
+		{name: "foreign task, newer", conflict: store.ConflictForeignTask,
+			o: store.Outcome{TaskID: "t-foreign", Status: refonte.StatusError, At: t1.Add(time.Hour)}},
+		{name: "exact repeat is a duplicate", o: first},
+		{name: "repeat without timestamps is a duplicate",
+			o: store.Outcome{TaskID: "t1", Status: refonte.StatusCompleted, Response: resp}},
+		{name: "strictly newer, same task, applies", changed: true, wantState: store.JobFailed,
+			o:    store.Outcome{TaskID: "t1", Status: refonte.StatusError, Error: "re-audited", At: t1.Add(time.Millisecond)},
+			want: store.Counters{Rows: 1, Valid: 1, Enqueued: 1, Submitted: 1, Failed: 1}},
+	}
+	e0 := newEnv(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := e0.sub(t)
+			m := refonte.ModeTest
+			run := e.enqueuedRun(m, 1, 1)
+			if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
+				t.Fatal(err)
+			}
+			if tr, err := e.st.Complete(e.ctx, m, "uid-1", first); err != nil || !tr.Changed {
+				t.Fatalf("first delivery: %+v, %v", tr, err)
+			}
+			before := e.job(m, "uid-1")
+			tr, err := e.st.Complete(e.ctx, m, "uid-1", tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Changed != tc.changed || tr.Conflict != tc.conflict {
+				t.Errorf("transition %+v, want changed %v conflict %q", tr, tc.changed, tc.conflict)
+			}
+			r := e.run(run.ID)
+			wantConflicts := int64(0)
+			if tc.conflict != "" {
+				wantConflicts = 1
+			}
+			if r.State != store.RunDone || r.Conflicts != wantConflicts {
+				t.Errorf("run %s with %d conflicts, want done with %d", r.State, r.Conflicts, wantConflicts)
+			}
+			after := e.job(m, "uid-1")
+			if !tc.changed {
+				if r.Counters != done {
+					t.Errorf("run counters moved: %+v, want %+v", r.Counters, done)
+				}
+				if after.State != before.State || after.Status != before.Status || string(after.Response) != string(before.Response) ||
+					after.Error != before.Error || after.TaskID != before.TaskID || !after.DeliveredAt.Equal(before.DeliveredAt) {
+					t.Errorf("job changed:\n%+v\nwas\n%+v", after, before)
+				}
+				return
+			}
+			if r.Counters != tc.want || after.State != tc.wantState || !after.DeliveredAt.Equal(tc.o.At) {
+				t.Errorf("after a newer delivery: run %+v job %s delivered %s, want %+v, %s, %s",
+					r.Counters, after.State, after.DeliveredAt, tc.want, tc.wantState, tc.o.At)
+			}
+		})
 	}
 }
