@@ -30,16 +30,19 @@ type StatusReport struct {
 	store.Counters
 	// Retrying counts rows still queued whose last API attempt failed
 	// (asynq retries them); LastError is the run's newest API error.
-	Retrying    int64        `json:"retrying"`
-	LastError   string       `json:"last_error,omitempty"`
-	LastErrorAt time.Time    `json:"last_error_at,omitzero"`
-	Mode        refonte.Mode `json:"mode"`
-	Dataset     string       `json:"dataset"`
-	Type        string       `json:"type,omitempty"`
-	Project     string       `json:"project,omitempty"`
-	Batch       string       `json:"batch,omitempty"`
-	CreatedAt   time.Time    `json:"created_at"`
-	FinishedAt  time.Time    `json:"finished_at,omitzero"`
+	Retrying    int64     `json:"retrying"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// ConflictingDeliveries counts deliveries for the run's rows that the
+	// replay rule refused (they changed nothing; see store.Complete).
+	ConflictingDeliveries int64        `json:"conflicting_deliveries,omitempty"`
+	Mode                  refonte.Mode `json:"mode"`
+	Dataset               string       `json:"dataset"`
+	Type                  string       `json:"type,omitempty"`
+	Project               string       `json:"project,omitempty"`
+	Batch                 string       `json:"batch,omitempty"`
+	CreatedAt             time.Time    `json:"created_at"`
+	FinishedAt            time.Time    `json:"finished_at,omitzero"`
 }
 
 // NewStatusReport returns the report of a run record.
@@ -47,7 +50,8 @@ func NewStatusReport(r *store.Run) StatusReport {
 	return StatusReport{
 		RunID: r.ID, State: r.State, PausedReason: r.PausedReason, AbortReason: r.AbortReason,
 		Counters: r.Counters, Retrying: r.Retrying, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
-		Mode: r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
+		ConflictingDeliveries: r.Conflicts,
+		Mode:                  r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 	}
 }
@@ -81,6 +85,9 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 	fmt.Fprintf(tw, "retrying\t%d\n", rep.Retrying)
 	if rep.LastError != "" {
 		fmt.Fprintf(tw, "last API error\t%s  %s\n", rep.LastErrorAt.UTC().Format(time.RFC3339), oneLine(rep.LastError))
+	}
+	if rep.ConflictingDeliveries > 0 {
+		fmt.Fprintf(tw, "conflicting deliveries\t%d (refused: they changed no row; see the worker logs)\n", rep.ConflictingDeliveries)
 	}
 	fmt.Fprintf(tw, "created\t%s\n", rep.CreatedAt.UTC().Format(time.RFC3339))
 	if !rep.FinishedAt.IsZero() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -30,15 +31,16 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
-	DefaultAPIURL          = "https://api.refonte.com/v1"
-	DefaultConcurrency     = 50
-	DefaultListen          = ":8080"
-	DefaultRateLimit       = 10
-	DefaultRateBurst       = 1
-	DefaultCallbackGrace   = 10 * time.Minute
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxCallbacks    = callback.DefaultMaxConcurrent
+	DefaultRedisURL          = "redis://127.0.0.1:6379/0"
+	DefaultAPIURL            = "https://api.refonte.com/v1"
+	DefaultConcurrency       = 50
+	DefaultListen            = ":8080"
+	DefaultRateLimit         = 10
+	DefaultRateBurst         = 1
+	DefaultCallbackGrace     = 10 * time.Minute
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultMaxCallbacks      = callback.DefaultMaxConcurrent
+	DefaultKeptCallbackBytes = store.DefaultKeptCallbackBytes
 )
 
 // prefetch returns how many jobs beyond Concurrency the process holds (Config.Prefetch).
@@ -96,6 +98,10 @@ type Config struct {
 	// /healthz, /readyz and /metrics are not subject to it. Zero means
 	// DefaultMaxCallbacks.
 	MaxCallbacks int
+	// KeptCallbackBytes is the Redis memory the kept callbacks (unknown
+	// tasks and conflicting deliveries, see store.KeepCallback) may take,
+	// shared by all workers. Zero means DefaultKeptCallbackBytes.
+	KeptCallbackBytes int64
 
 	// PausedRecheck is how often a live job paused by the daily cap looks
 	// at the cap again; not a flag (tests shorten it). Zero: submit.PausedRecheck.
@@ -171,6 +177,7 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer, ext
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM, wait this long for in-flight jobs, then hand them back")
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
 	fs.IntVar(&c.MaxCallbacks, "max-callbacks", DefaultMaxCallbacks, "authenticated callback requests handled at once; more are answered 503 (the platform retries)")
+	fs.Int64Var(&c.KeptCallbackBytes, "kept-callbacks-bytes", DefaultKeptCallbackBytes, "bytes of Redis for the callbacks kept for inspection (unknown tasks, conflicting deliveries); the oldest are dropped beyond it")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
 	if extra != nil {
 		extra(fs)
@@ -266,6 +273,8 @@ func (c Config) Validate() error {
 		return bad("-callback-grace must be positive, got %s", c.CallbackGrace)
 	case c.ShutdownTimeout <= 0:
 		return bad("-shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	case c.KeptCallbackBytes < 0:
+		return bad("-kept-callbacks-bytes must be at least 1, got %d", c.KeptCallbackBytes)
 	case c.MaxCallbacks < 0:
 		return bad("-max-callbacks must be at least 1, got %d", c.MaxCallbacks)
 	case c.LiveDailyLimit < 0:

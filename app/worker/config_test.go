@@ -27,7 +27,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	want := Config{RedisURL: DefaultRedisURL, APIURL: DefaultAPIURL, TestKey: "test_abc", CallbackAuthKey: "cbsecret",
 		Concurrency: 50, Listen: ":8080", RateLimit: 10, RateBurst: 1, CallbackGrace: 10 * time.Minute,
-		ShutdownTimeout: 30 * time.Second, MaxCallbacks: DefaultMaxCallbacks}
+		ShutdownTimeout: 30 * time.Second, MaxCallbacks: DefaultMaxCallbacks,
+		KeptCallbackBytes: DefaultKeptCallbackBytes}
 	if c != want {
 		t.Errorf("LoadConfig defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -101,6 +102,7 @@ func TestLoadConfigRefusals(t *testing.T) {
 			m[EnvCallbackAuthKey+"_FILE"] = empty
 		}, "empty"},
 		{"negative callback cap", []string{"-max-callbacks", "-1"}, nil, "-max-callbacks"},
+		{"negative kept bytes", []string{"-kept-callbacks-bytes", "-1"}, nil, "-kept-callbacks-bytes"},
 		{"bad redis scheme", nil, func(m map[string]string) { m[EnvRedisURL] = "http://x:1" }, "unsupported scheme"},
 		{"sentinel without master", nil, func(m map[string]string) { m[EnvRedisURL] = "redis-sentinel://a:1,b:2" }, "master"},
 		{"bad api url", nil, func(m map[string]string) { m[EnvAPIURL] = "ftp://x" }, EnvAPIURL},

@@ -144,7 +144,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if w.rdb, w.gate, err = w.redisClient(cfg.RedisURL, cfg.Concurrency+cfg.prefetch()); err != nil {
 		return nil, err
 	}
-	w.store = store.New(w.rdb, store.Options{})
+	w.store = store.New(w.rdb, store.Options{KeptCallbackBytes: cfg.KeptCallbackBytes})
 	if w.metrics, err = newMetrics(w.reg); err != nil {
 		return nil, err
 	}

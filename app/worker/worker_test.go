@@ -365,6 +365,10 @@ func TestHealthDuringCallbackFlood(t *testing.T) {
 		dial("")             // idle: not a byte
 		dial("GET /healthz") // slow headers
 	}
+	waitFor(t, 5*time.Second, "the held callbacks in the handler", func() (bool, string) {
+		n := gaugeValue(t, r.w, "refonte_callbacks_in_flight")
+		return n == 2, fmt.Sprint(n)
+	})
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		start := time.Now()

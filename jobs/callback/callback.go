@@ -69,9 +69,10 @@ type Config struct {
 // Outcome labels of the refonte_callbacks_total counter.
 const (
 	OutcomeMatched      = "matched"      // applied to its job (state or response changed)
-	OutcomeDuplicate    = "duplicate"    // matched but a no-op: repeated or older delivery
+	OutcomeDuplicate    = "duplicate"    // matched but a no-op: a repeat of what the row holds
 	OutcomePending      = "pending"      // a non-terminal status (audit, recall): nothing terminal recorded
-	OutcomeUnknown      = "unknown"      // matches no job: kept with store.RecordUnknownCallback
+	OutcomeUnknown      = "unknown"      // matches no job: kept with store.KeepCallback
+	OutcomeConflict     = "conflict"     // refused by the replay rule (store.Complete): kept with store.KeepCallback, 200
 	OutcomeUnauthorized = "unauthorized" // missing or wrong auth header: 401
 	OutcomeBadRequest   = "bad_request"  // malformed body or no task ID: 400
 	OutcomeTooLarge     = "too_large"    // body over MaxBytes: 413
@@ -160,7 +161,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		refuse(w, "too many callbacks in progress, retry later", http.StatusServiceUnavailable)
 		return OutcomeOverloaded
 	}
-	defer h.inFlight.Add(-1)
+	h.m.admitted(1)
+	defer func() {
+		h.inFlight.Add(-1)
+		h.m.admitted(-1)
+	}()
 	if r.ContentLength > h.maxBytes {
 		refuse(w, fmt.Sprintf("callback body over %d bytes", h.maxBytes), http.StatusRequestEntityTooLarge)
 		return OutcomeTooLarge
@@ -192,7 +197,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.timeout)
 	defer cancel()
-	outcome, err := h.apply(ctx, d, cb.Raw)
+	outcome, err := h.apply(ctx, d)
 	if err != nil {
 		h.log.Error("callback not recorded; the platform will deliver it again",
 			zap.String("task_id", d.taskID), zap.Error(err))
@@ -223,6 +228,7 @@ type parsed struct {
 	nmodes           int
 	modeKnown        bool
 	outcome          store.Outcome
+	raw              []byte // the whole body
 }
 
 // isTestKey is the JSON key of Task.IsTest.
@@ -233,7 +239,7 @@ const isTestKey = `"is_test"`
 func delivery(cb *refonte.Callback) parsed {
 	// ParseCallback already resolved the task ID, status, unique_id and
 	// response from the envelope and the task object.
-	d := parsed{taskID: cb.TaskID, uniqueID: cb.UniqueID, status: cb.Status}
+	d := parsed{taskID: cb.TaskID, uniqueID: cb.UniqueID, status: cb.Status, raw: cb.Raw}
 	resp := cb.Response
 	t := cb.Task
 	if t != nil && bytes.Contains(cb.Raw, []byte(isTestKey)) {
@@ -283,7 +289,7 @@ func (d *parsed) steps(buf *[4]step) []step {
 
 // apply matches the callback to its job and records it. It returns the
 // outcome label, or an error when the store failed.
-func (h *Handler) apply(ctx context.Context, d parsed, raw []byte) (string, error) {
+func (h *Handler) apply(ctx context.Context, d parsed) (string, error) {
 	pending := !d.status.Terminal()
 	var stepsBuf [4]step
 	for _, st := range d.steps(&stepsBuf) {
@@ -320,7 +326,7 @@ func (h *Handler) apply(ctx context.Context, d parsed, raw []byte) (string, erro
 		return h.applied(ctx, st.mode, uid, d, t), nil
 	}
 	mode := d.modes[0]
-	if err := h.store.RecordUnknownCallback(ctx, mode, raw); err != nil {
+	if err := h.keep(ctx, store.KeptCallback{Kind: store.KeptUnknown, Mode: mode}, d); err != nil {
 		return "", err
 	}
 	h.log.Warn("callback for an unknown task kept for inspection",
@@ -339,6 +345,17 @@ func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d 
 		}
 		return OutcomePending
 	}
+	if t.Conflict != "" {
+		h.log.Warn("conflicting callback refused: the row keeps its recorded outcome; the delivery is kept for inspection",
+			zap.String("reason", string(t.Conflict)), zap.Stringer("mode", mode), zap.String("unique_id", uid),
+			zap.String("task_id", d.taskID), zap.String("status", string(d.status)), zap.String("row_state", string(t.From)))
+		if err := h.keep(ctx, store.KeptCallback{Kind: store.KeptConflict, Reason: t.Conflict, Mode: mode}, d); err != nil {
+			// Counted in the run already; the entry is only for diagnosis.
+			h.log.Warn("keeping the conflicting callback failed", zap.String("task_id", d.taskID), zap.Error(err))
+		}
+		h.changed(ctx, t)
+		return OutcomeConflict
+	}
 	if !t.Changed {
 		if ce := h.log.Check(zap.DebugLevel, "duplicate or older callback ignored"); ce != nil {
 			ce.Write(zap.Stringer("mode", mode), zap.String("unique_id", uid), zap.String("task_id", d.taskID))
@@ -351,6 +368,16 @@ func (h *Handler) applied(ctx context.Context, mode refonte.Mode, uid string, d 
 	}
 	h.changed(ctx, t)
 	return OutcomeMatched
+}
+
+// keep keeps what diagnosis needs of the callback d (store.KeepCallback,
+// k giving its kind, reason and mode) and counts the entries the store
+// dropped to stay within its limits.
+func (h *Handler) keep(ctx context.Context, k store.KeptCallback, d parsed) error {
+	k.TaskID, k.UniqueID, k.Status, k.TaskTime = d.taskID, d.uniqueID, d.status, d.outcome.At
+	dropped, err := h.store.KeepCallback(ctx, k, d.raw)
+	h.m.keptDropped(dropped)
+	return err
 }
 
 func (h *Handler) changed(ctx context.Context, t store.Transition) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -193,7 +194,7 @@ func runOf(t testing.TB, st *store.Store, id string) *store.Run {
 
 func unknown(t testing.TB, st *store.Store) int {
 	t.Helper()
-	u, err := st.UnknownCallbacks(context.Background(), 1000)
+	u, err := st.KeptCallbacks(context.Background(), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,12 +507,17 @@ func TestHandlerMatching(t *testing.T) {
 		if code := e.post(t, body, nil); code != 200 {
 			t.Fatalf("status %d", code)
 		}
-		kept, err := e.st.UnknownCallbacks(ctx, 1)
+		kept, err := e.st.KeptCallbacks(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if unknown(t, e.st) != before+1 || !bytes.Equal(kept[0], body) {
-			t.Fatalf("unknown callback not kept as sent: %q", kept)
+		want := store.KeptCallback{Kind: store.KeptUnknown, Mode: refonte.ModeTest, TaskID: "t-nobody", UniqueID: "u-nobody",
+			Status: refonte.StatusCompleted, TaskTime: base, Size: len(body), Head: string(body[:min(len(body), store.KeptHeadBytes)])}
+		if unknown(t, e.st) != before+1 || len(kept) != 1 {
+			t.Fatalf("unknown callback not kept: %+v", kept)
+		}
+		if kept[0].ReceivedAt = (time.Time{}); !reflect.DeepEqual(kept[0], want) {
+			t.Fatalf("kept %+v, want %+v", kept[0], want)
 		}
 		if _, err := e.st.GetJob(ctx, refonte.ModeTest, "u-nobody"); err == nil {
 			t.Fatal("a job record was created for an unknown callback")
@@ -619,4 +625,73 @@ func FuzzCallbackHandler(f *testing.F) {
 			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body)
 		}
 	})
+}
+
+// TestReplayedAndForgedCallbacks: authenticated deliveries that replay or
+// forge an outcome for a row of a done run (the same completed_at with
+// another status, no timestamps, no task object, another task's id with
+// the row's unique_id) are answered 200 and change nothing: not the row,
+// not the run's counters; each is counted as a conflict and kept for
+// inspection. An exact repeat is a duplicate.
+func TestReplayedAndForgedCallbacks(t *testing.T) {
+	e := newEnv(t)
+	m := refonte.ModeTest
+	run := addJobs(t, e.st, m, "u-1")
+	submit(t, e.st, m, "u-1", "t-1")
+	first := cb{taskID: "t-1", uid: "u-1"}.body(t)
+	if code := e.post(t, first, nil); code != http.StatusOK {
+		t.Fatalf("first callback: %d", code)
+	}
+	done := runOf(t, e.st, run.ID)
+	if done.State != store.RunDone || done.Completed != 1 {
+		t.Fatalf("run after the first callback: %+v", done)
+	}
+	row := job(t, e.st, m, "u-1")
+	tests := []struct {
+		name    string
+		body    []byte
+		outcome string
+		reason  store.ConflictReason
+	}{
+		{"same completed_at, status error", cb{taskID: "t-1", uid: "u-1", status: refonte.StatusError, response: `{"error":"replayed"}`}.body(t),
+			callback.OutcomeConflict, store.ConflictNotNewer},
+		{"no timestamps, canceled", []byte(`{"task_id":"t-1","status":"canceled","task":{"task_id":"t-1","status":"canceled","unique_id":"u-1","is_test":true,"response":null}}`),
+			callback.OutcomeConflict, store.ConflictNoTimestamp},
+		{"no task object, error", []byte(`{"task_id":"t-1","status":"error","response":{"error":"forged"}}`),
+			callback.OutcomeConflict, store.ConflictNoTimestamp},
+		{"foreign task id, known unique_id, newer", cb{taskID: "t-foreign", uid: "u-1", status: refonte.StatusError, updated: base.Add(time.Hour), response: `{"error":"forged"}`}.body(t),
+			callback.OutcomeConflict, store.ConflictForeignTask},
+		{"exact repeat", first, callback.OutcomeDuplicate, ""},
+	}
+	conflicts := int64(0)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := count(t, e.reg, tc.outcome)
+			if code := e.post(t, tc.body, nil); code != http.StatusOK {
+				t.Fatalf("status %d, want 200", code)
+			}
+			if got := count(t, e.reg, tc.outcome); got != before+1 {
+				t.Errorf("callbacks_total{outcome=%q} = %v, want %v", tc.outcome, got, before+1)
+			}
+			if tc.reason != "" {
+				conflicts++
+			}
+			r := runOf(t, e.st, run.ID)
+			if r.State != store.RunDone || r.Counters != done.Counters || r.Conflicts != conflicts {
+				t.Errorf("run %s %+v with %d conflicts, want done %+v with %d", r.State, r.Counters, r.Conflicts, done.Counters, conflicts)
+			}
+			j := job(t, e.st, m, "u-1")
+			if j.State != row.State || j.Status != row.Status || j.TaskID != row.TaskID || j.Error != row.Error ||
+				!bytes.Equal(j.Response, row.Response) || !j.DeliveredAt.Equal(row.DeliveredAt) {
+				t.Errorf("row changed:\n%+v\nwas\n%+v", j, row)
+			}
+			kept, err := e.st.KeptCallbacks(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.reason != "" && (len(kept) != 1 || kept[0].Kind != store.KeptConflict || kept[0].Reason != tc.reason) {
+				t.Errorf("kept %+v, want a conflict %q", kept, tc.reason)
+			}
+		})
+	}
 }

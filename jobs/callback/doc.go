@@ -12,10 +12,14 @@
 // otherwise). A good callback is matched to its job by the unique_id of the
 // task it carries, in the task's mode, else by the task ID index, and
 // applied with one atomic store transition: duplicates, late and
-// out-of-order deliveries are idempotent (the newest delivery wins and the
-// run counters stay exact), and a callback that arrives before the
-// submission was recorded completes the job all the same. A callback that
-// matches no job is answered 200, counted and kept for inspection
-// (store.RecordUnknownCallback). When Redis cannot be reached the answer is
-// 503 so that the platform delivers the callback again later.
+// out-of-order deliveries are idempotent (the run counters stay exact), and
+// a callback that arrives before the submission was recorded completes the
+// job all the same. A delivery that the replay rule of store.Complete
+// refuses (another task than the row's, or not strictly newer than the
+// row's terminal outcome by the task's own timestamp) changes nothing: it
+// is answered 200, counted (outcome conflict, and in the run's
+// conflicting_deliveries) and kept for inspection. A callback that matches
+// no job is answered 200, counted and kept too (store.KeepCallback keeps a
+// head of each within a byte budget). When Redis cannot be reached the
+// answer is 503 so that the platform delivers the callback again later.
 package callback

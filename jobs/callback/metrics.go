@@ -11,6 +11,8 @@ import (
 type metrics struct {
 	byOutcome map[string]prometheus.Counter
 	duration  prometheus.Histogram
+	inFlight  prometheus.Gauge
+	dropped   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,15 +25,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help:    "Time to handle one callback delivery, from request to answer.",
 		Buckets: []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	})
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "refonte_callbacks_in_flight",
+		Help: "Authenticated callbacks being read or recorded (at most -max-callbacks).",
+	})
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "refonte_kept_callbacks_dropped_total",
+		Help: "Kept callbacks (unknown or conflicting) dropped from Redis to stay within -kept-callbacks-bytes and the count cap.",
+	})
 	var err error
+	if inFlight, err = register(reg, inFlight); err != nil {
+		return nil, err
+	}
+	if dropped, err = register(reg, dropped); err != nil {
+		return nil, err
+	}
 	if total, err = register(reg, total); err != nil {
 		return nil, err
 	}
 	if duration, err = register(reg, duration); err != nil {
 		return nil, err
 	}
-	m := &metrics{byOutcome: make(map[string]prometheus.Counter), duration: duration}
-	for _, o := range []string{OutcomeMatched, OutcomeDuplicate, OutcomePending, OutcomeUnknown,
+	m := &metrics{byOutcome: make(map[string]prometheus.Counter), duration: duration, inFlight: inFlight, dropped: dropped}
+	for _, o := range []string{OutcomeMatched, OutcomeDuplicate, OutcomePending, OutcomeUnknown, OutcomeConflict,
 		OutcomeUnauthorized, OutcomeBadRequest, OutcomeTooLarge, OutcomeBadMethod, OutcomeError,
 		OutcomeOverloaded, OutcomeTimeout} {
 		m.byOutcome[o] = total.WithLabelValues(o)
@@ -61,4 +77,18 @@ func (m *metrics) observe(outcome string, d time.Duration) {
 	}
 	m.byOutcome[outcome].Inc()
 	m.duration.Observe(d.Seconds())
+}
+
+// admitted adds d to the callbacks in flight.
+func (m *metrics) admitted(d float64) {
+	if m != nil {
+		m.inFlight.Add(d)
+	}
+}
+
+// keptDropped counts kept callbacks the store dropped.
+func (m *metrics) keptDropped(n int64) {
+	if m != nil && n > 0 {
+		m.dropped.Add(float64(n))
+	}
 }

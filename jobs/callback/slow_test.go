@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -43,8 +45,13 @@ func answer(t *testing.T, conn net.Conn, d time.Duration) (code int, closed bool
 	br := bufio.NewReader(conn)
 	code = status(t, conn, br, d)
 	_, err := br.ReadByte()
+	return code, err != nil && !isTimeout(err)
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
 	var ne net.Error
-	return code, err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // status reads the response on conn (through br) within d and returns its status code.
@@ -126,17 +133,19 @@ func TestConcurrentCallbackCap(t *testing.T) {
 		// The whole head and half the body: the handler waits for the rest.
 		held = append(held, rawRequest(t, e.srv.URL, len(body), []string{auth}, body[:len(body)/2]))
 	}
-	// The two held requests reach the handler soon after their heads.
+	waitGauge(t, e.reg, "refonte_callbacks_in_flight", 2)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		conn := rawRequest(t, e.srv.URL, len(body), []string{auth}, body)
-		code, closed := answer(t, conn, 3*time.Second)
+		br := bufio.NewReader(conn)
+		code := status(t, conn, br, 3*time.Second)
 		if code == http.StatusServiceUnavailable {
-			if !closed {
-				t.Error("the 503 left the connection open")
+			if _, err := br.ReadByte(); err == nil || isTimeout(err) {
+				t.Errorf("the 503 left the connection open (%v)", err)
 			}
 			break
 		}
+		_ = conn.Close()
 		if time.Now().After(deadline) {
 			t.Fatalf("a third callback with 2 in progress and MaxConcurrent 2: %d, want 503", code)
 		}
@@ -156,4 +165,25 @@ func TestConcurrentCallbackCap(t *testing.T) {
 	if code := e.post(t, []byte(body), nil); code != http.StatusOK {
 		t.Errorf("a callback after the held ones finished: %d, want 200", code)
 	}
+}
+
+// waitGauge waits up to 5 s for the gauge name of reg to read want.
+func waitGauge(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+	t.Helper()
+	var got float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				got = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if got == want {
+			return
+		}
+	}
+	t.Fatalf("%s = %v after 5s, want %v", name, got, want)
 }

@@ -15,9 +15,12 @@ type Options struct {
 	Prefix string
 	// Retention is the TTL of run and job keys after their last write. Default DefaultRetention.
 	Retention time.Duration
-	// UnknownCallbacks is how many unknown callbacks are kept. Default
-	// DefaultUnknownCallbacks.
-	UnknownCallbacks int
+	// KeptCallbacks is how many kept callbacks (see KeepCallback) are kept
+	// at most. Default DefaultKeptCallbacks.
+	KeptCallbacks int
+	// KeptCallbackBytes is how many bytes the kept callbacks take at most
+	// in Redis. Default DefaultKeptCallbackBytes.
+	KeptCallbackBytes int64
 }
 
 // Store is the Redis state of runs and jobs. It is safe for concurrent use.
@@ -34,8 +37,11 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
 	}
-	if opts.UnknownCallbacks <= 0 {
-		opts.UnknownCallbacks = DefaultUnknownCallbacks
+	if opts.KeptCallbacks <= 0 {
+		opts.KeptCallbacks = DefaultKeptCallbacks
+	}
+	if opts.KeptCallbackBytes <= 0 {
+		opts.KeptCallbackBytes = DefaultKeptCallbackBytes
 	}
 	return &Store{rdb: rdb, opts: opts}
 }
@@ -272,17 +278,20 @@ func (s *Store) RunRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 	return s.runRows(ctx, runID, fn)
 }
 
-// RecordUnknownCallback keeps the raw body of a callback that matches no job
-// (capped list of Options.UnknownCallbacks, newest first; at most
-// MaxUnknownCallbackBytes of each body) and counts it per mode
-// (UnknownCallbackCount).
-func (s *Store) RecordUnknownCallback(ctx context.Context, mode refonte.Mode, raw []byte) error {
-	return s.recordUnknownCallback(ctx, mode, raw)
+// KeepCallback keeps what diagnosis needs of a callback that changed
+// nothing (a KeptCallback: its kind, the task it names, the first
+// KeptHeadBytes of the body and the body's size), newest first, within
+// both Options.KeptCallbacks entries and Options.KeptCallbackBytes bytes:
+// the oldest entries are dropped to make room. It returns how many were
+// dropped (also counted in KeptCallbackStats). An unknown callback is
+// counted per mode too (UnknownCallbackCount).
+func (s *Store) KeepCallback(ctx context.Context, k KeptCallback, body []byte) (dropped int64, err error) {
+	return s.keepCallback(ctx, k, body)
 }
 
-// UnknownCallbacks returns up to limit kept unknown callbacks, newest first.
-func (s *Store) UnknownCallbacks(ctx context.Context, limit int) ([][]byte, error) {
-	return s.unknownCallbacks(ctx, limit)
+// KeptCallbacks returns up to limit kept callbacks, newest first.
+func (s *Store) KeptCallbacks(ctx context.Context, limit int) ([]KeptCallback, error) {
+	return s.keptCallbacks(ctx, limit)
 }
 
 // ClaimBatchFinalize sets the run's BatchFinalized flag and reports whether

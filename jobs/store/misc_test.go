@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -82,40 +83,81 @@ func TestReserveLiveSpendNeverOvershoots(t *testing.T) {
 	}
 }
 
-func TestUnknownCallbacksCapped(t *testing.T) {
-	e := newEnvOn(t, testredis.Fresh(t), store.Options{UnknownCallbacks: 5})
-	record := func(m refonte.Mode, body []byte) {
+// TestKeptCallbacksBounded: kept callbacks hold only what diagnosis needs
+// (a head of the body, not the body), stay within the count and the byte
+// budget whatever arrives (the oldest go first), and every one dropped is
+// counted.
+func TestKeptCallbacksBounded(t *testing.T) {
+	const budget = 4 << 10
+	e := newEnvOn(t, testredis.Fresh(t), store.Options{Prefix: "kept:", KeptCallbacks: 5, KeptCallbackBytes: budget})
+	keep := func(m refonte.Mode, kind store.KeptKind, body []byte) int64 {
 		t.Helper()
-		if err := e.st.RecordUnknownCallback(e.ctx, m, body); err != nil {
+		dropped, err := e.st.KeepCallback(e.ctx, store.KeptCallback{Kind: kind, Mode: m, TaskID: "t", Status: refonte.StatusCompleted}, body)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return dropped
 	}
-	record(refonte.ModeTest, make([]byte, store.MaxUnknownCallbackBytes+10))
-	if got, _ := e.st.UnknownCallbacks(e.ctx, 1); len(got) != 1 || len(got[0]) != store.MaxUnknownCallbackBytes {
-		t.Fatalf("a big body was not truncated to %d bytes", store.MaxUnknownCallbackBytes)
+	stats := func() store.KeptCallbackStats {
+		t.Helper()
+		st, err := e.st.KeptCallbackStats(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
+	// A 1 MiB body keeps its head and size only.
+	big := bytes.Repeat([]byte("a"), 1<<20)
+	if d := keep(refonte.ModeTest, store.KeptUnknown, big); d != 0 {
+		t.Fatalf("dropped %d keeping one callback", d)
+	}
+	got, err := e.st.KeptCallbacks(e.ctx, 10)
+	if err != nil || len(got) != 1 || got[0].Size != 1<<20 || len(got[0].Head) != store.KeptHeadBytes || got[0].ReceivedAt.IsZero() {
+		t.Fatalf("kept %+v, %v; want one entry with size %d and a %d-byte head", got, err, 1<<20, store.KeptHeadBytes)
+	}
+	if st := stats(); st.Bytes > 2*store.KeptHeadBytes || st.Kept != 1 {
+		t.Fatalf("stats after one 1 MiB body: %+v, want about a head's bytes", st)
+	}
+	// The count cap: 5 entries, the oldest dropped.
+	var dropped int64
 	for i := range 8 {
-		record(refonte.ModeTest, fmt.Appendf(nil, `{"n":%d}`, i))
+		dropped += keep(refonte.ModeTest, store.KeptConflict, fmt.Appendf(nil, `{"n":%d}`, i))
 	}
-	record(refonte.ModeLive, []byte(`{"n":"live"}`))
-	got, err := e.st.UnknownCallbacks(e.ctx, 100)
-	want := []string{`{"n":"live"}`, `{"n":7}`, `{"n":6}`, `{"n":5}`, `{"n":4}`}
-	if err != nil || len(got) != len(want) {
-		t.Fatalf("UnknownCallbacks: %d kept, %v; want %d", len(got), err, len(want))
+	dropped += keep(refonte.ModeLive, store.KeptUnknown, []byte(`{"n":"live"}`))
+	got, _ = e.st.KeptCallbacks(e.ctx, 100)
+	var heads []string
+	for _, k := range got {
+		heads = append(heads, k.Head)
 	}
-	for i := range want {
-		if string(got[i]) != want[i] {
-			t.Fatalf("UnknownCallbacks[%d] = %q, want %q", i, got[i], want[i])
+	if want := []string{`{"n":"live"}`, `{"n":7}`, `{"n":6}`, `{"n":5}`, `{"n":4}`}; !slices.Equal(heads, want) {
+		t.Fatalf("kept heads %q, want %q", heads, want)
+	}
+	if st := stats(); dropped != 5 || st.Dropped != 5 || st.Kept != 5 {
+		t.Fatalf("dropped %d (stats %+v), want 5 dropped and 5 kept", dropped, st)
+	}
+	// The byte budget: 1,000 entries of about 1.2 KiB never hold more than 4 KiB.
+	for range 1000 {
+		dropped += keep(refonte.ModeTest, store.KeptUnknown, big)
+		if st := stats(); st.Bytes > budget {
+			t.Fatalf("kept %d bytes, budget %d", st.Bytes, budget)
 		}
 	}
-	if got, _ := e.st.UnknownCallbacks(e.ctx, 2); len(got) != 2 {
-		t.Fatalf("limit 2 gave %d", len(got))
+	st := stats()
+	used := e.rdb.MemoryUsage(e.ctx, "kept:kept-callbacks").Val()
+	if st.Kept == 0 || st.Kept >= 5 || st.Dropped != dropped || used > 2*budget {
+		t.Fatalf("after 1,000 big callbacks: %+v (dropped %d), list memory %d; want a few entries within %d bytes", st, dropped, used, budget)
 	}
-	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeTest); n != 9 {
-		t.Fatalf("test count = %d, want 9", n)
+	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeTest); n != 1001 {
+		t.Fatalf("unknown test callbacks counted %d, want 1001", n)
 	}
 	if n, _ := e.st.UnknownCallbackCount(e.ctx, refonte.ModeLive); n != 1 {
-		t.Fatalf("live count = %d, want 1", n)
+		t.Fatalf("unknown live callbacks counted %d, want 1", n)
+	}
+	// The list of whole bodies of earlier versions is removed.
+	e.rdb.LPush(e.ctx, "kept:unknown-callbacks", big)
+	keep(refonte.ModeTest, store.KeptUnknown, []byte(`{}`))
+	if n := e.rdb.Exists(e.ctx, "kept:unknown-callbacks").Val(); n != 0 {
+		t.Fatal("the legacy unknown-callbacks list was kept")
 	}
 }
 
@@ -130,12 +172,13 @@ func TestRetentionTTLOnEveryKey(t *testing.T) {
 	if _, err := e.st.Complete(e.ctx, m, "uid-2", outcome("t2", refonte.StatusCompleted, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.RecordUnknownCallback(e.ctx, m, []byte(`{}`)); err != nil {
+	if _, err := e.st.KeepCallback(e.ctx, store.KeptCallback{Kind: store.KeptUnknown, Mode: m}, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	keys := e.rdb.Keys(e.ctx, "ret:*").Val()
 	want := []string{"ret:runs", "ret:run:" + run.ID, "ret:run:" + run.ID + ":rows", "ret:job:test:uid-1",
-		"ret:taskidx:test:t1", "ret:taskidx:test:t2", "ret:inflight:test", "ret:unknown-callbacks"}
+		"ret:taskidx:test:t1", "ret:taskidx:test:t2", "ret:inflight:test", "ret:kept-callbacks",
+		"ret:kept-callbacks:bytes", "ret:unknown-callbacks:count:test"}
 	for _, w := range want {
 		if !strings.Contains(strings.Join(keys, " "), w) {
 			t.Errorf("key %s missing from %v", w, keys)

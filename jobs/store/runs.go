@@ -25,7 +25,13 @@ func (s *Store) taskIdxKey(m refonte.Mode, taskID string) string {
 	return s.opts.Prefix + "taskidx:" + string(m) + ":" + taskID
 }
 func (s *Store) inflightKey(m refonte.Mode) string { return s.opts.Prefix + "inflight:" + string(m) }
-func (s *Store) unknownKey() string                { return s.opts.Prefix + "unknown-callbacks" }
+func (s *Store) keptKey() string                   { return s.opts.Prefix + "kept-callbacks" }
+func (s *Store) keptBytesKey() string              { return s.opts.Prefix + "kept-callbacks:bytes" }
+func (s *Store) keptDroppedKey() string            { return s.opts.Prefix + "kept-callbacks:dropped" }
+
+// legacyUnknownKey is the list of whole unknown callback bodies of earlier
+// versions, removed by the first KeepCallback.
+func (s *Store) legacyUnknownKey() string { return s.opts.Prefix + "unknown-callbacks" }
 func (s *Store) unknownCountKey(m refonte.Mode) string {
 	return s.opts.Prefix + "unknown-callbacks:count:" + string(m)
 }

@@ -790,3 +790,36 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return n
 `)
+
+// keepCallbackScript keeps one callback entry within a count and a byte
+// budget: LPUSH, then RPOP the oldest entries (the new one too if it alone
+// is over the budget) while the list is over either, keeping the list's
+// size in bytes in a counter beside it; the dropped entries are counted.
+// The list of whole bodies of earlier versions is unlinked.
+//
+// KEYS[1] list, KEYS[2] its bytes, KEYS[3] dropped counter, KEYS[4] the
+// mode's unknown callback count, KEYS[5] the legacy list.
+// ARGV[1] entry, ARGV[2] max entries, ARGV[3] max bytes, ARGV[4] TTL ms,
+// ARGV[5] "1" to count an unknown callback. Returns the entries dropped.
+var keepCallbackScript = redis.NewScript(`
+redis.call('UNLINK', KEYS[5])
+redis.call('LPUSH', KEYS[1], ARGV[1])
+local bytes = redis.call('INCRBY', KEYS[2], string.len(ARGV[1]))
+local n = redis.call('LLEN', KEYS[1])
+local maxn, maxb = tonumber(ARGV[2]), tonumber(ARGV[3])
+local dropped = 0
+while n > 0 and (n > maxn or bytes > maxb) do
+  local old = redis.call('RPOP', KEYS[1])
+  bytes = redis.call('DECRBY', KEYS[2], string.len(old))
+  n = n - 1
+  dropped = dropped + 1
+end
+if n == 0 or bytes < 0 then redis.call('SET', KEYS[2], 0) end
+if dropped > 0 then redis.call('INCRBY', KEYS[3], dropped) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+if ARGV[5] == '1' then
+  redis.call('INCR', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+return dropped
+`)

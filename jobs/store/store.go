@@ -36,8 +36,12 @@ import (
 const (
 	DefaultPrefix    = "refonte:"
 	DefaultRetention = 14 * 24 * time.Hour
-	// DefaultUnknownCallbacks is how many unknown callbacks are kept.
-	DefaultUnknownCallbacks = 10000
+	// DefaultKeptCallbacks is how many kept callbacks (unknown or
+	// conflicting, see Store.KeepCallback) are kept at most.
+	DefaultKeptCallbacks = 10000
+	// DefaultKeptCallbackBytes is the Redis memory the kept callbacks may
+	// take at most (16 MiB).
+	DefaultKeptCallbackBytes = 16 << 20
 )
 
 // Sentinel errors of the store.
