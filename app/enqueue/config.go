@@ -117,6 +117,10 @@ type Config struct {
 	Workers int
 	// BatchSize is the number of rows per store.AddJobs call (default DefaultBatchSize).
 	BatchSize int
+	// MaxTaskBytes is the largest encoded task body of a row (bigger rows
+	// are rejected by line); 0 means dataset.DefaultMaxBodyBytes. It also
+	// caps the payload bytes of a write batch.
+	MaxTaskBytes int
 	// Heartbeat is how often the run records that its producer is alive
 	// (default DefaultHeartbeat; see HeartbeatLapses).
 	Heartbeat time.Duration
@@ -133,7 +137,16 @@ func (c *Config) DatasetOptions() dataset.Options {
 		Instruction:   c.Instruction,
 		DefaultParams: c.DefaultParams,
 		IDColumn:      c.IDColumn,
+		MaxBodyBytes:  c.maxTaskBytes(),
 	}
+}
+
+// maxTaskBytes is MaxTaskBytes or its default.
+func (c *Config) maxTaskBytes() int {
+	if c.MaxTaskBytes <= 0 {
+		return dataset.DefaultMaxBodyBytes
+	}
+	return c.MaxTaskBytes
 }
 
 // SubmitUsage is the usage text of the submit command.
@@ -209,6 +222,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	fs.BoolVar(&c.Dev, "dev", false, "quick start: run Redis, the API sandbox (test mode) and a worker in this process, submit, wait\nfor every callback, print a summary and write NAME.results.jsonl (see -out-dir; implies -wait; ignores -redis)")
 	fs.IntVar(&c.Workers, "workers", DefaultWorkers, "concurrent Redis writers")
 	fs.IntVar(&c.BatchSize, "write-batch", DefaultBatchSize, "rows per Redis write batch")
+	fs.IntVar(&c.MaxTaskBytes, "max-task-bytes", dataset.DefaultMaxBodyBytes, "largest encoded task body of a row, in `bytes`; bigger rows are rejected by line (also caps\nthe payload bytes of a write batch, so memory stays flat with wide rows)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", DefaultHeartbeat, "how often the run records that enqueue is alive; after 6 missed beats status and runs\nshow the run aborted (producer stopped at line N)")
 	fs.BoolVar(&c.Version, "version", false, "print the version, VCS revision and Go version, and exit")
 
@@ -266,6 +280,9 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	}
 	if c.MaxLiveTasks < 0 {
 		return nil, usagef("-max-live-tasks %d: must be 0 (no cap) or positive", c.MaxLiveTasks)
+	}
+	if c.MaxTaskBytes < 1024 {
+		return nil, usagef("-max-task-bytes %d: must be at least 1024", c.MaxTaskBytes)
 	}
 	if c.Heartbeat <= 0 {
 		return nil, usagef("-heartbeat %v: must be positive", c.Heartbeat)

@@ -425,6 +425,11 @@ func dryRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptio
 	return s, nil
 }
 
+// batchBufKeep is the largest payload buffer a finished batch hands back
+// for reuse: the buffer of 256 ordinary rows fits; one grown by wide rows
+// is dropped.
+const batchBufKeep = 1 << 20
+
 // batch is one store.AddJobs call's rows; buf holds their payloads.
 type batch struct {
 	firstLine int64
@@ -504,10 +509,13 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 				}
 				c.Enqueued.Add(added)
 				c.Duplicate.Add(dup)
-				select {
-				case free <- b:
-				default:
-				}
+				if cap(b.buf) <= batchBufKeep {
+					select {
+					case free <- b:
+					default:
+					}
+				} // else: let a buffer grown by wide rows go
+
 			}
 			return nil
 		})
@@ -559,7 +567,9 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 			cur.firstLine = row.Line
 		}
 		cur.jobs = append(cur.jobs, newJob(cur, run, row))
-		if len(cur.jobs) >= cfg.BatchSize {
+		// A batch ends at -write-batch rows or at -max-task-bytes of payloads,
+		// so wide rows never hold more than about a limit per batch.
+		if len(cur.jobs) >= cfg.BatchSize || len(cur.buf) >= cfg.maxTaskBytes() {
 			if err := dispatch(); err != nil {
 				stopped.at(cur.firstLine)
 				return &StoppedError{Line: cur.firstLine, RowsRead: c.Read.Load(), Err: err}

@@ -211,6 +211,11 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 			}
 		}
 	}
+	if max := r.opts.MaxBodyBytes; max > 0 {
+		if floor := r.bodyFloor(); floor > max {
+			return Row{}, tooBig(start, r.raw, floor, "at least ", max), nil
+		}
+	}
 	params := make(map[string]any, len(r.cols)+6)
 	// One string for all the cells; string cells are slices of it.
 	cells := string(r.fieldBuf)
@@ -250,6 +255,29 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 
 // setPath sets a nested value; the header check guarantees that no column
 // is inside another, so intermediate values are always maps made here.
+// bodyFloor is a lower bound of the encoded body of the current record,
+// from its cells alone: every non-empty cell (but the type and ID columns,
+// which leave the params) becomes a distinct `"leaf":value,` entry, a
+// string value quoted. It costs no allocation, so a record far over the
+// body limit is refused before its params are built.
+func (r *Reader) bodyFloor() int {
+	n := 2
+	for i := range r.cols {
+		c := &r.cols[i]
+		cell := len(r.field(i))
+		if cell == 0 || i == r.typeCol || c.param == r.opts.IDColumn {
+			continue
+		}
+		n += len(c.path[len(c.path)-1]) + 4 // quotes, colon, comma
+		if c.kind == cellString {
+			n += cell + 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
 func setPath(m map[string]any, path []string, v any) {
 	for _, k := range path[:len(path)-1] {
 		next, ok := m[k].(map[string]any)

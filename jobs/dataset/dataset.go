@@ -30,6 +30,11 @@ const (
 	// DefaultMaxLineBytes is the default longest line (JSONL) or record (CSV)
 	// accepted: 10 MiB. Longer ones are rejected and reading continues.
 	DefaultMaxLineBytes = 10 << 20
+	// DefaultMaxBodyBytes is the default largest encoded task body: 4 MiB,
+	// a create request the API accepts with room to spare (its limit is not
+	// published; the sandbox accepts 8 MiB) and what bounds enqueue's
+	// memory (write batches are capped by it too).
+	DefaultMaxBodyBytes = 4 << 20
 	// MaxUniqueIDBytes is the longest unique_id accepted from a row or an
 	// ID column.
 	MaxUniqueIDBytes = 255
@@ -142,6 +147,12 @@ type Options struct {
 	// MaxLineBytes is the longest JSONL line or CSV record; 0 means
 	// DefaultMaxLineBytes.
 	MaxLineBytes int
+	// MaxBodyBytes is the largest encoded task body (Row.Body) of a valid
+	// row; a bigger row is rejected with its size. 0 means
+	// DefaultMaxBodyBytes, negative no limit. A CSV record whose cells alone
+	// exceed it is rejected before its params are built, so a very wide row
+	// costs no more memory than its line.
+	MaxBodyBytes int
 }
 
 // Row is one valid dataset row. Params and Body are fresh for every row and

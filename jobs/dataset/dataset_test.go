@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -240,7 +241,8 @@ func TestDefaultLineLimit(t *testing.T) {
 	ok := `{"attachment":"https://a.example/` + strings.Repeat("a", DefaultMaxLineBytes-100) + `"}`
 	tooLong := `{"attachment":"https://a.example/` + strings.Repeat("b", DefaultMaxLineBytes) + `"}`
 	in := ok + "\n" + tooLong + "\n" + `{"attachment":"https://a.example/3"}` + "\n"
-	rows, rejects, err := readAll(t, []byte(in), "big", Options{Format: FormatJSONL, TaskType: refonte.TypeLineAnnotation})
+	// The line limit alone: no body limit.
+	rows, rejects, err := readAll(t, []byte(in), "big", Options{Format: FormatJSONL, TaskType: refonte.TypeLineAnnotation, MaxBodyBytes: -1})
 	if err != nil || len(rows) != 2 || len(rejects) != 1 || rejects[0].Line != 2 {
 		t.Fatalf("%d rows, rejects %d, err %v", len(rows), len(rejects), err)
 	}
@@ -406,5 +408,55 @@ func TestFingerprint(t *testing.T) {
 	derived := read(opts, `{"attachment":"https://a.example/1.pdf"}`)[0]
 	if derived.Fingerprint != rows[0].Fingerprint || derived.UniqueID != UniqueIDPrefix+derived.Fingerprint {
 		t.Errorf("derived row: id %q fingerprint %q, want the own-id row's fingerprint %q", derived.UniqueID, derived.Fingerprint, rows[0].Fingerprint)
+	}
+}
+
+// TestBodyLimit is issue #17.4: a row whose encoded task body is over
+// MaxBodyBytes is rejected by line with its size (a wide CSV record before
+// its params are built), and reading goes on.
+func TestBodyLimit(t *testing.T) {
+	const max = 4096
+	wideHeader := "attachment"
+	wideRow := "https://a.example/2.jpg"
+	for i := range 400 {
+		wideHeader += fmt.Sprintf(",c%d", i)
+		wideRow += ",7"
+	}
+	tests := []struct {
+		name, in string
+		format   Format
+		want     string
+		line     int64
+	}{
+		{"jsonl", `{"attachment":"https://a.example/1.jpg"}` + "\n" + `{"attachment":"https://a.example/2.jpg","x":"` +
+			strings.Repeat("x", max) + `"}` + "\n" + `{"attachment":"https://a.example/3.jpg"}` + "\n", FormatJSONL, "the task body is 4", 2},
+		{"csv wide", wideHeader + "\nhttps://a.example/1.jpg" + strings.Repeat(",", 400) + "\n" + wideRow + "\nhttps://a.example/3.jpg" +
+			strings.Repeat(",", 400) + "\n", FormatCSV, "the task body is at least ", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, rejects, err := readAll(t, []byte(tt.in), "b", Options{Format: tt.format, TaskType: refonte.TypeLineAnnotation, MaxBodyBytes: max})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 2 || len(rejects) != 1 || rejects[0].Line != tt.line || !strings.Contains(rejects[0].Error, tt.want) ||
+				!strings.Contains(rejects[0].Error, "limit of 4096 bytes (-max-task-bytes)") {
+				t.Fatalf("%d rows, rejects %+v", len(rows), rejects)
+			}
+			for _, r := range rows {
+				if len(r.Body) > max {
+					t.Errorf("row %d body %d bytes", r.Line, len(r.Body))
+				}
+			}
+		})
+	}
+	// The floor never rejects a row the exact check would accept.
+	rows, rejects, err := readAll(t, []byte(wideHeader+"\n"+wideRow+"\n"), "b", Options{Format: FormatCSV, TaskType: refonte.TypeLineAnnotation, MaxBodyBytes: -1})
+	if err != nil || len(rejects) != 0 {
+		t.Fatal(rejects, err)
+	}
+	size := len(rows[0].Body)
+	if _, rejects, _ = readAll(t, []byte(wideHeader+"\n"+wideRow+"\n"), "b", Options{Format: FormatCSV, TaskType: refonte.TypeLineAnnotation, MaxBodyBytes: size}); len(rejects) != 0 {
+		t.Errorf("a row of exactly the limit (%d bytes) was rejected: %+v", size, rejects)
 	}
 }

@@ -79,6 +79,9 @@ func NewReader(r io.Reader, name string, opts Options) (*Reader, error) {
 	if opts.MaxLineBytes <= 0 {
 		opts.MaxLineBytes = DefaultMaxLineBytes
 	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	opts.IDColumn = strings.TrimSpace(opts.IDColumn)
 	return &Reader{name: name, opts: opts, src: bufio.NewReaderSize(r, readBufferSize), typeCol: -1}, nil
 }
@@ -147,6 +150,13 @@ func (r *Reader) fatal(err error) error {
 		return err
 	}
 	return fmt.Errorf("%s:%d: %w", r.name, r.lr.n+1, err)
+}
+
+// tooBig rejects a row whose task body is over the limit: size bytes, or
+// at least size bytes when atLeast is "at least ".
+func tooBig(line int64, raw []byte, size int, atLeast string, max int) *Reject {
+	return reject(line, raw, "the task body is %s%d bytes, over the limit of %d bytes (-max-task-bytes); "+
+		"split the row or move its bulk to an attachment URL", atLeast, size, max)
 }
 
 func reject(line int64, raw []byte, format string, args ...any) *Reject {
@@ -264,6 +274,9 @@ func (r *Reader) finish(line int64, p map[string]any, raw []byte) (Row, *Reject)
 	body, id, fp, err := r.enc.encode(params, typ)
 	if err != nil {
 		return Row{}, reject(line, raw, "cannot encode the params: %v", err)
+	}
+	if max := r.opts.MaxBodyBytes; max > 0 && len(body) > max {
+		return Row{}, tooBig(line, raw, len(body), "", max)
 	}
 	params[refonte.ParamUniqueID] = id
 	return Row{Line: line, Type: typ, UniqueID: id, Params: params, Body: body, Fingerprint: fp}, nil
