@@ -7,25 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tmp=$(mktemp -d)
-redis_pid=""
-cleanup() {
-	if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=bench/redis.sh
+source bench/redis.sh
 
 url="${REDIS_URL:-}"
 if [[ -z "$url" ]]; then
-	port=$((20000 + RANDOM % 20000))
-	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
-	redis_pid=$!
-	for _ in $(seq 50); do
-		redis-cli -p "$port" ping >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	redis-cli -p "$port" ping >/dev/null
-	url="redis://127.0.0.1:$port/0"
+	bench_redis_start
 fi
 
 go build -o "$tmp/ratelimit-bench" ./bench/ratelimit

@@ -11,23 +11,9 @@ cd "$(dirname "$0")/.."
 ROWS="${ROWS:-30}"
 COLS="${COLS:-1000000}"
 NARROW="${NARROW:-100}"
-tmp=$(mktemp -d)
-redis_pid=""
-cleanup() {
-	if [[ -n "$redis_pid" ]]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
-redis_pid=$!
-for _ in $(seq 50); do
-	redis-cli -p "$port" ping >/dev/null 2>&1 && break
-	sleep 0.1
-done
-redis-cli -p "$port" ping >/dev/null || { echo "redis-server did not start" >&2; exit 2; }
-url="redis://127.0.0.1:$port/0"
+# shellcheck source=bench/redis.sh
+source bench/redis.sh
+bench_redis_start
 
 go build -o "$tmp/enqueue" ./cmd/enqueue
 python3 - "$tmp/wide.csv" "$ROWS" "$COLS" "$NARROW" <<'PY'
