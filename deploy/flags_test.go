@@ -37,6 +37,8 @@ func TestManifestFlagsParse(t *testing.T) {
 			if len(args) == 0 {
 				return // compose's one-off service: arguments come from `docker compose run`
 			}
+			// The params files the manifests name are the examples'.
+			args = mapPaths(t, args, map[string]string{"/examples": "../examples", "/data": "../examples"})
 			if _, err := enqueue.ParseSubmit(args, fakeEnv, io.Discard); err != nil {
 				t.Errorf("%s: enqueue %v: %v", file, args, err)
 			}

@@ -178,6 +178,10 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 			policy.BeforeRetry = submit.RetryGate(metered, 0)
 		}
 		w.metrics.rateLimit.WithLabelValues(string(m)).Set(cfg.RateLimit)
+		// Series an alert looks at exist from the start, at 0.
+		for _, kind := range []string{"failure", "rescheduled", "skip_retry"} {
+			w.metrics.jobErrors.WithLabelValues(jobs.Queue(m), kind)
+		}
 		c, err := refonte.NewClient(key.Reveal(),
 			refonte.WithBaseURL(cfg.APIURL),
 			refonte.WithHTTPClient(httpClient),
