@@ -85,22 +85,16 @@ func ParseCallback(r io.Reader, limit int64) (*Callback, error) {
 	if limit <= 0 {
 		limit = MaxCallbackBytes
 	}
-	buf := getBuf()
-	defer putBuf(buf)
-	if err := readAtMost(buf, r, limit+1); err != nil {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
 		return nil, fmt.Errorf("refonte: reading the callback body: %w", err)
 	}
-	if int64(buf.Len()) > limit {
+	if int64(len(body)) > limit {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrCallbackTooLarge, limit)
 	}
-	body := bytes.Clone(buf.Bytes())
-	var wire callbackFields
-	if !decodeCallback(body, bytes.Clone(body), &wire) {
-		var std callbackWire
-		if err := json.Unmarshal(body, &std); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
-		}
-		wire = std.fields()
+	var wire callbackWire
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCallback, err)
 	}
 	cb := &Callback{Raw: json.RawMessage(body)}
 	if t := wire.Task; t != nil {
@@ -117,7 +111,7 @@ func ParseCallback(r io.Reader, limit int64) (*Callback, error) {
 		cb.TaskID = wire.TaskID
 	}
 	if wire.Status != "" {
-		cb.Status = TaskStatus(wire.Status)
+		cb.Status = wire.Status
 	}
 	if cb.UniqueID == "" {
 		cb.UniqueID = wire.UniqueID
@@ -132,6 +126,17 @@ func ParseCallback(r io.Reader, limit int64) (*Callback, error) {
 		return nil, fmt.Errorf("%w: no task_id", ErrBadCallback)
 	}
 	return cb, nil
+}
+
+// callbackWire is the envelope of a callback body (an absent or null
+// string is "", which ParseCallback treats as absent).
+type callbackWire struct {
+	Task     *Task           `json:"task"`
+	Response json.RawMessage `json:"response"`
+	TaskID   string          `json:"task_id"`
+	Status   TaskStatus      `json:"status"`
+	UniqueID string          `json:"unique_id"`
+	Metadata json.RawMessage `json:"metadata"`
 }
 
 // isPresent reports whether a raw JSON value is present and not null.

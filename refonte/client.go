@@ -207,12 +207,7 @@ func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 	var payload []byte
 	if req.body != nil {
 		var err error
-		if params, ok := req.body.(TaskParams); ok {
-			payload, err = marshalParams(params)
-		} else {
-			payload, err = json.Marshal(req.body)
-		}
-		if err != nil {
+		if payload, err = json.Marshal(req.body); err != nil {
 			return 0, fmt.Errorf("refonte: %s %s: encoding the body: %w", req.method, req.path, err)
 		}
 	}
@@ -254,12 +249,9 @@ func (c *Client) once(ctx context.Context, req request, target string, payload [
 	if err != nil {
 		return fmt.Errorf("refonte: %s %s: %w", req.method, req.path, err)
 	}
-	drained := false
 	defer func() {
-		if !drained {
-			// Drain a little so the connection can be reused.
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		}
+		// Drain a little so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		_ = resp.Body.Close()
 	}()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -268,40 +260,11 @@ func (c *Client) once(ctx context.Context, req request, target string, payload [
 	if out == nil {
 		return nil
 	}
-	var derr error
-	if drained, derr = decodeAnswer(resp, out); derr != nil {
+	// The first JSON value of the answer, of at most maxResponseBody bytes.
+	if derr := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); derr != nil {
 		// A truncated body is a transport failure worth a retry.
 		return fmt.Errorf("refonte: %s %s: decoding the %d answer: %w", req.method, req.path, resp.StatusCode, derr)
 	}
 	return nil
 }
 
-// decodeAnswer decodes the first JSON value of a successful answer (of at
-// most maxResponseBody bytes) into out, as a json.Decoder does. A task is
-// read whole into a pooled buffer and decoded by decodeTaskAnswer; any
-// other value, or a task that path leaves to encoding/json, is decoded by
-// a json.Decoder reading what was read, then the read's error.
-func decodeAnswer(resp *http.Response, out any) (drained bool, err error) {
-	t, ok := out.(*Task)
-	if !ok {
-		return false, json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out)
-	}
-	buf := getBuf()
-	defer putBuf(buf)
-	if n := resp.ContentLength; n > 0 && n <= maxPooledBuf {
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	rerr := readAtMost(buf, resp.Body, maxResponseBody)
-	if rerr == nil && decodeTaskAnswer(buf.Bytes(), t) {
-		return buf.Len() < maxResponseBody, nil
-	}
-	if rerr == nil {
-		rerr = io.EOF
-	}
-	return false, json.NewDecoder(io.MultiReader(bytes.NewReader(buf.Bytes()), errReader{rerr})).Decode(out)
-}
-
-// errReader is a reader failing with its error.
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
