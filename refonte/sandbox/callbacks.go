@@ -26,24 +26,9 @@ type callbackBody struct {
 	Status   refonte.TaskStatus `json:"status"`
 }
 
-// encodeCallback returns the callbackBody of snap, encoded as json.Marshal
-// would, with the task object encoded once by appendTask.
+// encodeCallback returns the callbackBody of snap.
 func encodeCallback(snap *refonte.Task) ([]byte, error) {
-	b := make([]byte, 0, 1024+2*len(snap.Response)+len(snap.Params)+len(snap.Metadata))
-	b = append(b, `{"task":`...)
-	b, ok := appendTaskFast(b, snap)
-	if ok {
-		b = append(b, `,"response":`...)
-		b, ok = appendRaw(b, snap.Response)
-	}
-	if !ok {
-		return json.Marshal(callbackBody{Task: *snap, Response: snap.Response, TaskID: snap.ID, Status: snap.Status})
-	}
-	b = append(b, `,"task_id":`...)
-	b = appendString(b, snap.ID)
-	b = append(b, `,"status":`...)
-	b = appendString(b, string(snap.Status))
-	return append(b, '}'), nil
+	return json.Marshal(callbackBody{Task: *snap, Response: snap.Response, TaskID: snap.ID, Status: snap.Status})
 }
 
 // delivery is one copy of a task's callback, retried until it gets a 2xx

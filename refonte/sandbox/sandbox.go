@@ -1,13 +1,11 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -468,7 +466,7 @@ func (s *Server) newTaskID() string {
 // %0Nx with N = len(dst), for x that fits).
 func appendHex(dst []byte, x uint64) {
 	for i := len(dst) - 1; i >= 0; i-- {
-		dst[i] = hexDigits[x&0xf]
+		dst[i] = "0123456789abcdef"[x&0xf]
 		x >>= 4
 	}
 }
@@ -498,13 +496,7 @@ type apiError struct {
 // shared (never mutated) so that setting it does not allocate.
 var jsonContentType = []string{"application/json"}
 
-// bufPool holds the buffers answers are encoded into.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	if t, ok := v.(refonte.Task); ok && writeTask(w, status, &t) {
-		return
-	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
@@ -513,26 +505,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
-}
-
-// writeTask answers a task object encoded as json.Marshal would; it
-// returns false, having written nothing, if t cannot be encoded.
-func writeTask(w http.ResponseWriter, status int, t *refonte.Task) bool {
-	bp := bufPool.Get().(*[]byte)
-	b, err := appendTask((*bp)[:0], t)
-	if err != nil {
-		bufPool.Put(bp)
-		return false
-	}
-	b = append(b, '\n')
-	w.Header()[contentTypeKey] = jsonContentType
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-	}
-	bufPool.Put(bp)
-	return true
 }
 
 func writeError(w http.ResponseWriter, status int, format string, args ...any) {
@@ -653,59 +625,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, wld *world, seg [
 
 const maxBody = 8 << 20
 
-// decodeParams decodes a task creation body as decodeBody(w, r, &params)
-// does, with a fast path for plain JSON objects: the body is read once and
-// parsed without reflection; what the fast parser does not handle goes to
-// encoding/json over the same bytes (and read error), so answers and
-// errors are unchanged.
+// decodeParams decodes a task creation body (see decodeBody).
 func decodeParams(w http.ResponseWriter, r *http.Request) (refonte.TaskParams, bool) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := (*bp)[:0]
-	if n := r.ContentLength; n > int64(cap(buf)) && n <= maxBody {
-		buf = make([]byte, 0, min(n+1, 1<<20)) // trust the length only so far
-	}
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	var readErr error
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if err != io.EOF {
-				readErr = err
-			}
-			break
-		}
-	}
-	if cap(buf) <= 64<<10 {
-		*bp = buf
-	}
-	if readErr == nil {
-		if m, ok := parseObject(buf); ok {
-			return refonte.TaskParams(m), true
-		}
-	}
-	var rd io.Reader = bytes.NewReader(buf)
-	if readErr != nil {
-		rd = io.MultiReader(rd, errReader{readErr})
-	}
 	var params refonte.TaskParams
-	dec := json.NewDecoder(rd)
-	dec.UseNumber()
-	if err := dec.Decode(&params); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: %v", err)
+	if !decodeBody(w, r, &params) {
 		return nil, false
 	}
 	return params, true
 }
-
-// errReader is a Reader that fails with err.
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // decodeBody decodes a JSON object body, keeping numbers exact.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {

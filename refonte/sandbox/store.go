@@ -22,8 +22,7 @@ var (
 
 // task is one stored task. mu guards t and the fields below it. The raw
 // JSON fields of t (Params, Metadata, Response) only ever hold JSON the
-// sandbox encoded itself (json.Marshal or appendValue): valid and compact,
-// which appendTask relies on to copy them without re-validating.
+// sandbox encoded itself with json.Marshal: valid and compact.
 type task struct {
 	seq   int
 	batch *batch

@@ -118,7 +118,7 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 	}
 	md := json.RawMessage("{}")
 	if v, ok := merged[refonte.ParamMetadata]; ok {
-		md, _ = marshalValue(v)
+		md, _ = json.Marshal(v)
 	}
 	t.t.Metadata = md
 	t.t.Params = marshalParams(merged)
@@ -182,12 +182,9 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request, wld *world, 
 	answerTask(w, t.snapshot())
 }
 
-// answerTask answers 200 with snap, as writeJSON(w, http.StatusOK, snap)
-// but without boxing the task.
+// answerTask answers 200 with snap.
 func answerTask(w http.ResponseWriter, snap refonte.Task) {
-	if !writeTask(w, http.StatusOK, &snap) {
-		writeJSON(w, http.StatusOK, snap)
-	}
+	writeJSON(w, http.StatusOK, snap)
 }
 
 // isEmptyObject reports whether raw is the JSON object {} (as stored).
@@ -196,13 +193,9 @@ func isEmptyObject(raw json.RawMessage) bool { return string(raw) == "{}" }
 // marshalParams encodes the params of a task: merged without the
 // topLevel names, as json.Marshal of that map would.
 func marshalParams(merged refonte.TaskParams) json.RawMessage {
-	skip := func(k string) bool { return slices.Contains(topLevel, k) }
-	if b, ok := appendMap(make([]byte, 0, 256), merged, skip); ok {
-		return b
-	}
 	params := refonte.TaskParams{}
 	for k, v := range merged {
-		if !skip(k) {
+		if !slices.Contains(topLevel, k) {
 			params[k] = v
 		}
 	}
@@ -290,19 +283,10 @@ func (s *Server) finish(wld *world, t *task, sync bool) {
 // errorResponse is the response of a task that ends in error.
 const errorResponse = `{"error":"attachment could not be downloaded (sandbox-error)"}`
 
-// completedResponse is the response of a completed task echoing md, as
-// json.Marshal of {"annotations": [], "echo_metadata": md, "synthetic":
-// true} encodes it.
+// completedResponse is the response of a completed task echoing md.
 func completedResponse(md json.RawMessage) json.RawMessage {
-	const head, tail = `{"annotations":[],"echo_metadata":`, `,"synthetic":true}`
-	b := make([]byte, 0, len(head)+len(md)+len(tail)+4)
-	b = append(b, head...)
-	b, ok := appendRaw(b, md)
-	if !ok {
-		raw, _ := json.Marshal(map[string]any{"annotations": []any{}, "echo_metadata": md, "synthetic": true})
-		return raw
-	}
-	return append(b, tail...)
+	raw, _ := json.Marshal(map[string]any{"annotations": []any{}, "echo_metadata": md, "synthetic": true})
+	return raw
 }
 
 func (s *Server) lookup(w http.ResponseWriter, wld *world, id string) (*task, bool) {
