@@ -267,4 +267,3 @@ func (c *Client) once(ctx context.Context, req request, target string, payload [
 	}
 	return nil
 }
-
