@@ -75,17 +75,11 @@ func NewSubmitTask(p SubmitPayload) (*asynq.Task, error) {
 	), nil
 }
 
-// DecodeSubmitPayload decodes and checks a TypeSubmit payload. It decodes
-// exactly as json.Unmarshal into a SubmitPayload does (errors included),
-// with a reflection-free fast path for the payloads AppendSubmitPayload
-// and json.Marshal write.
+// DecodeSubmitPayload decodes (encoding/json) and checks a TypeSubmit payload.
 func DecodeSubmitPayload(b []byte) (SubmitPayload, error) {
-	p, ok := decodeSubmitFast(b)
-	if !ok {
-		p = SubmitPayload{}
-		if err := json.Unmarshal(b, &p); err != nil {
-			return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
-		}
+	var p SubmitPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	return p, p.check()
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -47,5 +48,34 @@ func TestAppendSubmitPayloadEmptyParams(t *testing.T) {
 	}
 	if string(p.Params) != "{}" {
 		t.Errorf("params = %s, want {}", p.Params)
+	}
+}
+
+// TestAppendSubmitPayloadCoversEveryField fills every field of
+// SubmitPayload, found by reflection, and compares AppendSubmitPayload with
+// json.Marshal: a field added to the struct only fails here.
+func TestAppendSubmitPayloadCoversEveryField(t *testing.T) {
+	var p SubmitPayload
+	v := reflect.ValueOf(&p).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case f.Type() == reflect.TypeOf(json.RawMessage(nil)):
+			f.SetBytes([]byte(`{"k":1}`))
+		case f.Kind() == reflect.String:
+			f.SetString("s" + v.Type().Field(i).Name)
+		case f.CanInt():
+			f.SetInt(int64(7 + i))
+		default:
+			t.Fatalf("field %s of kind %s: teach AppendSubmitPayload (and this test) to write it",
+				v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	want, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendSubmitPayload(nil, p); !bytes.Equal(got, want) {
+		t.Fatalf("AppendSubmitPayload = %s\njson.Marshal   = %s", got, want)
 	}
 }
