@@ -610,6 +610,7 @@ type summary struct {
 	Completed    int64  `json:"completed"`
 	Failed       int64  `json:"failed"`
 	Canceled     int64  `json:"canceled"`
+	Conflicts    int64  `json:"conflicting_deliveries"`
 }
 
 func (s summary) String() string {

@@ -92,6 +92,7 @@ type Handler struct {
 	bodyTimeout  time.Duration
 	maxInFlight  int64
 	inFlight     atomic.Int64
+	refusedLog   everySecond
 	onTransition func(context.Context, store.Transition)
 	m            *metrics
 }
@@ -150,8 +151,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	// request's connection is closed: net/http would otherwise read (and
 	// wait for) up to 256 KiB of an unread body to keep the connection.
 	if !refonte.VerifyCallbackAuth(r.Header, h.key) {
-		h.log.Warn("callback refused: missing or wrong "+refonte.CallbackAuthHeader+" header",
-			zap.String("remote", r.RemoteAddr))
+		// At most one line a second: a flood of forged requests must not
+		// flood the log (refonte_callbacks_total counts every one).
+		if n, ok := h.refusedLog.tick(time.Now()); ok {
+			h.log.Warn("callback refused: missing or wrong "+refonte.CallbackAuthHeader+" header",
+				zap.String("remote", r.RemoteAddr), zap.Int64("refused_since_last_line", n))
+		}
 		refuse(w, "missing or wrong "+refonte.CallbackAuthHeader+" header", http.StatusUnauthorized)
 		return OutcomeUnauthorized
 	}
@@ -207,6 +212,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	w.WriteHeader(http.StatusOK)
 	return outcome
+}
+
+// everySecond lets one event a second through and counts the others.
+type everySecond struct {
+	last  atomic.Int64 // unix second of the last event let through
+	count atomic.Int64 // events since then, this one included
+}
+
+// tick records an event at now; it reports whether to let it through and
+// how many events (this one included) happened since the last one let through.
+func (e *everySecond) tick(now time.Time) (int64, bool) {
+	n := e.count.Add(1)
+	sec, last := now.Unix(), e.last.Load()
+	if sec == last || !e.last.CompareAndSwap(last, sec) {
+		return 0, false
+	}
+	e.count.Add(-n)
+	return n, true
 }
 
 // refuse answers an error and closes the connection after it, without
