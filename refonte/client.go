@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -96,13 +97,15 @@ type Client struct {
 	// auth returns the Authorization header. A func, not a string field,
 	// so that no reflective dump of the struct (fmt of an unexported field,
 	// %s's bad-verb path) can reach the key: fmt prints funcs as addresses.
-	auth  func() Secret
-	mode  Mode
-	base  string // without a trailing slash
-	http  *http.Client
-	log   *zap.Logger
-	retry RetryPolicy
-	agent string
+	auth func() Secret
+	// setAuth replaces what auth returns (SetAPIKey).
+	setAuth func(Secret)
+	mode    Mode
+	base    string // without a trailing slash
+	http    *http.Client
+	log     *zap.Logger
+	retry   RetryPolicy
+	agent   string
 }
 
 // NewClient returns a client for apiKey, whose "test_" or "live_" prefix
@@ -138,15 +141,33 @@ func NewClient(apiKey string, opts ...Option) (*Client, error) {
 	if cfg.logger == nil {
 		cfg.logger = zap.NewNop()
 	}
+	var cur atomic.Pointer[Secret]
+	cur.Store(&auth)
 	return &Client{
-		auth:  func() Secret { return auth },
-		mode:  mode,
-		base:  strings.TrimRight(cfg.baseURL, "/"),
-		http:  cfg.http,
-		log:   cfg.logger,
-		retry: cfg.retry.withDefaults(),
-		agent: cfg.userAgent,
+		auth:    func() Secret { return *cur.Load() },
+		setAuth: func(s Secret) { cur.Store(&s) },
+		mode:    mode,
+		base:    strings.TrimRight(cfg.baseURL, "/"),
+		http:    cfg.http,
+		log:     cfg.logger,
+		retry:   cfg.retry.withDefaults(),
+		agent:   cfg.userAgent,
 	}, nil
+}
+
+// SetAPIKey replaces the client's key for the next requests (a rotated
+// secret); requests already sent keep the old one. The new key must be of
+// the client's mode; an error never contains the key.
+func (c *Client) SetAPIKey(apiKey string) error {
+	mode, err := ModeOf(apiKey)
+	if err != nil {
+		return err
+	}
+	if mode != c.mode {
+		return fmt.Errorf("%w: the new key is a %s key, the client's mode is %s", ErrInvalidKey, mode, c.mode)
+	}
+	c.setAuth(Secret("Basic " + base64.StdEncoding.EncodeToString([]byte(apiKey+":"))))
+	return nil
 }
 
 // Mode returns the mode of the client's key.

@@ -1,6 +1,7 @@
 package refonte
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -281,3 +282,42 @@ func must(t *testing.T, err error) {
 
 // jsonEncode writes v as JSON to w.
 func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// TestSetAPIKey: a rotated key is sent from the next request on; a key of
+// the other mode is refused without being echoed.
+func TestSetAPIKey(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		got.Store(user)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"task_id":"t1","status":"pending"}`))
+	}))
+	defer srv.Close()
+	c, err := NewClient("test_old_key", WithBaseURL(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"test_old_key", "test_new_key"} {
+		if key != "test_old_key" {
+			if err := c.SetAPIKey(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.GetTask(context.Background(), "t1"); err != nil {
+			t.Fatal(err)
+		}
+		if got.Load() != key {
+			t.Errorf("request sent with key %v, want %s", got.Load(), key)
+		}
+	}
+	for _, bad := range []string{"live_other_mode", "nokeyprefix", ""} {
+		err := c.SetAPIKey(bad)
+		if !errors.Is(err, ErrInvalidKey) || (bad != "" && strings.Contains(err.Error(), bad)) {
+			t.Errorf("SetAPIKey(%q) = %v, want ErrInvalidKey without the key", bad, err)
+		}
+	}
+	if _, err := c.GetTask(context.Background(), "t1"); err != nil || got.Load() != "test_new_key" {
+		t.Errorf("after refused keys: key %v, err %v; want the last good key", got.Load(), err)
+	}
+}

@@ -262,6 +262,8 @@ type Server struct {
 
 	worlds map[refonte.Mode]*world
 	stats  counters
+	// keys are the API keys accepted now, by mode (SetKey rotates them).
+	keys map[refonte.Mode]*atomic.Pointer[string]
 
 	sched *scheduler
 	table []route
@@ -332,8 +334,13 @@ func New(cfg Config) *Server {
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		idPrefix: splitmix(seed) & 0xffffffff,
 		worlds:   map[refonte.Mode]*world{},
+		keys:     map[refonte.Mode]*atomic.Pointer[string]{},
 		ctx:      ctx,
 		cancel:   cancel,
+	}
+	for m, k := range map[refonte.Mode]string{refonte.ModeTest: cfg.TestKey, refonte.ModeLive: cfg.LiveKey} {
+		s.keys[m] = new(atomic.Pointer[string])
+		s.keys[m].Store(&k)
 	}
 	now := s.now()
 	for _, m := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
@@ -478,12 +485,28 @@ func (s *Server) authenticate(r *http.Request) (*world, bool) {
 		return nil, false
 	}
 	switch {
-	case subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.TestKey)) == 1:
+	case subtle.ConstantTimeCompare([]byte(user), []byte(*s.keys[refonte.ModeTest].Load())) == 1:
 		return s.worlds[refonte.ModeTest], true
-	case subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.LiveKey)) == 1:
+	case subtle.ConstantTimeCompare([]byte(user), []byte(*s.keys[refonte.ModeLive].Load())) == 1:
 		return s.worlds[refonte.ModeLive], true
 	}
 	return nil, false
+}
+
+// SetKey replaces the API key accepted for mode (a revoked or rotated key):
+// from now on the old key is answered 401 and the new one works, with the
+// same tasks, projects and batches. The key must start with the mode's
+// prefix.
+func (s *Server) SetKey(mode refonte.Mode, key string) error {
+	m, err := refonte.ModeOf(key)
+	if err != nil {
+		return err
+	}
+	if m != mode || s.keys[mode] == nil {
+		return fmt.Errorf("sandbox: a %s key cannot replace the %s key", m, mode)
+	}
+	s.keys[mode].Store(&key)
+	return nil
 }
 
 // apiError is the JSON error body of the reference.
@@ -650,6 +673,8 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, seg []stri
 	switch {
 	case name == "stats" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, s.Stats())
+	case name == "keys" && r.Method == http.MethodPost:
+		s.setKeys(w, r)
 	case name == "faults" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, s.Faults())
 	case name == "faults" && r.Method == http.MethodPost:
@@ -673,6 +698,35 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, seg []stri
 	default:
 		writeError(w, http.StatusNotFound, "no such sandbox endpoint: %s %s", r.Method, r.URL.Path)
 	}
+}
+
+// setKeys serves POST /_sandbox/keys: {"test_key": "...", "live_key": "..."}
+// (either may be absent) replaces the accepted keys (SetKey), so a test can
+// revoke a key and restore it or rotate to another. The keys are never
+// logged nor echoed.
+func (s *Server) setKeys(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		TestKey *string `json:"test_key"`
+		LiveKey *string `json:"live_key"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body")
+		return
+	}
+	for _, k := range []struct {
+		mode refonte.Mode
+		key  *string
+	}{{refonte.ModeTest, body.TestKey}, {refonte.ModeLive, body.LiveKey}} {
+		if k.key == nil {
+			continue
+		}
+		if err := s.SetKey(k.mode, *k.key); err != nil {
+			writeError(w, http.StatusBadRequest, "%s_key: must start with %q", k.mode, string(k.mode)+"_")
+			return
+		}
+	}
+	s.log.Info("sandbox API keys changed", zap.Bool("test", body.TestKey != nil), zap.Bool("live", body.LiveKey != nil))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // Serve serves the sandbox on ln until ctx is done, then shuts the HTTP

@@ -868,3 +868,47 @@ func TestHoldUntilFinalize(t *testing.T) {
 		t.Fatalf("batch status %+v", st)
 	}
 }
+
+// TestSetKey: a rotated key revokes the old one (401) and serves the same
+// tasks; POST /_sandbox/keys does it over HTTP and refuses a key of the
+// wrong mode.
+func TestSetKey(t *testing.T) {
+	s, base := start(t, Config{NoAutoComplete: true})
+	if r := call(t, http.MethodPost, base+"/task/imageannotation", testKey, imageTask(nil)); r.status != 200 {
+		t.Fatalf("create: %d", r.status)
+	}
+	if err := s.SetKey(refonte.ModeTest, "test_rotated"); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, call(t, http.MethodGet, base+"/tasks", testKey, nil), http.StatusUnauthorized)
+	var l listResponse
+	call(t, http.MethodGet, base+"/tasks", "test_rotated", nil).decode(t, &l)
+	if l.Total != 1 {
+		t.Fatalf("the rotated key sees %d tasks, want 1", l.Total)
+	}
+	if r := call(t, http.MethodGet, base+"/tasks", liveKey, nil); r.status != 200 {
+		t.Fatalf("the live key after a test rotation: %d", r.status)
+	}
+	root := strings.TrimSuffix(base, "/v1")
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"test_key":"` + testKey + `"}`, http.StatusNoContent},
+		{`{"test_key":"live_wrong_mode"}`, http.StatusBadRequest},
+		{`{"live_key":`, http.StatusBadRequest},
+	} {
+		resp, err := http.Post(root+"/_sandbox/keys", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("POST /_sandbox/keys %s: %d, want %d", tc.body, resp.StatusCode, tc.want)
+		}
+	}
+	if r := call(t, http.MethodGet, base+"/tasks", testKey, nil); r.status != 200 {
+		t.Fatalf("the restored key: %d", r.status)
+	}
+	wantError(t, call(t, http.MethodGet, base+"/tasks", "test_rotated", nil), http.StatusUnauthorized)
+}
