@@ -64,6 +64,7 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 		return nil, fmt.Errorf("run %s: %w", runID, err)
 	}
 	rep := NewStatusReport(run)
+	keyPauses(ctx, st).apply(&rep)
 	if asJSON {
 		return run, json.NewEncoder(w).Encode(rep)
 	}
@@ -384,10 +385,13 @@ func Runs(ctx context.Context, st *store.Store, limit int, asJSON bool, w io.Wri
 	if err != nil {
 		return err
 	}
+	kp := keyPauses(ctx, st)
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, r := range runs {
-			if err := enc.Encode(NewStatusReport(r)); err != nil {
+			rep := NewStatusReport(r)
+			kp.apply(&rep)
+			if err := enc.Encode(rep); err != nil {
 				return err
 			}
 		}
@@ -400,7 +404,11 @@ func Runs(ctx context.Context, st *store.Store, limit int, asJSON bool, w io.Wri
 		if r.LastError != "" {
 			lastErr = clip(oneLine(r.LastError), 60)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, r.State, r.Mode, r.Rows, r.Invalid,
+		state := r.State
+		if _, paused := kp[r.Mode]; paused && waitsForKey(state) {
+			state = store.RunPaused
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", r.ID, state, r.Mode, r.Rows, r.Invalid,
 			r.Enqueued, r.Duplicate, r.Completed, r.Failed, r.Retrying, r.CreatedAt.UTC().Format("2006-01-02 15:04:05"), r.Dataset, lastErr)
 	}
 	return tw.Flush()
@@ -423,4 +431,37 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// modePauses are the modes whose key the API rejects (store.ModePause).
+type modePauses map[refonte.Mode]store.KeyPause
+
+// keyPauses reads the key pauses of both modes; a read error shows none.
+func keyPauses(ctx context.Context, st *store.Store) modePauses {
+	kp := modePauses{}
+	for _, m := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
+		if p, ok, err := st.ModePause(ctx, m); err == nil && ok {
+			kp[m] = p
+		}
+	}
+	return kp
+}
+
+// apply shows a run whose rows wait for its mode's key as paused, with the
+// reason (the run record itself is not changed: the pause is the mode's).
+func (kp modePauses) apply(rep *StatusReport) {
+	p, ok := kp[rep.Mode]
+	if !ok || !waitsForKey(rep.State) {
+		return
+	}
+	rep.State = store.RunPaused
+	if rep.PausedReason != "" {
+		rep.PausedReason += "; "
+	}
+	rep.PausedReason += p.Reason
+}
+
+// waitsForKey reports whether a run in state s has rows that a paused key holds back.
+func waitsForKey(s store.RunState) bool {
+	return s == store.RunRunning || s == store.RunEnqueuing || s == store.RunPaused
 }

@@ -180,6 +180,42 @@ func TestStatusShowsRetryingRows(t *testing.T) {
 	}
 }
 
+// TestStatusShowsARejectedKey: while the API rejects the key of a run's
+// mode (the workers paused the mode), status and runs show the run paused
+// with the reason; afterwards it is running again.
+func TestStatusShowsARejectedKey(t *testing.T) {
+	f := newFixture(t)
+	runID, _ := f.submitted(2, "revoked")
+	ctx := context.Background()
+	p := store.KeyPause{Reason: "the API rejects the test key since 2026-12-04 17:00:00 UTC (401 no valid API key provided)", Since: time.Now()}
+	if _, err := f.st.PauseMode(ctx, refonte.ModeTest, p); err != nil {
+		t.Fatal(err)
+	}
+	m := f.main("status", "-json", runID).lastJSON(t)
+	if m["state"] != "paused" || m["paused_reason"] != p.Reason {
+		t.Errorf("status -json = state %v, reason %v; want paused, %q", m["state"], m["paused_reason"], p.Reason)
+	}
+	if r := f.main("status", runID); !strings.Contains(r.stdout, "paused (the API rejects the test key") {
+		t.Errorf("human status:\n%s", r.stdout)
+	}
+	if r := f.main("runs"); !strings.Contains(r.stdout, runID+"  paused") {
+		t.Errorf("runs table:\n%s", r.stdout)
+	}
+	if m := f.main("runs", "-json").lastJSON(t); m["state"] != "paused" || m["paused_reason"] != p.Reason {
+		t.Errorf("runs -json = %v", m)
+	}
+	cur, _, err := f.st.ModePause(ctx, refonte.ModeTest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.st.ResumeMode(ctx, refonte.ModeTest, cur); err != nil || !ok {
+		t.Fatalf("ResumeMode = %v, %v", ok, err)
+	}
+	if m := f.main("status", "-json", runID).lastJSON(t); m["state"] != "running" || m["paused_reason"] != nil {
+		t.Errorf("status after the key works again = %v", m)
+	}
+}
+
 func TestRetryRequeuesFailedRows(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

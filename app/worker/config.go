@@ -68,6 +68,10 @@ type Config struct {
 	// TestKey and LiveKey are the API keys; the worker serves the queue of
 	// each mode it holds a key for. At least one is required.
 	TestKey, LiveKey refonte.Secret
+	// TestKeyFile and LiveKeyFile are the files the keys were read from
+	// (NAME_FILE), if any: while the API rejects a key (401) the worker
+	// re-reads its file before each probe, so a rotated secret is used.
+	TestKeyFile, LiveKeyFile string
 	// CallbackAuthKey authenticates POST /callback. Required.
 	CallbackAuthKey refonte.Secret
 	// CallbackURL is sent as callback_url for rows whose params carry none
@@ -115,6 +119,9 @@ type Config struct {
 	// answered create is taken at once instead of after the next fetch;
 	// not a flag. Zero: a quarter of Concurrency, at least 1; negative: none.
 	Prefetch int
+	// KeyProbeInterval is how often a key the API rejected is probed; not
+	// a flag (tests shorten it). Zero: keyguard.DefaultProbeInterval.
+	KeyProbeInterval time.Duration
 	// ClientMaxElapsed bounds the API client's own retries of one call
 	// before the error goes back to asynq; not a flag. Zero: ClientMaxElapsed.
 	ClientMaxElapsed time.Duration
@@ -130,6 +137,17 @@ func (c Config) Modes() []refonte.Mode {
 		ms = append(ms, refonte.ModeTest)
 	}
 	return ms
+}
+
+// KeyFile returns the file a mode's key was read from ("" when none).
+func (c Config) KeyFile(m refonte.Mode) string {
+	switch m {
+	case refonte.ModeLive:
+		return c.LiveKeyFile
+	case refonte.ModeTest:
+		return c.TestKeyFile
+	}
+	return ""
 }
 
 // Key returns the API key of a mode ("" when the worker has none).
@@ -216,6 +234,7 @@ func (c *Config) LoadSecrets(getenv func(string) string) error {
 	if c.LiveKey, err = secret(getenv, EnvLiveKey); err != nil {
 		return err
 	}
+	c.TestKeyFile, c.LiveKeyFile = getenv(EnvTestKey+"_FILE"), getenv(EnvLiveKey+"_FILE")
 	if c.CallbackAuthKey, err = secret(getenv, EnvCallbackAuthKey); err != nil {
 		return err
 	}

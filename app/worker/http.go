@@ -99,8 +99,9 @@ func (w *Worker) routes() http.Handler {
 	return mux
 }
 
-// ready answers 200 when Redis answers a PING within ReadyTimeout and the
-// worker is not shutting down, else 503.
+// ready answers 200 when Redis answers a PING within ReadyTimeout, the
+// worker is not shutting down and at least one of its modes' keys works
+// (see package keyguard), else 503 saying why.
 func (w *Worker) ready(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if w.stopping.Load() {
@@ -119,6 +120,11 @@ func (w *Worker) ready(rw http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := w.rdb.Ping(ctx).Err(); err != nil {
 		http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	if why := w.keys.NotReady(); why != "" {
+		// Every mode this worker serves waits for its key to work again.
+		http.Error(rw, "paused: "+why, http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = rw.Write([]byte("ok\n"))

@@ -20,6 +20,7 @@ import (
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
+	"github.com/refonte-ai/refonte-batch/jobs/keyguard"
 	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/jobs/submit"
@@ -94,6 +95,8 @@ type Worker struct {
 	handler              *submit.Handler
 	// reconciler polls tasks whose callback is overdue.
 	reconciler *reconcile.Reconciler
+	// keys pauses a mode whose key the API rejects (401) and probes it.
+	keys *keyguard.Guard
 	// callback is the POST /callback receiver.
 	callback *callback.Handler
 	// finalizing tracks batch finalizations handed off by afterTransition.
@@ -198,6 +201,24 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if err != nil {
 		return nil, err
 	}
+	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
+	keys, files := map[refonte.Mode]refonte.Secret{}, map[refonte.Mode]string{}
+	for _, m := range cfg.Modes() {
+		keys[m], files[m] = cfg.Key(m), cfg.KeyFile(m)
+	}
+	w.keys, err = keyguard.New(keyguard.Config{
+		Store:         w.store,
+		Queues:        w.insp,
+		Clients:       w.clients,
+		Keys:          keys,
+		KeyFiles:      files,
+		ProbeInterval: cfg.KeyProbeInterval,
+		Logger:        logger.Named("keyguard"),
+		Registerer:    w.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
 	w.handler, err = submit.New(submit.Options{
 		Store:          w.store,
 		Clients:        w.clients,
@@ -207,6 +228,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		CallbackURL:    cfg.CallbackURL,
 		PausedRecheck:  cfg.PausedRecheck,
 		Metrics:        sm,
+		Keys:           w.keys,
 		Logger:         logger.Named("submit"),
 		MaxInFlight:    cfg.Concurrency,
 	})
@@ -260,7 +282,6 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		w.cancelSrvs = append(w.cancelSrvs, cancel)
 		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n)))
 	}
-	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
 
 	w.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -400,6 +421,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { w.pollStats(loopCtx) })
+	wg.Go(func() { w.keys.Run(loopCtx) })
 	wg.Go(func() {
 		if err := w.runReconciler(loopCtx); err != nil && loopCtx.Err() == nil {
 			errc <- fmt.Errorf("worker: reconciler: %w", err)

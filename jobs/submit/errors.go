@@ -20,6 +20,9 @@ const (
 	ReasonCooldown Reason = "cooldown"
 	// ReasonPaused: the live daily spend cap is reached.
 	ReasonPaused Reason = "paused"
+	// ReasonKeyRejected: the API rejects the mode's key (401); the mode is
+	// paused on every worker until a probe finds the key working.
+	ReasonKeyRejected Reason = "key_rejected"
 	// ReasonShutdown: the worker began shutting down before the job got an
 	// API slot (Handler.Drain); it is back in the queue within a second
 	// (asynq's retry set, no delay), for another worker.

@@ -17,6 +17,7 @@ const (
 	OutcomeRateLimited = "rate_limited" // limiter wait too long: rescheduled
 	OutcomeCooldown    = "cooldown"     // 429: shared cooldown, rescheduled
 	OutcomePaused      = "paused"       // live daily cap reached: rescheduled
+	OutcomeKeyRejected = "key_rejected" // the mode's key is rejected (401): rescheduled until it works
 	OutcomeNoop        = "noop"         // redelivery of a submitted or terminal job
 	OutcomeDropped     = "dropped"      // undecodable payload or no job record
 )

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/keyguard"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -59,6 +60,9 @@ type Options struct {
 	Metrics *Metrics
 	// Logger logs with structured fields; nil logs nothing.
 	Logger *zap.Logger
+	// Keys pauses a mode whose key the API rejects (401) instead of failing
+	// its rows; nil fails them like any permanent error.
+	Keys *keyguard.Guard
 	// MaxInFlight bounds the deliveries that hold an API slot at once: from
 	// the rate-limit wait until the create is answered (and, when that
 	// answer needs more calls — a 409, an error — until the delivery ends).
@@ -315,6 +319,9 @@ func (d *delivery) run(ctx context.Context) error {
 		return d.failPermanently(ctx, err.Error(), nil)
 	}
 
+	if err := d.keyPaused(ctx); err != nil {
+		return err
+	}
 	if err := d.acquireSlot(ctx); err != nil {
 		return err
 	}
@@ -326,7 +333,32 @@ func (d *delivery) run(ctx context.Context) error {
 		d.releaseLiveSpend(ctx)
 		return err
 	}
+	if err := d.keyPaused(ctx); err != nil { // a 401 met by another job meanwhile
+		return err
+	}
 	return d.create(ctx, params, true)
+}
+
+// keyPaused returns the reschedule of a job whose mode is paused because
+// the API rejects its key (Options.Keys), or nil.
+func (d *delivery) keyPaused(ctx context.Context) error {
+	p, paused := d.h.opts.Keys.Paused(d.p.Mode)
+	if !paused {
+		return nil
+	}
+	return d.waitForKey(ctx, p)
+}
+
+// waitForKey gives the job back until the mode's key works again: not a
+// failure (on its last attempt, which asynq would archive after any error,
+// it is failed visibly instead, and enqueue retry re-queues it).
+func (d *delivery) waitForKey(ctx context.Context, p store.KeyPause) error {
+	d.releaseLiveSpend(ctx)
+	d.h.opts.Metrics.outcome(d.p.Mode, OutcomeKeyRejected)
+	if d.last {
+		return d.failPermanently(ctx, p.Reason+"; the job's retries are exhausted", nil)
+	}
+	return &RescheduleError{Reason: ReasonKeyRejected, Delay: d.h.opts.Keys.RecheckDelay(), Detail: p.Reason}
 }
 
 // reserveLiveSpend takes one task of the live daily budget, or pauses the run.
@@ -460,6 +492,9 @@ func (d *delivery) create(ctx context.Context, params refonte.TaskParams, mayCle
 			return fmt.Errorf("submit %s: %w", p.UniqueID, err)
 		}
 		return &RescheduleError{Reason: ReasonCooldown, Delay: wait, Detail: "the API answered 429"}
+	case errors.Is(err, refonte.ErrUnauthorized) && h.opts.Keys != nil:
+		// The key is revoked or rotated: pause the mode, never fail its rows.
+		return d.waitForKey(ctx, h.opts.Keys.Rejected(ctx, p.Mode, apiMessage(err)))
 	case refonte.Permanent(err):
 		return d.failPermanently(ctx, apiMessage(err), err)
 	case errors.As(err, &gated) && !d.last:
