@@ -39,7 +39,14 @@ type SubmitOptions struct {
 	Now func() time.Time
 	// PollInterval is the -wait polling period (default 500ms).
 	PollInterval time.Duration
+	// WaitRetry is how long -wait keeps polling (with backoff, up to 5 s
+	// apart) while Redis fails, before it gives up (default
+	// DefaultWaitRetry). The run is never at risk: it goes on without -wait.
+	WaitRetry time.Duration
 }
+
+// DefaultWaitRetry is how long -wait retries failing Redis polls.
+const DefaultWaitRetry = 2 * time.Minute
 
 func (o *SubmitOptions) now() time.Time {
 	if o.Now == nil {
@@ -60,6 +67,9 @@ func (o *SubmitOptions) defaults() {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 500 * time.Millisecond
+	}
+	if o.WaitRetry <= 0 {
+		o.WaitRetry = DefaultWaitRetry
 	}
 }
 
@@ -689,13 +699,23 @@ func newJob(b *batch, run *store.Run, row dataset.Row) store.NewJob {
 
 // wait polls the run until it is done or aborted, updating sum.
 func wait(ctx context.Context, st *store.Store, runID string, opts *SubmitOptions, sum *Summary) error {
-	t := time.NewTicker(opts.PollInterval)
+	t := time.NewTimer(opts.PollInterval)
 	defer t.Stop()
 	var lastPaused string
+	var failing pollFailures
 	for {
 		run, err := st.GetRun(ctx, runID)
+		delay := opts.PollInterval
 		if err != nil && ctx.Err() == nil {
-			return &WaitInterruptedError{RunID: runID, Err: err}
+			if errors.Is(err, store.ErrRunNotFound) {
+				return &WaitInterruptedError{RunID: runID, Err: err}
+			}
+			var giveUp bool
+			if delay, giveUp = failing.failed(err, opts); giveUp {
+				return &WaitInterruptedError{RunID: runID, Err: fmt.Errorf("Redis polls failed for %v: %w", opts.WaitRetry, err)}
+			}
+		} else if err == nil {
+			failing.recovered(runID, opts)
 		}
 		if run != nil {
 			sum.WaitCounts = &WaitCounts{Submitted: run.Submitted, Completed: run.Completed, Failed: run.Failed, Canceled: run.Canceled}
@@ -711,10 +731,48 @@ func wait(ctx context.Context, st *store.Store, runID string, opts *SubmitOption
 				return nil
 			}
 		}
+		t.Reset(delay)
 		select {
 		case <-ctx.Done():
 			return &WaitInterruptedError{RunID: runID, Err: context.Cause(ctx)}
 		case <-t.C:
 		}
+	}
+}
+
+// maxPollBackoff caps the delay between -wait's polls while Redis fails.
+const maxPollBackoff = 5 * time.Second
+
+// pollFailures tracks -wait's failing Redis polls: from PollInterval the
+// delay doubles up to maxPollBackoff, and after WaitRetry of failures the
+// wait gives up (the run itself goes on).
+type pollFailures struct {
+	since time.Time
+	delay time.Duration
+}
+
+// failed records a failed poll and returns the delay before the next one,
+// or giveUp once the polls have failed for opts.WaitRetry.
+func (f *pollFailures) failed(err error, opts *SubmitOptions) (delay time.Duration, giveUp bool) {
+	now := time.Now()
+	if f.since.IsZero() {
+		f.since, f.delay = now, opts.PollInterval
+		opts.Logger.Warn("-wait: polling the run in Redis failed; retrying with backoff",
+			zap.Duration("for_up_to", opts.WaitRetry), zap.Error(err))
+	} else {
+		f.delay = min(2*f.delay, maxPollBackoff)
+	}
+	if now.Sub(f.since) >= opts.WaitRetry {
+		return 0, true
+	}
+	return f.delay, false
+}
+
+// recovered notes a successful poll after failures.
+func (f *pollFailures) recovered(runID string, opts *SubmitOptions) {
+	if !f.since.IsZero() {
+		opts.Logger.Info("-wait: polling the run works again", zap.String("run_id", runID),
+			zap.Duration("failed_for", time.Since(f.since).Round(time.Millisecond)))
+		f.since = time.Time{}
 	}
 }
