@@ -41,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -313,6 +314,9 @@ type clusterOpts struct {
 	workerArgs []string
 	// secretFiles gives the workers their secrets as *_FILE paths.
 	secretFiles bool
+	// redisURL, if set, is the Redis of the cluster (such as a Sentinel
+	// topology's URL); else the cluster starts a redis-server with AOF.
+	redisURL string
 }
 
 type cluster struct {
@@ -321,7 +325,8 @@ type cluster struct {
 	logDir string // every process's logs
 	keys   keys
 
-	redis      *testredis.Server
+	redis      *testredis.Server // nil with clusterOpts.redisURL
+	redisURL   string            // REDIS_URL of every process
 	redisDir   string
 	sandbox    *proc
 	sandboxURL string // http://127.0.0.1:port (no /v1)
@@ -375,7 +380,11 @@ func startCluster(t testing.TB, opts clusterOpts) *cluster {
 		opts.workers = 3
 	}
 	c := &cluster{t: t, dir: t.TempDir(), logDir: t.TempDir(), redisDir: t.TempDir(), keys: newKeys(t)}
-	c.redis = testredis.Start(t, testredis.Options{AOF: true, Dir: c.redisDir})
+	c.redisURL = opts.redisURL
+	if c.redisURL == "" {
+		c.redis = testredis.Start(t, testredis.Options{AOF: true, Dir: c.redisDir})
+		c.redisURL = c.redis.URL()
+	}
 
 	sbEnv := append(baseEnv(),
 		"REFONTE_TEST_API_KEY="+c.keys.test,
@@ -387,7 +396,7 @@ func startCluster(t testing.TB, opts clusterOpts) *cluster {
 	c.sandboxURL = "http://" + c.waitListen(c.sandbox, c.sandbox.stdoutPath, sandboxListening)
 	c.waitHTTP(c.sandbox, c.sandboxURL+"/_sandbox/stats", 15*time.Second)
 
-	wEnv := append(baseEnv(), "REDIS_URL="+c.redis.URL(), "REFONTE_API_URL="+c.sandboxURL+"/v1")
+	wEnv := append(baseEnv(), "REDIS_URL="+c.redisURL, "REFONTE_API_URL="+c.sandboxURL+"/v1")
 	if opts.secretFiles {
 		for name, v := range map[string]string{
 			"REFONTE_TEST_API_KEY": c.keys.test, "REFONTE_LIVE_API_KEY": c.keys.live,
@@ -590,7 +599,7 @@ func runEnqueueEnv(t testing.TB, ctx context.Context, logDir string, env []strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(f, "=== enqueue %s (exit %d)\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		fmt.Fprintf(f, "=== enqueue %s (exit %d)\n%s%s", strings.Join(redactArgs(args), " "), r.code, r.stdout, r.stderr)
 		f.Close()
 	}
 	return r
@@ -621,7 +630,7 @@ func (s summary) String() string {
 // submitArgs are the enqueue flags of a test-mode submit of ds to c.
 func (c *cluster) submitArgs(ds dataset, extra ...string) []string {
 	args := []string{"-type", "imageannotation", "-project", sandbox.DefaultProject,
-		"-callback-url", c.callbackURL(), "-rejects", ds.rejects, "-json", "-redis", c.redis.URL()}
+		"-callback-url", c.callbackURL(), "-rejects", ds.rejects, "-json", "-redis", c.redisURL}
 	return append(append(args, extra...), ds.path)
 }
 
@@ -647,6 +656,19 @@ func (c *cluster) submit(ds dataset, extra ...string) summary {
 	return s
 }
 
+// redactArgs returns args with the secrets of URLs (a -redis URL's
+// password) redacted, for the logs.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if strings.Contains(a, "://") {
+			out[i] = redisurl.Redact(a)
+		}
+	}
+	return out
+}
+
 func tailBytes(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
@@ -659,7 +681,7 @@ func (c *cluster) status(runID string) summary {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := runEnqueue(c.t, ctx, "", "status", "-json", "-redis", c.redis.URL(), runID)
+	r := runEnqueue(c.t, ctx, "", "status", "-json", "-redis", c.redisURL, runID)
 	if r.code != 0 {
 		c.t.Fatalf("enqueue status exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -672,7 +694,7 @@ func (c *cluster) status(runID string) summary {
 func (c *cluster) tryStatus(runID string) (summary, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r := runEnqueue(c.t, ctx, "", "status", "-json", "-redis", c.redis.URL(), runID)
+	r := runEnqueue(c.t, ctx, "", "status", "-json", "-redis", c.redisURL, runID)
 	if r.code != 0 {
 		return summary{}, fmt.Errorf("enqueue status exit %d: %s", r.code, bytes.TrimSpace(r.stderr))
 	}
@@ -699,7 +721,7 @@ func (c *cluster) results(runID string) []rowResult {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r := runEnqueue(c.t, ctx, "", "results", "-redis", c.redis.URL(), runID)
+	r := runEnqueue(c.t, ctx, "", "results", "-redis", c.redisURL, runID)
 	if r.code != 0 {
 		c.t.Fatalf("enqueue results exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
@@ -966,8 +988,10 @@ func (c *cluster) checkSecrets() {
 	c.t.Helper()
 	needles := c.keys.needles()
 	scanFiles(c.t, c.logDir, needles)
-	scanFiles(c.t, c.redisDir, needles)
-	scanRedis(c.t, c.redis.URL(), needles)
+	if c.redis != nil {
+		scanFiles(c.t, c.redisDir, needles)
+	}
+	scanRedis(c.t, c.redisURL, needles)
 }
 
 // scanFiles fails for every file under dir containing a needle.

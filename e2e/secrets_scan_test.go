@@ -7,17 +7,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 )
 
 // scanRedis fails if a needle appears in any key name or value of the
 // Redis at url: every key is SCANned and its value read by type.
 func scanRedis(t testing.TB, url string, needles []string) {
 	t.Helper()
-	opt, err := redis.ParseURL(url)
+	u, err := redisurl.Parse(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := u.NewClient(redisurl.Tuning{})
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -35,6 +35,7 @@ type metrics struct {
 	// their in-client retries and reconciler polls).
 	rateLimit      *prometheus.GaugeVec
 	limiterGranted *prometheus.CounterVec
+	notDurable     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -75,8 +76,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "refonte_limiter_granted_total",
 			Help: "Slots the shared rate limiter granted this worker (creates, their retries, reconciler polls), by mode.",
 		}, []string{"mode"}),
+		notDurable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refonte_redis_not_durable_total",
+			Help: "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp,
+	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable,
 		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {

@@ -89,10 +89,13 @@ type Worker struct {
 	gate *redisgate.Gate // holds commands back while Redis is unusable
 	// redisAnsweredAtStart is the result of New's Redis check.
 	redisAnsweredAtStart bool
-	store                *store.Store
-	clients              map[refonte.Mode]*refonte.Client
-	limiters             map[refonte.Mode]ratelimit.Limiter
-	handler              *submit.Handler
+	// durability is how many replicas must hold a write before it is
+	// acknowledged (REDIS_URL's wait_replicas, wait_timeout).
+	durability redisurl.Durability
+	store      *store.Store
+	clients    map[refonte.Mode]*refonte.Client
+	limiters   map[refonte.Mode]ratelimit.Limiter
+	handler    *submit.Handler
 	// reconciler polls tasks whose callback is overdue.
 	reconciler *reconcile.Reconciler
 	// keys pauses a mode whose key the API rejects (401) and probes it.
@@ -248,6 +251,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		Registerer:    w.reg,
 		MaxConcurrent: cfg.MaxCallbacks,
 		OnTransition:  w.afterTransition,
+		Durable:       w.durable,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("worker: callback receiver: %w", err)
@@ -394,7 +398,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux.Handle(jobs.TypeSubmit, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		w.inflight.Add(1)
 		defer w.inflight.Done()
-		return w.handler.ProcessTask(ctx, t)
+		if err := w.handler.ProcessTask(ctx, t); err != nil {
+			return err
+		}
+		// The job is acknowledged (asynq marks it done) only once what it
+		// recorded would survive a failover; else asynq runs it again,
+		// which finds the row recorded and waits again.
+		return w.durable(ctx)
 	}))
 	for i, srv := range w.srvs {
 		if err := srv.Start(mux); err != nil {
@@ -560,6 +570,36 @@ func (w *Worker) close() {
 // about 5 % of the worker's CPU at thousands of rows per second).
 const RedisProtocol = 2
 
+// FailoverSweepDelay is how long after a Redis master switch the
+// reconciler checks, at the API, every task submitted before the switch.
+const FailoverSweepDelay = 2 * time.Second
+
+// masterSwitched follows a Redis failover announced by a sentinel: the
+// old master may have taken writes after its replicas stopped following
+// it (discarded once it is demoted), among them completions whose
+// callbacks were already answered. So, once the switch has settled, the
+// reconciler polls every task submitted before it, whatever its grace.
+func (w *Worker) masterSwitched(old, new string) {
+	at := time.Now()
+	w.log.Warn("redis master switched; following it and checking the tasks submitted before the switch at the API",
+		zap.String("old", old), zap.String("new", new))
+	time.AfterFunc(FailoverSweepDelay, func() {
+		if w.reconciler != nil {
+			w.reconciler.Sweep(at)
+		}
+	})
+}
+
+// durable returns once the writes made so far would survive a Redis
+// failover (the URL's wait_replicas replicas hold them), or an error.
+func (w *Worker) durable(ctx context.Context) error {
+	if err := w.durability.Wait(ctx, w.rdb); err != nil {
+		w.metrics.notDurable.Inc()
+		return err
+	}
+	return nil
+}
+
 // StartupRedisTimeout bounds the Redis check of New.
 const StartupRedisTimeout = 5 * time.Second
 
@@ -574,7 +614,9 @@ func (w *Worker) redisClient(raw string, concurrency int) (redis.UniversalClient
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrConfig, EnvRedisURL, err)
 	}
-	rdb := u.NewClient(redisurl.Tuning{PoolSize: concurrency + 20, Protocol: RedisProtocol})
+	w.durability = u.Durability()
+	rdb := u.NewClient(redisurl.Tuning{PoolSize: concurrency + 20, Protocol: RedisProtocol,
+		OnMasterSwitch: w.masterSwitched})
 	ctx, cancel := context.WithTimeout(context.Background(), StartupRedisTimeout)
 	defer cancel()
 	err = rdb.Ping(ctx).Err()

@@ -19,6 +19,10 @@
 //	                       sentinel_password= with no value: sentinels without AUTH)
 //	tls=true               TLS to the sentinels and the master (rediss-style)
 //
+// Any URL may also say how many replicas must hold a write before the
+// program acknowledges it (see Durability): wait_replicas=N (default 1 for
+// a sentinel URL, 0 otherwise) and wait_timeout=D (default 1s).
+//
 // Redis URLs never appear in a message in full: Redact hides the password
 // (and a lone user name, which may be a password written without its
 // colon), and every error of Parse names the redacted URL only.
@@ -63,9 +67,10 @@ const DefaultSentinelPort = "26379"
 
 // URL is a parsed Redis URL. Its String method gives the redacted form.
 type URL struct {
-	single   *redis.Options
-	failover *redis.FailoverOptions
-	redacted string
+	single     *redis.Options
+	failover   *redis.FailoverOptions
+	durability Durability
+	redacted   string
 }
 
 // Tuning overrides what a program sizes for itself rather than reading from
@@ -75,6 +80,9 @@ type Tuning struct {
 	PoolSize int
 	// Protocol is the RESP version (2 or 3).
 	Protocol int
+	// OnMasterSwitch, for a sentinel URL, is called when a sentinel
+	// announces a new master (the client follows it at once).
+	OnMasterSwitch func(old, new string)
 }
 
 // ourParams are the sentinel query options that go-redis' ParseURL does
@@ -97,6 +105,13 @@ func Parse(raw string) (*URL, error) {
 		return nil, bad("%v", err)
 	}
 	out := &URL{redacted: red}
+	if out.durability, err = parseDurability(u.Query(), u.Scheme == SentinelScheme); err != nil {
+		return nil, bad("%v", err)
+	}
+	q := u.Query()
+	q.Del("wait_replicas")
+	q.Del("wait_timeout")
+	u.RawQuery = q.Encode()
 	switch u.Scheme {
 	case "redis", "rediss", "unix":
 		for _, p := range ourParams {
@@ -292,7 +307,8 @@ func (u *URL) NewClient(t Tuning) redis.UniversalClient {
 		if t.Protocol > 0 {
 			f.Protocol = t.Protocol
 		}
-		return redis.NewFailoverClient(f)
+		fw := followSentinels(f, t.OnMasterSwitch)
+		return &followingClient{Client: redis.NewFailoverClient(f), fw: fw}
 	}
 	o := u.Options()
 	if t.PoolSize > 0 {

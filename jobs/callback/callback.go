@@ -64,6 +64,11 @@ type Config struct {
 	// the worker uses it to finalize batches. It must be quick or hand its
 	// work off. Its context is not canceled when the request ends.
 	OnTransition func(context.Context, store.Transition)
+	// Durable, if set, is called before every 2xx answer: it returns once
+	// the writes behind the answer would survive a Redis failover (see
+	// redisurl.Durability), or an error, and the callback is answered 503
+	// so the platform delivers it again.
+	Durable func(context.Context) error
 }
 
 // Outcome labels of the refonte_callbacks_total counter.
@@ -94,6 +99,7 @@ type Handler struct {
 	inFlight     atomic.Int64
 	refusedLog   everySecond
 	onTransition func(context.Context, store.Transition)
+	durable      func(context.Context) error
 	m            *metrics
 }
 
@@ -117,6 +123,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		bodyTimeout:  cmp.Or(cfg.BodyTimeout, DefaultBodyTimeout),
 		maxInFlight:  int64(cmp.Or(cfg.MaxConcurrent, DefaultMaxConcurrent)),
 		onTransition: cfg.OnTransition,
+		durable:      cfg.Durable,
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
@@ -209,6 +216,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "callback not recorded, retry later", http.StatusServiceUnavailable)
 		return OutcomeError
+	}
+	if h.durable != nil {
+		if err := h.durable(ctx); err != nil {
+			h.log.Warn("callback recorded but not yet on enough Redis replicas; answered 503 so the platform delivers it again",
+				zap.String("task_id", d.taskID), zap.Error(err))
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "callback not yet durable, retry later", http.StatusServiceUnavailable)
+			return OutcomeError
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 	return outcome

@@ -104,6 +104,11 @@ type Reconciler struct {
 	onTransition func(context.Context, store.Transition)
 	now          func() time.Time
 	m            *metrics
+	// sweepBefore (Unix nanoseconds, 0: none) makes passes poll every job
+	// submitted before it, whatever its grace, until a pass completes;
+	// kick starts a pass at once. See Sweep.
+	sweepBefore atomic.Int64
+	kick        chan struct{}
 }
 
 // New returns the reconciler described by cfg.
@@ -127,6 +132,7 @@ func New(cfg Config) (*Reconciler, error) {
 		log:          cfg.Logger,
 		onTransition: cfg.OnTransition,
 		now:          cfg.Now,
+		kick:         make(chan struct{}, 1),
 	}
 	for mode, c := range cfg.Clients {
 		if _, err := refonte.ParseMode(string(mode)); err != nil {
@@ -197,7 +203,26 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-r.kick:
 		}
+	}
+}
+
+// Sweep makes the next pass, started at once, poll every in-flight job
+// submitted before before, without waiting for its grace. The worker calls
+// it after a Redis failover: a completion recorded on the old master just
+// before the switch may have been discarded with it after its callback was
+// answered, and the API does not call back twice.
+func (r *Reconciler) Sweep(before time.Time) {
+	for {
+		cur := r.sweepBefore.Load()
+		if cur >= before.UnixNano() || r.sweepBefore.CompareAndSwap(cur, before.UnixNano()) {
+			break
+		}
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -207,8 +232,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // tasks polled; err joins the errors met (the pass went on where it could).
 func (r *Reconciler) Once(ctx context.Context) (polled int, err error) {
 	var errs []error
+	sweep := r.sweepBefore.Load()
 	for _, mode := range r.modes {
-		n, skipped, err := r.pass(ctx, mode)
+		n, skipped, err := r.pass(ctx, mode, sweep)
 		polled += n
 		result := "ok"
 		switch {
@@ -219,6 +245,9 @@ func (r *Reconciler) Once(ctx context.Context) (polled int, err error) {
 			result = "skipped"
 		}
 		r.m.pass(result)
+	}
+	if len(errs) == 0 && sweep != 0 {
+		r.sweepBefore.CompareAndSwap(sweep, 0)
 	}
 	return polled, errors.Join(errs...)
 }
@@ -244,7 +273,7 @@ func (p *passState) fail(err error) {
 
 // pass drains one mode's overdue jobs and returns the number of tasks
 // checked; skipped is true when another worker held the mode's lease.
-func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode) (polled int, skipped bool, err error) {
+func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode, sweep int64) (polled int, skipped bool, err error) {
 	lease := "reconcile:" + string(mode)
 	token, ok, err := r.store.TryLease(ctx, lease, r.leaseTTL)
 	if err != nil {
@@ -270,6 +299,9 @@ func (r *Reconciler) pass(ctx context.Context, mode refonte.Mode) (polled int, s
 
 	p := &passState{mode: mode, client: r.clients[mode], lim: r.limiters[mode], runs: map[string]*store.Run{}}
 	cutoff := r.now().Add(-r.grace)
+	if s := time.Unix(0, sweep); sweep != 0 && s.After(cutoff) {
+		cutoff = s
+	}
 	seen := make(map[string]struct{})
 	for !p.stop.Load() && ctx.Err() == nil {
 		ids, err := r.store.InFlightBefore(ctx, mode, cutoff, r.batch)
