@@ -134,3 +134,52 @@ func TestSentinelURLReachesTheMastersDatabaseWithItsPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestDurabilityOptions(t *testing.T) {
+	for raw, want := range map[string]redisurl.Durability{
+		"redis://h:1/0": {Replicas: 0, Timeout: time.Second},
+		"redis://h:1/0?wait_replicas=2&wait_timeout=250ms": {Replicas: 2, Timeout: 250 * time.Millisecond},
+		"redis-sentinel://h:1/0?master=m":                  {Replicas: 1, Timeout: time.Second},
+		"redis-sentinel://h:1/0?master=m&wait_replicas=0":  {Replicas: 0, Timeout: time.Second},
+	} {
+		u, err := redisurl.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.Durability(); got != want {
+			t.Errorf("%s: Durability() = %+v, want %+v", raw, got, want)
+		}
+	}
+	for _, raw := range []string{"redis://h:1/0?wait_replicas=-1", "redis://h:1/0?wait_timeout=soon"} {
+		if _, err := redisurl.Parse(raw); !errors.Is(err, redisurl.ErrInvalid) {
+			t.Errorf("Parse(%q) = %v, want ErrInvalid", raw, err)
+		}
+	}
+}
+
+// TestDurabilityWait: WAIT succeeds once a replica holds the writes, and
+// times out with ErrNotDurable on a Redis without replicas.
+func TestDurabilityWait(t *testing.T) {
+	ctx := context.Background()
+	tp := testredis.StartTopology(t, testredis.TopologyOptions{Replicas: 1, Sentinels: 1})
+	withReplica := redis.NewClient(&redis.Options{Addr: tp.Master.Addr()})
+	defer withReplica.Close()
+	alone := testredis.ClientOn(t, testredis.Fresh(t))
+	d := redisurl.Durability{Replicas: 1, Timeout: 200 * time.Millisecond}
+	// The replica's first sync may still be under way.
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if err = d.Wait(ctx, withReplica); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Errorf("Wait with a replica: %v", err)
+	}
+	if err := d.Wait(ctx, alone); !errors.Is(err, redisurl.ErrNotDurable) {
+		t.Errorf("Wait without a replica = %v, want ErrNotDurable", err)
+	}
+	if err := (redisurl.Durability{}).Wait(ctx, alone); err != nil {
+		t.Errorf("Wait with Replicas 0 = %v, want nil at once", err)
+	}
+}
