@@ -162,7 +162,7 @@ func TestWorkerDeploymentProbesAndShutdown(t *testing.T) {
 }
 
 // secretEnv names the environment variables that carry secrets.
-var secretEnv = regexp.MustCompile(`^REFONTE_(TEST_API|LIVE_API|CALLBACK_AUTH)_KEY$`)
+var secretEnv = regexp.MustCompile(`^REFONTE_((TEST_API|LIVE_API|CALLBACK_AUTH)_KEY|ADMIN_TOKEN)$`)
 
 func TestNoSecretValuesInline(t *testing.T) {
 	docs := loadYAML(t)

@@ -15,6 +15,7 @@ func fakeEnv(name string) string {
 	return map[string]string{
 		"REFONTE_TEST_API_KEY":      "test_manifestcheck",
 		"REFONTE_CALLBACK_AUTH_KEY": "manifestcheck",
+		"REFONTE_ADMIN_TOKEN":       "manifestcheck",
 		"REDIS_URL":                 "redis://127.0.0.1:6379/0",
 	}[name]
 }

@@ -263,3 +263,36 @@ func TestBoundedOutputs(t *testing.T) {
 		t.Errorf("run page is %d bytes", len(page))
 	}
 }
+
+func TestSampleTimelines(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	m := refonte.ModeTest
+	running := seedRun(t, st, &store.Run{Dataset: "a.csv"}, 2, completed(st, m))
+	done := seedRun(t, st, &store.Run{Dataset: "b.csv"}, 1, completed(st, m))
+	old := &store.Run{Dataset: "c.csv", Mode: m}
+	if err := st.CreateRun(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AbortRun(ctx, old.ID, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	// Ten minutes later: the running run is sampled, the runs that ended
+	// long before are not.
+	if err := console.SampleTimelines(ctx, st, time.Now().Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want int
+	}{{running.ID, 1}, {done.ID, 0}, {old.ID, 0}} {
+		pts, err := st.Timeline(ctx, tc.id)
+		if err != nil || len(pts) != tc.want {
+			t.Errorf("run %s: %d points (%v), want %d", tc.id, len(pts), err, tc.want)
+		}
+	}
+	pts, _ := st.Timeline(ctx, running.ID)
+	if len(pts) == 1 && (pts[0].Completed != 1 || pts[0].Submitted != 1) {
+		t.Errorf("point %+v, want the run's counters (1 submitted, 1 completed)", pts[0])
+	}
+}

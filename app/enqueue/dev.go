@@ -43,6 +43,8 @@ type DevStack interface {
 	SandboxURL() string
 	// CallbackURL is the worker's POST /callback URL.
 	CallbackURL() string
+	// ConsoleURL is the worker's runs console ("" if it has none).
+	ConsoleURL() string
 	// Close stops everything the stack started.
 	Close() error
 }
@@ -98,6 +100,9 @@ func runDev(ctx context.Context, cfg *Config, env Env) int {
 	}()
 	fmt.Fprintf(env.Stderr, "dev: in-process Redis %s, sandbox %s (test mode), worker callback %s\n",
 		stack.RedisURL(), stack.SandboxURL(), stack.CallbackURL())
+	if u := stack.ConsoleURL(); u != "" {
+		fmt.Fprintf(env.Stderr, "dev: runs console %s (open it in a browser while the run goes)\n", u)
+	}
 	if cfg.CallbackURL != "" && cfg.CallbackURL != stack.CallbackURL() {
 		fmt.Fprintf(env.Stderr, "dev: using the in-process worker's callback URL instead of %s\n", cfg.CallbackURL)
 	}

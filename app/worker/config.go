@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -27,6 +28,9 @@ const (
 	EnvLiveKey         = "REFONTE_LIVE_API_KEY"
 	EnvCallbackAuthKey = "REFONTE_CALLBACK_AUTH_KEY"
 	EnvCallbackURL     = "REFONTE_CALLBACK_URL"
+	// EnvAdminToken, when set, is required by the runs console
+	// (-admin-listen): as a Bearer token or as the Basic auth password.
+	EnvAdminToken = "REFONTE_ADMIN_TOKEN"
 )
 
 // Defaults of Config.
@@ -41,6 +45,9 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultMaxCallbacks      = callback.DefaultMaxConcurrent
 	DefaultKeptCallbackBytes = store.DefaultKeptCallbackBytes
+	// DefaultAdminListen is where the runs console listens: loopback only,
+	// never the callback listener.
+	DefaultAdminListen = "127.0.0.1:8081"
 )
 
 // prefetch returns how many jobs beyond Concurrency the process holds (Config.Prefetch).
@@ -106,6 +113,12 @@ type Config struct {
 	// tasks and conflicting deliveries, see store.KeepCallback) may take,
 	// shared by all workers. Zero means DefaultKeptCallbackBytes.
 	KeptCallbackBytes int64
+	// AdminListen is the address of the runs console (package
+	// app/console), a listener of its own; "" turns the console off.
+	AdminListen string
+	// AdminToken, when set, is required on every console request. A
+	// console on an address other than loopback needs one.
+	AdminToken refonte.Secret
 
 	// PausedRecheck is how often a live job paused by the daily cap looks
 	// at the cap again; not a flag (tests shorten it). Zero: submit.PausedRecheck.
@@ -194,6 +207,7 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer, ext
 	fs.DurationVar(&c.CallbackGrace, "callback-grace", DefaultCallbackGrace, "poll a submitted task whose callback is this late")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "on SIGTERM, wait this long for in-flight jobs, then hand them back")
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
+	fs.StringVar(&c.AdminListen, "admin-listen", DefaultAdminListen, "address of the runs console (a browser UI; \"\" = off); off loopback it needs "+EnvAdminToken)
 	fs.IntVar(&c.MaxCallbacks, "max-callbacks", DefaultMaxCallbacks, "authenticated callback requests handled at once; more are answered 503 (the platform retries)")
 	fs.Int64Var(&c.KeptCallbackBytes, "kept-callbacks-bytes", DefaultKeptCallbackBytes, "bytes of Redis for the callbacks kept for inspection (unknown tasks, conflicting deliveries); the oldest are dropped beyond it")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
@@ -228,6 +242,9 @@ Flags:
 // Every error wraps ErrConfig and never contains a secret.
 func (c *Config) LoadSecrets(getenv func(string) string) error {
 	var err error
+	if c.AdminToken, err = secret(getenv, EnvAdminToken); err != nil {
+		return err
+	}
 	if c.TestKey, err = secret(getenv, EnvTestKey); err != nil {
 		return err
 	}
@@ -300,6 +317,26 @@ func (c Config) Validate() error {
 		return bad("-live-daily-limit must be >= 0, got %d", c.LiveDailyLimit)
 	case c.Listen == "":
 		return bad("-listen must not be empty")
+	}
+	return c.validateAdmin()
+}
+
+// validateAdmin refuses a console reachable from the network without a
+// token, and a console on the callback listener's address.
+func (c Config) validateAdmin() error {
+	if c.AdminListen == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(c.AdminListen)
+	if err != nil {
+		return fmt.Errorf("%w: -admin-listen %q: %v", ErrConfig, c.AdminListen, err)
+	}
+	if c.AdminListen == c.Listen && port != "0" {
+		return fmt.Errorf("%w: -admin-listen %s is the callback listener's address; the console needs its own", ErrConfig, c.AdminListen)
+	}
+	if ip := net.ParseIP(host); c.AdminToken == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%w: -admin-listen %s is reachable from the network: set %s (or %s_FILE), or listen on 127.0.0.1:%s",
+			ErrConfig, c.AdminListen, EnvAdminToken, EnvAdminToken, port)
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := Config{RedisURL: DefaultRedisURL, APIURL: DefaultAPIURL, TestKey: "test_abc", CallbackAuthKey: "cbsecret",
 		Concurrency: 50, Listen: ":8080", RateLimit: 10, RateBurst: 1, CallbackGrace: 10 * time.Minute,
 		ShutdownTimeout: 30 * time.Second, MaxCallbacks: DefaultMaxCallbacks,
-		KeptCallbackBytes: DefaultKeptCallbackBytes}
+		KeptCallbackBytes: DefaultKeptCallbackBytes, AdminListen: "127.0.0.1:8081"}
 	if c != want {
 		t.Errorf("LoadConfig defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -110,6 +110,14 @@ func TestLoadConfigRefusals(t *testing.T) {
 		{"negative rate", []string{"-rate-limit", "-1"}, nil, "-rate-limit"},
 		{"burst 0", []string{"-rate-burst", "0"}, nil, "-rate-burst"},
 		{"negative cap", []string{"-live-daily-limit", "-1"}, nil, "-live-daily-limit"},
+		{"console reachable without a token", []string{"-admin-listen", ":8081"}, nil, EnvAdminToken},
+		{"console on 0.0.0.0 without a token", []string{"-admin-listen", "0.0.0.0:9000"}, nil, EnvAdminToken},
+		{"console on the callback listener", []string{"-listen", "127.0.0.1:8081"}, nil, "its own"},
+		{"console address without a port", []string{"-admin-listen", "localhost"}, nil, "-admin-listen"},
+		{"console token both var and file", nil, func(m map[string]string) {
+			m[EnvAdminToken] = "tok"
+			m[EnvAdminToken+"_FILE"] = empty
+		}, "both"},
 		{"unknown flag", []string{"-nope"}, nil, "-nope"},
 		{"extra args", []string{"x"}, nil, "unexpected arguments"},
 	}
@@ -129,6 +137,31 @@ func TestLoadConfigRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadConfigConsole(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tok, []byte("console-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{EnvTestKey: "test_k", EnvCallbackAuthKey: "cb", EnvAdminToken + "_FILE": tok}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "127.0.0.1:8081"},
+		{[]string{"-admin-listen", ":8081"}, ":8081"}, // a token is set: any address
+		{[]string{"-admin-listen", ""}, ""},           // no console
+	} {
+		c, err := LoadConfig(tc.args, envFunc(env), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if c.AdminListen != tc.want || c.AdminToken.Reveal() != "console-secret" {
+			t.Errorf("%v: AdminListen %q, token read %v; want %q", tc.args, c.AdminListen, c.AdminToken.Reveal() == "console-secret", tc.want)
+		}
 	}
 }
 

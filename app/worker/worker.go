@@ -116,7 +116,9 @@ type Worker struct {
 	metrics    *metrics
 	ln         net.Listener
 	httpSrv    *http.Server
-	stopping   atomic.Bool
+	// admin serves the runs console (nil: -admin-listen "").
+	admin    *admin
+	stopping atomic.Bool
 }
 
 // Run builds a Worker from cfg and runs it until ctx is canceled, then
@@ -292,6 +294,9 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		return nil, fmt.Errorf("%w: -listen %s: %v", ErrConfig, cfg.Listen, err)
 	}
 	w.httpSrv = NewHTTPServer(w.routes(), logger.Named("http"))
+	if w.admin, err = w.newAdmin(); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
@@ -421,17 +426,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker started", zap.Strings("modes", modes), zap.Int("concurrency", w.cfg.Concurrency),
 		zap.String("listen", w.Addr().String()), zap.Float64("rate_limit", w.cfg.RateLimit),
 		zap.Int("rate_burst", w.cfg.RateBurst), zap.Int64("live_daily_limit", w.cfg.LiveDailyLimit))
+	if a := w.AdminAddr(); a != nil {
+		w.log.Info("runs console", zap.String("url", "http://"+a.String()+"/runs"), zap.Bool("token", w.cfg.AdminToken != ""))
+	}
 
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := w.httpSrv.Serve(w.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("worker: http server: %w", err)
 		}
 	})
+	wg.Go(func() {
+		if err := w.serveAdmin(); err != nil {
+			errc <- err
+		}
+	})
 	wg.Go(func() { w.pollStats(loopCtx) })
 	wg.Go(func() { w.keys.Run(loopCtx) })
+	wg.Go(func() { w.sampleTimelines(loopCtx) })
 	wg.Go(func() {
 		if err := w.runReconciler(loopCtx); err != nil && loopCtx.Err() == nil {
 			errc <- fmt.Errorf("worker: reconciler: %w", err)
@@ -472,6 +486,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("http server shutdown", zap.Error(err))
 	}
 	hcancel()
+	w.shutdownAdmin()
 	wg.Wait()
 	w.finalizing.Wait()
 	w.log.Info("worker stopped")
@@ -557,6 +572,10 @@ func (w *Worker) close() {
 	}
 	if w.ln != nil {
 		_ = w.ln.Close()
+	}
+	if w.admin != nil {
+		w.admin.stop()
+		_ = w.admin.ln.Close()
 	}
 	// The inspector shares w.rdb: nothing of its own to close.
 	if w.rdb != nil {

@@ -25,6 +25,7 @@ func runDev(ctx context.Context, cfg worker.Config, out io.Writer, logger *zap.L
 		RateLimit:   cfg.RateLimit,
 		RateBurst:   cfg.RateBurst,
 		WorkerAddr:  loopbackListen(cfg.Listen),
+		ConsoleAddr: loopbackListen(cfg.AdminListen),
 	}
 	if cfg.RateLimit == 0 {
 		opts.RateLimit = -1 // the worker's -rate-limit 0: no limit

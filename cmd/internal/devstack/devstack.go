@@ -87,6 +87,10 @@ type Options struct {
 	// (/callback, /healthz, /readyz, /metrics). Empty means LoopbackAddr (a
 	// free port). Each must be a loopback address (ErrNotLoopback).
 	RedisAddr, SandboxAddr, WorkerAddr string
+	// ConsoleAddr is the listen address of the worker's runs console
+	// (-admin-listen). Empty means LoopbackAddr; it must be a loopback
+	// address too.
+	ConsoleAddr string
 }
 
 func (o *Options) defaults() {
@@ -114,7 +118,7 @@ func (o *Options) defaults() {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	for _, a := range []*string{&o.RedisAddr, &o.SandboxAddr, &o.WorkerAddr} {
+	for _, a := range []*string{&o.RedisAddr, &o.SandboxAddr, &o.WorkerAddr, &o.ConsoleAddr} {
 		if *a == "" {
 			*a = LoopbackAddr
 		}
@@ -159,7 +163,7 @@ type Stack struct {
 // everything already started is stopped.
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	opts.defaults()
-	for _, a := range []string{opts.RedisAddr, opts.SandboxAddr, opts.WorkerAddr} {
+	for _, a := range []string{opts.RedisAddr, opts.SandboxAddr, opts.WorkerAddr, opts.ConsoleAddr} {
 		if !isLoopback(a) {
 			return nil, fmt.Errorf("%w: %q", ErrNotLoopback, a)
 		}
@@ -241,6 +245,7 @@ func (s *Stack) startWorker() error {
 			CallbackURL:     "http://" + addr + "/callback",
 			Concurrency:     s.opts.Concurrency,
 			Listen:          addr,
+			AdminListen:     s.opts.ConsoleAddr,
 			RateLimit:       s.opts.RateLimit,
 			RateBurst:       s.opts.RateBurst,
 			CallbackGrace:   s.opts.CallbackGrace,
@@ -356,6 +361,15 @@ func (s *Stack) SandboxURL() string { return s.sandboxURL }
 // (http://127.0.0.1:PORT/callback); the worker also uses it for rows that
 // carry no callback_url.
 func (s *Stack) CallbackURL() string { return s.callbackURL }
+
+// ConsoleURL returns the URL of the worker's runs console ("" if it has
+// none: its address was taken).
+func (s *Stack) ConsoleURL() string {
+	if a := s.worker.AdminAddr(); a != nil {
+		return "http://" + a.String() + "/runs"
+	}
+	return ""
+}
 
 // WorkerAddr returns the address of the worker's HTTP server.
 func (s *Stack) WorkerAddr() net.Addr { return s.worker.Addr() }

@@ -49,6 +49,7 @@ func (s *Stack) WriteBanner(out io.Writer) {
   Sandbox API          %s   test mode, key %s
   Callback URL         %s   auth key %s
   Worker               %s/healthz  %s/readyz  %s/metrics
+  Console              %s
 
 Submit the example from a second terminal, at the repository root:
 
@@ -59,7 +60,15 @@ Or point a second worker at the same stack:
   %s go run ./cmd/worker -listen 127.0.0.1:0
 
 `, s.RedisURL(), s.SandboxURL(), sandbox.DefaultTestKey, s.CallbackURL(), sandbox.DefaultCallbackAuthKey,
-		w, w, w, s.EnqueueCommand(ExampleEnqueueArgs()...), joinEnv(s.WorkerEnv()))
+		w, w, w, s.consoleLine(), s.EnqueueCommand(ExampleEnqueueArgs()...), joinEnv(s.WorkerEnv()))
+}
+
+// consoleLine is the banner's Console value.
+func (s *Stack) consoleLine() string {
+	if u := s.ConsoleURL(); u != "" {
+		return u + "   runs console (open it in a browser)"
+	}
+	return "none: its address is taken (-admin-listen)"
 }
 
 func joinEnv(env []string) string {
