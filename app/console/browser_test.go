@@ -61,7 +61,7 @@ func TestBrowserPages(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	b := testbrowser.New(t, time.Minute)
+	b := testbrowser.New(t, 3*time.Minute) // generous: a loaded machine starts Chromium slowly
 	if err := chromedp.Do(b, chromedp.Navigate(srv.URL+"/runs"), chromedp.WaitVisible("table.runs")); err != nil {
 		t.Fatal(err)
 	}
