@@ -156,6 +156,9 @@ const SubmitUsage = `usage:
   enqueue results RUN_ID         one JSON line per row: line, unique_id, state, task_id, response, error
   enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows (payloads from asynq, else the dataset)
   enqueue runs [-json] [-limit N] recent runs, newest first
+  enqueue cancel [-tasks] [-json] RUN_ID  stop a run (-tasks: cancel its created tasks at the API too)
+  enqueue pause RUN_ID           hold a run: no new task is created for it
+  enqueue resume RUN_ID          let a paused run go on
 
 exit codes: 0 all rows valid and enqueued (with -wait: all completed); 1 an error stopped the run;
 2 usage or configuration error; 3 finished but some rows invalid or failed.
@@ -328,12 +331,15 @@ func readParams(path string) (map[string]any, error) {
 	return m, nil
 }
 
-// opsConfig is the configuration of the status, results, retry and runs commands.
+// opsConfig is the configuration of the status, results, retry, runs,
+// cancel, pause and resume commands.
 type opsConfig struct {
 	RedisURL string
 	JSON     bool
 	Limit    int
 	RunID    string
+	// Tasks is cancel's -tasks: cancel created tasks at the API too.
+	Tasks bool
 	// Retry's dataset fallback.
 	Dataset        string
 	DatasetOptions dataset.Options
@@ -346,8 +352,11 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 	fs.SetOutput(out)
 	fs.StringVar(&c.RedisURL, "redis", "", "Redis `URL` (default $"+EnvRedisURL+", else "+DefaultRedisURL+")")
 	needRun := name != "runs"
-	if name == "status" || name == "runs" {
+	if name == "status" || name == "runs" || name == "cancel" {
 		fs.BoolVar(&c.JSON, "json", false, "print JSON")
+	}
+	if name == "cancel" {
+		fs.BoolVar(&c.Tasks, "tasks", false, "also cancel at the API (by the workers, under the rate limit) the tasks already created and not finished")
 	}
 	if name == "runs" {
 		fs.IntVar(&c.Limit, "limit", 20, "how many runs")

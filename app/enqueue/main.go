@@ -60,7 +60,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	if len(args) > 0 {
 		switch args[0] {
-		case "status", "results", "retry", "runs":
+		case "status", "results", "retry", "runs", "cancel", "pause", "resume":
 			return runOps(ctx, args[0], args[1:], env)
 		case "help":
 			// The full usage, flags included, on stdout.
@@ -210,6 +210,28 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 		_, err = Results(ctx, st, cfg.RunID, env.Stdout)
 	case "runs":
 		err = Runs(ctx, st, cfg.Limit, cfg.JSON, env.Stdout)
+	case "cancel":
+		var rep CancelReport
+		rep, err = Cancel(ctx, st, asynq.NewClientFromRedisClient(rdb), cfg.RunID, cfg.Tasks)
+		if err == nil {
+			err = writeCancelReport(env.Stdout, rep, cfg.JSON)
+		}
+	case "pause", "resume":
+		var res store.PauseResult
+		var woken int64
+		res, woken, err = Pause(ctx, st, asynq.NewInspectorFromRedisClient(rdb), cfg.RunID, name == "pause", env.Logger)
+		if err == nil {
+			switch {
+			case name == "pause" && !res.Changed:
+				fmt.Fprintf(env.Stdout, "run %s was already paused by its operator (state %s)\n", cfg.RunID, res.State)
+			case name == "pause":
+				fmt.Fprintf(env.Stdout, "run %s paused: no new task is created for it until enqueue resume (state %s)\n", cfg.RunID, res.State)
+			case !res.Changed:
+				fmt.Fprintf(env.Stdout, "run %s was not paused by its operator (state %s); %d waiting jobs woken\n", cfg.RunID, res.State, woken)
+			default:
+				fmt.Fprintf(env.Stdout, "run %s resumed (state %s); %d waiting jobs woken\n", cfg.RunID, res.State, woken)
+			}
+		}
 	case "retry":
 		client := asynq.NewClientFromRedisClient(rdb)
 		insp := asynq.NewInspectorFromRedisClient(rdb)

@@ -35,14 +35,21 @@ type StatusReport struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// ConflictingDeliveries counts deliveries for the run's rows that the
 	// replay rule refused (they changed nothing; see store.Complete).
-	ConflictingDeliveries int64        `json:"conflicting_deliveries,omitempty"`
-	Mode                  refonte.Mode `json:"mode"`
-	Dataset               string       `json:"dataset"`
-	Type                  string       `json:"type,omitempty"`
-	Project               string       `json:"project,omitempty"`
-	Batch                 string       `json:"batch,omitempty"`
-	CreatedAt             time.Time    `json:"created_at"`
-	FinishedAt            time.Time    `json:"finished_at,omitzero"`
+	ConflictingDeliveries int64 `json:"conflicting_deliveries,omitempty"`
+	// CanceledAfterSubmit is Canceled - CanceledBeforeSubmit: rows whose
+	// task was canceled at the API.
+	CanceledAfterSubmit int64 `json:"canceled_after_submit"`
+	// CancelRequestedAt is when enqueue cancel was first run on the run.
+	CancelRequestedAt time.Time `json:"cancel_requested_at,omitzero"`
+	// Priority is the run's -priority.
+	Priority   string       `json:"priority,omitempty"`
+	Mode       refonte.Mode `json:"mode"`
+	Dataset    string       `json:"dataset"`
+	Type       string       `json:"type,omitempty"`
+	Project    string       `json:"project,omitempty"`
+	Batch      string       `json:"batch,omitempty"`
+	CreatedAt  time.Time    `json:"created_at"`
+	FinishedAt time.Time    `json:"finished_at,omitzero"`
 }
 
 // NewStatusReport returns the report of a run record.
@@ -51,7 +58,9 @@ func NewStatusReport(r *store.Run) StatusReport {
 		RunID: r.ID, State: r.State, PausedReason: r.PausedReason, AbortReason: r.AbortReason,
 		Counters: r.Counters, Retrying: r.Retrying, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
 		ConflictingDeliveries: r.Conflicts,
-		Mode:                  r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
+		CanceledAfterSubmit:   r.CanceledAfterSubmit(), CancelRequestedAt: r.CancelRequestedAt,
+		Priority: r.Priority,
+		Mode:     r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 	}
 }
@@ -89,6 +98,12 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 	}
 	if rep.ConflictingDeliveries > 0 {
 		fmt.Fprintf(tw, "conflicting deliveries\t%d (refused: they changed no row; see the worker logs)\n", rep.ConflictingDeliveries)
+	}
+	if rep.Canceled > 0 || !rep.CancelRequestedAt.IsZero() {
+		fmt.Fprintf(tw, "canceled before submission\t%d\tafter submission\t%d\n", rep.CanceledBeforeSubmit, rep.CanceledAfterSubmit)
+	}
+	if !rep.CancelRequestedAt.IsZero() {
+		fmt.Fprintf(tw, "cancel requested\t%s\n", rep.CancelRequestedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(tw, "created\t%s\n", rep.CreatedAt.UTC().Format(time.RFC3339))
 	if !rep.FinishedAt.IsZero() {

@@ -175,7 +175,7 @@ func (p *BarProgress) Wait(run *store.Run) {
 	}
 	p.waitBar.Describe(desc)
 	_ = p.waitBar.Set64(run.Terminal())
-	if run.State == store.RunDone || run.State == store.RunAborted {
+	if run.State.Terminal() {
 		_ = p.waitBar.Finish()
 		fmt.Fprintln(p.W)
 	}

@@ -727,7 +727,7 @@ func wait(ctx context.Context, st *store.Store, runID string, opts *SubmitOption
 					opts.Logger.Warn("run paused", zap.String("run_id", runID), zap.String("reason", lastPaused))
 				}
 			}
-			if run.State == store.RunDone || run.State == store.RunAborted {
+			if run.State.Terminal() {
 				return nil
 			}
 		}

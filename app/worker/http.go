@@ -36,6 +36,7 @@ type metrics struct {
 	rateLimit      *prometheus.GaugeVec
 	limiterGranted *prometheus.CounterVec
 	notDurable     prometheus.Counter
+	opPaused       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -80,8 +81,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "refonte_redis_not_durable_total",
 			Help: "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout.",
 		}),
+		opPaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refonte_runs_paused_by_operator",
+			Help: "Runs held by enqueue pause (all workers), polled.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable,
+	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused,
 		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
@@ -174,6 +179,11 @@ func (w *Worker) refreshStats(ctx context.Context) {
 	}
 	w.metrics.liveLimit.Set(float64(w.handler.LiveDailyLimit()))
 	w.refreshRuns(ctx)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if n, err := w.store.OperatorPausedRuns(pctx); err == nil {
+		w.metrics.opPaused.Set(float64(n))
+	}
+	cancel()
 	if w.cfg.LiveKey != "" {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		n, err := w.store.LiveSpend(sctx, time.Now())

@@ -411,6 +411,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		// which finds the row recorded and waits again.
 		return w.durable(ctx)
 	}))
+	mux.Handle(jobs.TypeCancelTask, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.inflight.Add(1)
+		defer w.inflight.Done()
+		return w.handler.ProcessCancel(ctx, t)
+	}))
 	for i, srv := range w.srvs {
 		if err := srv.Start(mux); err != nil {
 			for _, started := range w.srvs[:i] {

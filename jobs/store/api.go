@@ -163,6 +163,11 @@ type Transition struct {
 	// (see Complete): the job and the run counters are unchanged, but each
 	// of the job's runs counts it in Run.Conflicts.
 	Conflict ConflictReason
+	// CancelAtAPI is set by MarkSubmitted and RecordCreated when every run
+	// of the job was canceled with -tasks (enqueue cancel -tasks) while its
+	// create was in flight: the task just recorded is to be canceled at the
+	// API.
+	CancelAtAPI bool
 }
 
 // ConflictReason says why Complete refused a delivery.

@@ -225,11 +225,10 @@ func unpackRows(member string, dst []RunRow) []RunRow {
 	return dst
 }
 
-func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
-	run, err := s.getRun(ctx, runID)
-	if err != nil {
-		return err
-	}
+// eachRowPage calls fn with the run's rows in dataset order, in pages of
+// about rowsPage rows (the slice is reused between calls). It stops at
+// fn's first error and returns it.
+func (s *Store) eachRowPage(ctx context.Context, runID string, fn func([]RunRow) error) error {
 	key := s.runRowsKey(runID)
 	const chunksPage = (rowsPage + addChunk - 1) / addChunk
 	var rows []RunRow
@@ -242,6 +241,21 @@ func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 		for _, m := range members {
 			rows = unpackRows(m, rows)
 		}
+		if err := fn(rows); err != nil {
+			return err
+		}
+		if len(members) < chunksPage {
+			return nil
+		}
+	}
+}
+
+func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
+	run, err := s.getRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	return s.eachRowPage(ctx, runID, func(rows []RunRow) error {
 		cmds := make([]*redis.MapStringStringCmd, len(rows))
 		if len(rows) > 0 {
 			_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -263,10 +277,8 @@ func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 				return err
 			}
 		}
-		if len(members) < chunksPage {
-			return nil
-		}
-	}
+		return nil
+	})
 }
 
 func (s *Store) recordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, lastError string) error {

@@ -80,7 +80,7 @@ func (s *Store) createRun(ctx context.Context, run *Run) error {
 	}
 	for _, kv := range [][2]string{
 		{"type", string(run.Type)}, {"project", run.Project}, {"batch", run.Batch},
-		{"callback_url", run.CallbackURL},
+		{"callback_url", run.CallbackURL}, {"priority", run.Priority},
 	} {
 		if kv[1] != "" {
 			args = append(args, kv[0], kv[1])
@@ -129,10 +129,15 @@ func parseRun(id string, m map[string]string) *Run {
 		LastError:           m["last_error"],
 		LastErrorAt:         fromMS(m["last_error_at"]),
 		Conflicts:           i("conflicts"),
+		CancelRequestedAt:   fromMS(m["cancel"]),
+		CancelTasks:         m["cancel_tasks"] == "1",
+		OperatorPaused:      m["op_paused"] == "1",
+		Priority:            m["priority"],
 		Counters: Counters{
 			Rows: i("rows"), Valid: i("valid"), Invalid: i("invalid"),
 			Enqueued: i("enqueued"), Duplicate: i("duplicate"), Submitted: i("submitted"),
 			Completed: i("completed"), Failed: i("failed"), Canceled: i("canceled"),
+			CanceledBeforeSubmit: i("cancel_nosub"),
 		},
 	}
 	applyHeartbeat(r, m, time.Now())

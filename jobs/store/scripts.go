@@ -94,9 +94,11 @@ end
 // luaRunHelpers is prepended to every transition script. apply_runs adds
 // the counter deltas to every run that follows the job (a run listed n times
 // because n of its rows share the job gets n times the deltas), then checks
-// each run for completion (terminal == valid → done) and for "every valid
-// row submitted or terminal without a task" (reported once per run, flag
-// allsub). It returns the two lists of run IDs.
+// each run for completion (terminal == valid → done, or canceled for a run
+// being canceled) and for "every valid row submitted or terminal without a
+// task" (reported once per run, flag allsub). It returns the two lists of
+// run IDs, and whether every run of the job is canceled with -tasks (see
+// luaRunControl).
 //
 // It is on every row's hot path, so it reads each run once (HMGET) and
 // writes it once (HSET of the new counter values, computed here: the same
@@ -135,13 +137,18 @@ local function apply_runs(prefix, runs, deltas, now, ttl)
     mult[rid] = mult[rid] + 1
   end
   local done, allsub = {}, {}
+  -- cancel_api: every run of the job that still exists is canceled and
+  -- one of them asked for its tasks to be canceled at the API (-tasks).
+  local cancel_api, asked_api, seen = true, false, false
   local nnow, nttl = tonumber(now), tonumber(ttl)
   for _, rid in ipairs(order) do
     local rk = prefix .. 'run:' .. rid
     local v = redis.call('HMGET', rk, 'valid', 'submitted', 'completed', 'failed',
-      'canceled', 'notask', 'state', 'allsub', 'finalized', 'ttl_at')
+      'canceled', 'notask', 'state', 'allsub', 'finalized', 'ttl_at', 'cancel', 'cancel_tasks')
     local st = v[7]
     if st then
+      if not v[11] then cancel_api = false end
+      if v[12] == '1' then asked_api = true end
       local c = {}
       for i = 1, 6 do c[i] = num(v[i]) end
       local set = {}
@@ -159,19 +166,24 @@ local function apply_runs(prefix, runs, deltas, now, ttl)
       end
       local valid = c[1]
       local term = c[3] + c[4] + c[5]
-      if term >= valid and (st == 'running' or st == 'paused') then
+      if term >= valid and (st == 'running' or st == 'paused' or st == 'canceling') then
+        local to = 'done'
+        if st == 'canceling' then to = 'canceled' end
         set[#set + 1] = 'state'
-        set[#set + 1] = 'done'
+        set[#set + 1] = to
         set[#set + 1] = 'finished_at'
         set[#set + 1] = now
-        redis.call('HDEL', rk, 'paused_reason')
+        redis.call('HDEL', rk, 'paused_reason', 'op_paused')
+        redis.call('SREM', prefix .. 'runs:paused', rid)
         done[#done + 1] = rid
-        st = 'done'
-      elseif term < valid and st == 'done' then
+        st = to
+      elseif term < valid and (st == 'done' or st == 'canceled') then
+        local to = 'running'
+        if st == 'canceled' then to = 'canceling' end
         set[#set + 1] = 'state'
-        set[#set + 1] = 'running'
+        set[#set + 1] = to
         redis.call('HDEL', rk, 'finished_at')
-        st = 'running'
+        st = to
       end
       local settled = c[2] + c[6] >= valid
       if settled and st ~= 'enqueuing' and st ~= 'aborted' and v[8] ~= '1' then
@@ -189,9 +201,10 @@ local function apply_runs(prefix, runs, deltas, now, ttl)
         redis.call('PEXPIRE', rk .. ':rows', ttl)
       end
       if #set > 0 then redis.call('HSET', rk, unpack(set)) end
+      seen = true
     end
   end
-  return done, allsub
+  return done, allsub, seen and cancel_api and asked_api
 end
 `
 
@@ -223,19 +236,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// finishEnqueueScript: enqueuing → done if every valid row is already
-// terminal (valid == 0 included), else paused if a pause was recorded
-// while enqueuing, else running. A no-op in any other state.
+// finishEnqueueScript: enqueuing → done (canceled if a cancel was
+// recorded while enqueuing) if every valid row is already terminal (valid
+// == 0 included), else canceling if a cancel was recorded, else paused if
+// a pause was recorded while enqueuing, else running. A no-op in any other state.
 // KEYS[1] run; ARGV[1] now ms, ARGV[2] TTL ms. Returns 1 changed, 0 no-op,
 // -1 no run.
 var finishEnqueueScript = redis.NewScript(luaRunHelpers + `
-local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled', 'paused_reason')
+local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled', 'paused_reason', 'cancel')
 if not v[1] then return -1 end
 if v[1] ~= 'enqueuing' then return 0 end
 redis.call('HSET', KEYS[1], 'enqueued_at', ARGV[1])
 if num(v[3]) + num(v[4]) + num(v[5]) >= num(v[2]) then
-  redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])
+  local to = 'done'
+  if v[7] then to = 'canceled' end
+  redis.call('HSET', KEYS[1], 'state', to, 'finished_at', ARGV[1])
   redis.call('HDEL', KEYS[1], 'paused_reason')
+elseif v[7] then
+  redis.call('HSET', KEYS[1], 'state', 'canceling')
 elseif v[6] and v[6] ~= '' then
   redis.call('HSET', KEYS[1], 'state', 'paused')
 else
@@ -269,11 +287,14 @@ return n
 
 // setPausedScript: running → paused (reason set), paused → paused (reason
 // updated), paused → running (reason ""). While enqueuing, only the reason
-// is kept (FinishEnqueue then pauses the run). Other states: no-op.
+// is kept (FinishEnqueue then pauses the run). Other states, and a run
+// paused by its operator (op_paused, see opPauseScript), whose reason
+// stays: no-op.
 // KEYS[1] run; ARGV[1] reason, ARGV[2] TTL ms. Returns 1 changed, 0 no-op, -1 no run.
 var setPausedScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local st, op = unpack(redis.call('HMGET', KEYS[1], 'state', 'op_paused'))
 if not st then return -1 end
+if op == '1' then return 0 end
 if st == 'enqueuing' then
   if ARGV[1] ~= '' then
     redis.call('HSET', KEYS[1], 'paused_reason', ARGV[1])
@@ -430,7 +451,9 @@ return out
 // only when the job had no task ID yet. With count true (the submit
 // handler's successful create) it also counts one attempt and clears the
 // last attempt's error (unless the job failed), whatever the transition
-// does: one round trip per created task instead of two.
+// does: one round trip per created task instead of two. A sixth reply
+// item is 1 when every run of the job is canceled with -tasks (the task
+// just recorded is to be canceled at the API).
 //
 // jk job hash, fk in-flight zset, ik task index key, prefix key prefix,
 // tid task ID, now ms, ttl ms, uid unique_id.
@@ -467,8 +490,10 @@ local function mark_submitted(jk, fk, ik, prefix, tid, now, ttl, uid, count)
   redis.call('SET', ik, uid, 'PX', ttl)
   redis.call('PEXPIRE', jk, ttl)
   leave_retry(jk, deltas)
-  local done, allsub = apply_runs(prefix, j[3], deltas, now, ttl)
-  return {1, st, to, done, allsub}
+  local done, allsub, capi = apply_runs(prefix, j[3], deltas, now, ttl)
+  local c = 0
+  if capi then c = 1 end
+  return {1, st, to, done, allsub, c}
 end
 `
 
@@ -822,4 +847,191 @@ if ARGV[5] == '1' then
   redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return dropped
+`)
+
+// Run control: cancel and operator pause (enqueue cancel, pause, resume).
+//
+// A run being canceled carries `cancel` (ms of the first request) and,
+// with -tasks, `cancel_tasks`; a run paused by its operator carries
+// `op_paused`. A job may get a task only while one of its runs still
+// exists, is not canceled and is not paused by its operator: that check
+// and the reservation of the create (job field `reserved`, ms) are one
+// script, so a cancel or a pause either comes before the reservation (no
+// task is created) or after it (the create is in flight, and counted so).
+
+// luaRunControl defines, after luaRunHelpers:
+//
+// runs_verdict(prefix, runs): 'go' (some run is live and not paused, or
+// no run exists any more), 'paused' (every live run is paused by its
+// operator), 'canceled' (every existing run is canceled).
+//
+// cancel_unsubmitted(jk, prefix, runs, now, ttl): enqueued → canceled
+// without a task (counted canceled, notask and cancel_nosub in every run);
+// returns the runs done and all submitted.
+const luaRunControl = `
+local function runs_verdict(prefix, runs)
+  local seen, any, live, active = {}, false, 0, false
+  for rid in string.gmatch(runs or '', '%S+') do
+    if not seen[rid] then
+      seen[rid] = true
+      local v = redis.call('HMGET', prefix .. 'run:' .. rid, 'state', 'cancel', 'op_paused')
+      if v[1] then
+        any = true
+        if not v[2] then
+          live = live + 1
+          if v[3] ~= '1' then active = true end
+        end
+      end
+    end
+  end
+  if any and live == 0 then return 'canceled' end
+  if live > 0 and not active then return 'paused' end
+  return 'go'
+end
+
+local function cancel_unsubmitted(jk, prefix, runs, now, ttl)
+  redis.call('HSET', jk, 'state', 'canceled', 'error', 'canceled by the operator before submission', 'updated', now)
+  redis.call('PEXPIRE', jk, ttl)
+  return apply_runs(prefix, runs, {canceled = 1, notask = 1, cancel_nosub = 1}, now, ttl)
+end
+`
+
+// checkSubmitScript is the submit handler's check before (and, with
+// reserve, just before) the create: see Store.CheckSubmit.
+//
+// KEYS[1] job hash. ARGV[1] prefix, ARGV[2] now ms, ARGV[3] TTL ms,
+// ARGV[4] "1" to reserve the create, ARGV[5] "1" to cancel a job of
+// canceled runs even if an earlier attempt reserved a create (the caller
+// made sure no task holds its unique_id).
+// Returns {-1} (no job), or {verdict, state, generation, runsDone,
+// runsAllSubmitted} with verdict 0 not enqueued, 1 go (reserved with
+// ARGV[4]), 2 paused by the operator, 3 canceled now, 4 canceled runs but
+// an earlier attempt reserved a create (look the task up first).
+var checkSubmitScript = redis.NewScript(luaRunHelpers + luaRunControl + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'runs', 'reserved', 'generation')
+local st = j[1]
+if not st then return {-1} end
+local gen = j[4] or '0'
+if st ~= 'enqueued' then return {0, st, gen, {}, {}} end
+local verdict = runs_verdict(ARGV[1], j[2])
+if verdict == 'canceled' then
+  if j[3] and ARGV[5] ~= '1' then return {4, st, gen, {}, {}} end
+  local done, allsub = cancel_unsubmitted(KEYS[1], ARGV[1], j[2], ARGV[2], ARGV[3])
+  return {3, st, gen, done, allsub}
+end
+if verdict == 'paused' then return {2, st, gen, {}, {}} end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'reserved', ARGV[2]) end
+return {1, st, gen, {}, {}}
+`)
+
+// requestCancelScript records a cancel request on a run: `cancel` (first
+// request's time), `cancel_tasks` with -tasks (never unset), the operator
+// pause lifted; state canceling, or canceled if every valid row is
+// already terminal (a run still enqueuing keeps its state: FinishEnqueue
+// moves it on). A done run is left alone.
+//
+// KEYS[1] run hash, KEYS[2] set of runs paused by their operator.
+// ARGV[1] run ID, ARGV[2] now ms, ARGV[3] TTL ms, ARGV[4] "1" for -tasks.
+// Returns 1 recorded (first or repeated), 0 the run is done, -1 no run.
+var requestCancelScript = redis.NewScript(luaRunHelpers + `
+local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled', 'cancel')
+local st = v[1]
+if not st then return -1 end
+if st == 'done' then return 0 end
+if not v[6] then redis.call('HSET', KEYS[1], 'cancel', ARGV[2]) end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'cancel_tasks', '1') end
+redis.call('HDEL', KEYS[1], 'op_paused', 'paused_reason')
+redis.call('SREM', KEYS[2], ARGV[1])
+if st ~= 'enqueuing' and st ~= 'canceled' then
+  if num(v[3]) + num(v[4]) + num(v[5]) >= num(v[2]) then
+    redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished_at', ARGV[2])
+  else
+    redis.call('HSET', KEYS[1], 'state', 'canceling')
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// cancelRowsScript cancels a page of a canceled run's rows: see
+// Store.CancelRun. Per job: enqueued and not needed by a live run →
+// canceled (unless a create is reserved: counted in flight); submitted and
+// not needed by a live run → its unique_id is returned (for a cancel at
+// the API); needed by a live run → counted shared.
+//
+// KEYS: the job hashes. ARGV[1] prefix, ARGV[2] now ms, ARGV[3] TTL ms.
+// Returns {canceled, inflight, shared, {submitted unique_ids}, runsDone,
+// runsAllSubmitted}.
+var cancelRowsScript = redis.NewScript(luaRunHelpers + luaRunControl + `
+local canceled, inflight, shared = 0, 0, 0
+local subs, done, allsub = {}, {}, {}
+local plen = string.len(ARGV[1]) + string.len('job:')
+for i = 1, #KEYS do
+  local j = redis.call('HMGET', KEYS[i], 'state', 'runs', 'reserved')
+  local st = j[1]
+  if st == 'enqueued' or st == 'submitted' then
+    if runs_verdict(ARGV[1], j[2]) ~= 'canceled' then
+      shared = shared + 1
+    elseif st == 'submitted' then
+      -- key: prefix .. 'job:' .. mode .. ':' .. uid
+      local rest = string.sub(KEYS[i], plen + 1)
+      local c = string.find(rest, ':', 1, true)
+      subs[#subs + 1] = string.sub(rest, c + 1)
+    elseif j[3] then
+      inflight = inflight + 1
+    else
+      local d, a = cancel_unsubmitted(KEYS[i], ARGV[1], j[2], ARGV[2], ARGV[3])
+      for _, x in ipairs(d) do done[#done + 1] = x end
+      for _, x in ipairs(a) do allsub[#allsub + 1] = x end
+      canceled = canceled + 1
+    end
+  end
+end
+return {canceled, inflight, shared, subs, done, allsub}
+`)
+
+// opPauseScript pauses (ARGV[3] "1") or resumes ("0") a run for its
+// operator. Pause: a run enqueuing, running or paused by the daily cap
+// gets op_paused and the reason (state paused, unless still enqueuing:
+// FinishEnqueue pauses it) and joins the paused set. Resume: op_paused and
+// the reason go; a paused run is running again (the daily cap pauses it
+// again at the next job if it still applies).
+//
+// KEYS[1] run hash, KEYS[2] set of runs paused by their operator.
+// ARGV[1] run ID, ARGV[2] reason, ARGV[3] "1" pause / "0" resume, ARGV[4] TTL ms.
+// Returns {1, state} changed, {0, state} no-op (already so), {-2, state}
+// not possible in this state, {-1} no run.
+var opPauseScript = redis.NewScript(`
+local st, op = unpack(redis.call('HMGET', KEYS[1], 'state', 'op_paused'))
+if not st then return {-1} end
+if ARGV[3] == '1' then
+  if st ~= 'enqueuing' and st ~= 'running' and st ~= 'paused' then return {-2, st} end
+  if op == '1' then return {0, st} end
+  redis.call('HSET', KEYS[1], 'op_paused', '1', 'paused_reason', ARGV[2])
+  if st ~= 'enqueuing' then
+    redis.call('HSET', KEYS[1], 'state', 'paused')
+    st = 'paused'
+  end
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+else
+  if op ~= '1' then return {0, st} end
+  redis.call('HDEL', KEYS[1], 'op_paused', 'paused_reason')
+  if st == 'paused' then
+    redis.call('HSET', KEYS[1], 'state', 'running')
+    st = 'running'
+  end
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, st}
+`)
+
+// cancelTargetScript reads what a cancel at the API needs: see
+// Store.CancelTarget. KEYS[1] job hash; ARGV[1] prefix.
+// Returns {state, task_id, verdict} or {-1} (no job).
+var cancelTargetScript = redis.NewScript(luaRunHelpers + luaRunControl + `
+local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
+if not j[1] then return {-1} end
+return {j[1], j[2] or '', runs_verdict(ARGV[1], j[3])}
 `)

@@ -72,7 +72,18 @@ const (
 	RunDone RunState = "done"
 	// RunAborted: enqueue stopped on an error before reading the whole dataset.
 	RunAborted RunState = "aborted"
+	// RunCanceling: the operator canceled the run (enqueue cancel); some
+	// rows are not terminal yet (tasks created before the cancel).
+	RunCanceling RunState = "canceling"
+	// RunCanceled: a canceled run whose every valid row is terminal.
+	RunCanceled RunState = "canceled"
 )
+
+// Terminal reports whether the run state is final (done, canceled or aborted).
+func (s RunState) Terminal() bool { return s == RunDone || s == RunCanceled || s == RunAborted }
+
+// OperatorPausedReason is the PausedReason of a run paused by enqueue pause.
+const OperatorPausedReason = "paused by operator"
 
 // JobState is the state of one row's job.
 type JobState string
@@ -106,7 +117,15 @@ type Counters struct {
 	Completed int64 `json:"completed"`
 	Failed    int64 `json:"failed"`
 	Canceled  int64 `json:"canceled"`
+	// CanceledBeforeSubmit counts canceled rows that never had a task
+	// (canceled by enqueue cancel before their create); see
+	// CanceledAfterSubmit.
+	CanceledBeforeSubmit int64 `json:"canceled_before_submit"`
 }
+
+// CanceledAfterSubmit returns Canceled - CanceledBeforeSubmit: canceled
+// rows that had a task (canceled at the API).
+func (c Counters) CanceledAfterSubmit() int64 { return c.Canceled - c.CanceledBeforeSubmit }
 
 // Terminal returns Completed + Failed + Canceled.
 func (c Counters) Terminal() int64 { return c.Completed + c.Failed + c.Canceled }
@@ -150,6 +169,15 @@ type Run struct {
 	// Conflicts counts deliveries for the run's rows that the replay rule
 	// refused (see Store.Complete): they changed nothing.
 	Conflicts int64 `json:"conflicting_deliveries,omitempty"`
+	// CancelRequestedAt is when enqueue cancel was first run (zero: never).
+	CancelRequestedAt time.Time `json:"cancel_requested_at,omitzero"`
+	// CancelTasks is set when a cancel asked (-tasks) to cancel created
+	// tasks at the API too.
+	CancelTasks bool `json:"cancel_tasks,omitempty"`
+	// OperatorPaused is set while enqueue pause holds the run.
+	OperatorPaused bool `json:"operator_paused,omitempty"`
+	// Priority is the run's submit priority (high, normal or low).
+	Priority string `json:"priority,omitempty"`
 	Counters
 }
 

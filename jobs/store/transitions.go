@@ -11,7 +11,7 @@ import (
 )
 
 // transition runs a transition script and decodes its reply
-// {changed, from, to, runsDone, runsAllSubmitted} or {-1}.
+// {changed, from, to, runsDone, runsAllSubmitted[, cancelAtAPI]} or {-1}.
 func (s *Store) transition(ctx context.Context, op string, sc *redis.Script, mode refonte.Mode, uid string, keys []string, args ...any) (Transition, error) {
 	v, err := sc.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
@@ -34,8 +34,12 @@ func (s *Store) transition(ctx context.Context, op string, sc *redis.Script, mod
 		RunsAllSubmitted: strs(v[4]),
 	}
 	if len(v) == 6 {
-		reason, _ := v[5].(string)
-		t.Conflict = ConflictReason(reason)
+		switch x := v[5].(type) {
+		case string:
+			t.Conflict = ConflictReason(x)
+		case int64:
+			t.CancelAtAPI = x == 1
+		}
 	}
 	return t, nil
 }

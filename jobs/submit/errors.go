@@ -23,6 +23,8 @@ const (
 	// ReasonKeyRejected: the API rejects the mode's key (401); the mode is
 	// paused on every worker until a probe finds the key working.
 	ReasonKeyRejected Reason = "key_rejected"
+	// ReasonOperatorPaused: the job's run is paused by its operator (enqueue pause).
+	ReasonOperatorPaused Reason = "operator_paused"
 	// ReasonShutdown: the worker began shutting down before the job got an
 	// API slot (Handler.Drain); it is back in the queue within a second
 	// (asynq's retry set, no delay), for another worker.

@@ -20,6 +20,25 @@ const (
 	OutcomeKeyRejected = "key_rejected" // the mode's key is rejected (401): rescheduled until it works
 	OutcomeNoop        = "noop"         // redelivery of a submitted or terminal job
 	OutcomeDropped     = "dropped"      // undecodable payload or no job record
+	// OutcomeCanceled: the job's run was canceled before its create (no API call).
+	OutcomeCanceled = "canceled"
+	// OutcomeOperatorPaused: the job's run is paused by its operator: rescheduled.
+	OutcomeOperatorPaused = "operator_paused"
+)
+
+// Stage labels of the cancels counter: whether a canceled row had a task.
+const (
+	StageBeforeSubmit = "before_submit" // canceled with no API call
+	StageAfterSubmit  = "after_submit"  // its task canceled at the API
+)
+
+// Result labels of the API cancels counter (POST /task/{id}/cancel).
+const (
+	CancelCanceled        = "canceled"         // the API canceled the task
+	CancelAlreadyTerminal = "already_terminal" // 400: finished first; its real result is kept
+	CancelNotFound        = "not_found"        // 404: left to the reconciler
+	CancelError           = "error"            // another error: retried
+	CancelSkipped         = "skipped"          // a live run needs the task again, or it is no longer pending
 )
 
 // Metrics are the handler's Prometheus collectors. A nil *Metrics records nothing.
@@ -32,6 +51,12 @@ type Metrics struct {
 	LimiterWait *prometheus.HistogramVec
 	// LivePaused is 1 while this worker last saw the live daily cap reached, else 0.
 	LivePaused prometheus.Gauge
+	// Cancels counts the rows this worker moved to canceled, by mode and
+	// stage (StageBeforeSubmit, StageAfterSubmit). Rows canceled by enqueue
+	// cancel's own sweep are in the run's counters, not here.
+	Cancels *prometheus.CounterVec
+	// APICancels counts the worker's POST /task/{id}/cancel calls by mode and result.
+	APICancels *prometheus.CounterVec
 }
 
 // NewMetrics creates the handler's collectors and registers them on reg.
@@ -55,8 +80,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "refonte_live_daily_limit_reached",
 			Help: "1 while the live daily spend cap was the last answer this worker got, else 0.",
 		}),
+		Cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refonte_rows_canceled_total",
+			Help: "Rows of canceled runs this worker moved to canceled, by mode and stage (before_submit: no API call; after_submit: task canceled at the API).",
+		}, []string{"mode", "stage"}),
+		APICancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refonte_task_cancels_total",
+			Help: "POST /task/{id}/cancel calls of enqueue cancel -tasks, by mode and result (canceled, already_terminal, not_found, error, skipped).",
+		}, []string{"mode", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.Submissions, m.APILatency, m.LimiterWait, m.LivePaused} {
+	for _, c := range []prometheus.Collector{m.Submissions, m.APILatency, m.LimiterWait, m.LivePaused, m.Cancels, m.APICancels} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -89,5 +122,17 @@ func (m *Metrics) paused(on bool) {
 			v = 1
 		}
 		m.LivePaused.Set(v)
+	}
+}
+
+func (m *Metrics) canceled(mode refonte.Mode, stage string) {
+	if m != nil {
+		m.Cancels.WithLabelValues(string(mode), stage).Inc()
+	}
+}
+
+func (m *Metrics) apiCancel(mode refonte.Mode, result string) {
+	if m != nil {
+		m.APICancels.WithLabelValues(string(mode), result).Inc()
 	}
 }

@@ -27,6 +27,10 @@ const (
 	// PausedRecheck is the longest a paused live job waits before it looks
 	// at the daily cap again, so a raised cap is noticed within a minute.
 	PausedRecheck = time.Minute
+	// OperatorPausedRecheck is the longest a job of a run paused by enqueue
+	// pause waits before it looks again; enqueue resume wakes the waiting
+	// jobs at once, so it only bounds how long a lost wake-up delays them.
+	OperatorPausedRecheck = 2 * time.Minute
 	// DefaultCooldown is the shared cooldown after a 429 without Retry-After.
 	DefaultCooldown = time.Second
 	// recordTimeout bounds the recording of a failed attempt.
@@ -56,6 +60,10 @@ type Options struct {
 	// PausedRecheck is the longest a paused live job waits before it looks
 	// at the daily cap again. Default PausedRecheck.
 	PausedRecheck time.Duration
+	// OperatorPausedRecheck is the longest a job of a run paused by its
+	// operator waits before it looks again (enqueue resume also wakes the
+	// run's waiting jobs at once). Default OperatorPausedRecheck.
+	OperatorPausedRecheck time.Duration
 	// Metrics records outcomes and latencies; nil records nothing.
 	Metrics *Metrics
 	// Logger logs with structured fields; nil logs nothing.
@@ -113,6 +121,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.PausedRecheck <= 0 {
 		opts.PausedRecheck = PausedRecheck
+	}
+	if opts.OperatorPausedRecheck <= 0 {
+		opts.OperatorPausedRecheck = OperatorPausedRecheck
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -232,10 +243,10 @@ type delivery struct {
 	attempt int
 	logger  *zap.Logger // built on first use by log
 
-	client  *refonte.Client
-	job     *store.Job
-	reserve time.Time // when a live spend reservation was taken (zero: none held)
-	slot    bool      // holds a token of h.slots
+	client     *refonte.Client
+	generation int64     // the job's enqueue retry generation
+	reserve    time.Time // when a live spend reservation was taken (zero: none held)
+	slot       bool      // holds a token of h.slots
 }
 
 // acquireSlot waits for an API slot (Options.MaxInFlight). A drained
@@ -298,22 +309,10 @@ func (d *delivery) run(ctx context.Context) error {
 		msg := fmt.Sprintf("mode mismatch: the job is for %s mode and this worker holds no %s key", p.Mode, p.Mode)
 		return d.failPermanently(ctx, msg, nil)
 	}
-	job, err := h.opts.Store.GetJob(ctx, p.Mode, p.UniqueID)
-	if errors.Is(err, store.ErrJobNotFound) {
-		d.log().Error("dropping submit job without a job record (expired or deleted)")
-		h.opts.Metrics.outcome(p.Mode, OutcomeDropped)
-		return fmt.Errorf("submit %s: %w: %w", p.UniqueID, err, asynq.SkipRetry)
+	// The job's state and its runs' (canceled, paused by the operator).
+	if done, err := d.check(ctx, false); done || err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("submit %s: read job: %w", p.UniqueID, err)
-	}
-	if job.State != store.JobEnqueued {
-		d.log().Debug("job already handled; nothing to do", zap.String("state", string(job.State)),
-			zap.String("task_id", job.TaskID))
-		h.opts.Metrics.outcome(p.Mode, OutcomeNoop)
-		return nil
-	}
-	d.job = job
 	params, err := buildParams(p, h.opts.CallbackURL)
 	if err != nil {
 		return d.failPermanently(ctx, err.Error(), nil)
@@ -334,6 +333,12 @@ func (d *delivery) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.keyPaused(ctx); err != nil { // a 401 met by another job meanwhile
+		return err
+	}
+	// Again, after the waits, and reserving the create in the same atomic
+	// step: a cancel or pause recorded before this point creates nothing.
+	if done, err := d.check(ctx, true); done || err != nil {
+		d.releaseLiveSpend(ctx)
 		return err
 	}
 	return d.create(ctx, params, true)
@@ -359,6 +364,76 @@ func (d *delivery) waitForKey(ctx context.Context, p store.KeyPause) error {
 		return d.failPermanently(ctx, p.Reason+"; the job's retries are exhausted", nil)
 	}
 	return &RescheduleError{Reason: ReasonKeyRejected, Delay: d.h.opts.Keys.RecheckDelay(), Detail: p.Reason}
+}
+
+// check runs store.CheckSubmit (reserving the create with reserve) and
+// handles every verdict but SubmitGo: done reports that the delivery ends
+// here with err.
+func (d *delivery) check(ctx context.Context, reserve bool) (done bool, err error) {
+	h, p := d.h, d.p
+	c, err := h.opts.Store.CheckSubmit(ctx, p.Mode, p.UniqueID, reserve)
+	if errors.Is(err, store.ErrJobNotFound) {
+		d.log().Error("dropping submit job without a job record (expired or deleted)")
+		h.opts.Metrics.outcome(p.Mode, OutcomeDropped)
+		return true, fmt.Errorf("submit %s: %w: %w", p.UniqueID, err, asynq.SkipRetry)
+	}
+	if err != nil {
+		return true, fmt.Errorf("submit %s: read job: %w", p.UniqueID, err)
+	}
+	d.generation = c.Generation
+	switch c.Verdict {
+	case store.SubmitGo:
+		return false, nil
+	case store.SubmitNoop:
+		d.log().Debug("job already handled; nothing to do", zap.String("state", string(c.State)))
+		h.opts.Metrics.outcome(p.Mode, OutcomeNoop)
+		return true, nil
+	case store.SubmitCanceled:
+		h.opts.Metrics.canceled(p.Mode, StageBeforeSubmit)
+		h.opts.Metrics.outcome(p.Mode, OutcomeCanceled)
+		h.transitioned(context.WithoutCancel(ctx), d.log, c.Transition)
+		return true, nil
+	case store.SubmitCanceledUnsure:
+		return true, d.resolveCanceled(ctx)
+	case store.SubmitPaused:
+		h.opts.Metrics.outcome(p.Mode, OutcomeOperatorPaused)
+		if d.last {
+			// asynq would archive the job after any error; fail it visibly
+			// (enqueue retry re-queues it) instead of losing it.
+			return true, d.failPermanently(ctx, "the run is paused by its operator and the job's retries are exhausted", nil)
+		}
+		recheck := h.opts.OperatorPausedRecheck
+		recheck -= time.Duration(rand.Int64N(int64(recheck)/5 + 1))
+		return true, &RescheduleError{Reason: ReasonOperatorPaused, Delay: recheck, Detail: store.OperatorPausedReason}
+	}
+	return true, fmt.Errorf("submit %s: unknown verdict %d", p.UniqueID, c.Verdict)
+}
+
+// resolveCanceled ends a job of canceled runs whose earlier attempt may
+// have created its task (a worker that crashed after reserving the
+// create): the task found by unique_id is recorded (and canceled at the
+// API if the cancel asked for it); no task means the job is canceled.
+func (d *delivery) resolveCanceled(ctx context.Context) error {
+	h, p := d.h, d.p
+	start := time.Now()
+	task, err := d.client.FindTaskByUniqueID(ctx, p.UniqueID)
+	h.opts.Metrics.api(p.Mode, "find", start)
+	if err == nil {
+		return d.submitted(ctx, task, true)
+	}
+	if !errors.Is(err, refonte.ErrNotFound) {
+		return fmt.Errorf("submit %s: looking up the task of a canceled row: %w", p.UniqueID, err)
+	}
+	c, err := h.opts.Store.CancelUnsubmitted(context.WithoutCancel(ctx), p.Mode, p.UniqueID)
+	if err != nil {
+		return fmt.Errorf("submit %s: canceling: %w", p.UniqueID, err)
+	}
+	if c.Verdict == store.SubmitCanceled {
+		h.opts.Metrics.canceled(p.Mode, StageBeforeSubmit)
+		h.opts.Metrics.outcome(p.Mode, OutcomeCanceled)
+		h.transitioned(context.WithoutCancel(ctx), d.log, c.Transition)
+	}
+	return nil
 }
 
 // reserveLiveSpend takes one task of the live daily budget, or pauses the run.
@@ -414,33 +489,39 @@ func (d *delivery) releaseLiveSpend(ctx context.Context) {
 
 // waitLimiter waits for a rate-limit slot for at most MaxLimiterWait.
 func (d *delivery) waitLimiter(ctx context.Context) error {
-	lim := d.h.opts.Limiters[d.p.Mode]
+	return d.h.waitLimiter(ctx, d.p.Mode, d.p.UniqueID, d.last)
+}
+
+// waitLimiter waits for a slot of mode's shared limiter for at most
+// MaxLimiterWait (with last, as long as ctx allows: a reschedule would
+// archive the job), else returns a *RescheduleError.
+func (h *Handler) waitLimiter(ctx context.Context, mode refonte.Mode, uniqueID string, last bool) error {
+	lim := h.opts.Limiters[mode]
 	if lim == nil {
 		return nil
 	}
-	maxWait := d.h.opts.MaxLimiterWait
-	if d.last {
-		// A reschedule would archive the job: wait as long as the task's context allows.
+	maxWait := h.opts.MaxLimiterWait
+	if last {
 		maxWait = jobs.DefaultTimeout
 	}
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	err := lim.Wait(wctx)
 	cancel()
-	d.h.opts.Metrics.wait(d.p.Mode, time.Since(start))
+	h.opts.Metrics.wait(mode, time.Since(start))
 	if err == nil {
 		return nil
 	}
 	var de *ratelimit.DelayError
 	switch {
 	case errors.As(err, &de):
-		d.h.opts.Metrics.outcome(d.p.Mode, OutcomeRateLimited)
+		h.opts.Metrics.outcome(mode, OutcomeRateLimited)
 		return &RescheduleError{Reason: ReasonRateLimited, Delay: de.Delay}
 	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-		d.h.opts.Metrics.outcome(d.p.Mode, OutcomeRateLimited)
+		h.opts.Metrics.outcome(mode, OutcomeRateLimited)
 		return &RescheduleError{Reason: ReasonRateLimited, Delay: maxWait}
 	}
-	return fmt.Errorf("submit %s: rate limiter: %w", d.p.UniqueID, err)
+	return fmt.Errorf("submit %s: rate limiter: %w", uniqueID, err)
 }
 
 // create calls the API once (the client retries transient errors inside)
@@ -519,7 +600,7 @@ func (d *delivery) conflict(ctx context.Context, params refonte.TaskParams, mayC
 		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
 		return fmt.Errorf("submit %s: 409, then looking the task up: %w", p.UniqueID, err)
 	}
-	if mayClear && d.job.Generation > 0 && existing.Status == refonte.StatusError {
+	if mayClear && d.generation > 0 && existing.Status == refonte.StatusError {
 		// enqueue retry of a job whose task errored: release the errored
 		// task's unique_id and create a new task.
 		start := time.Now()
@@ -568,6 +649,13 @@ func (d *delivery) submitted(ctx context.Context, task *refonte.Task, found bool
 		d.log().Debug("task created", taskID, zap.String("status", string(task.Status)))
 	}
 	h.transitioned(ctx, d.log, tr)
+	if tr.CancelAtAPI && !terminal {
+		// Its run was canceled with -tasks while the create was in flight.
+		if err := h.cancelAtAPI(ctx, p.Mode, p.UniqueID, task.ID, true); err != nil {
+			d.log().Warn("canceling the task of a canceled run failed; run enqueue cancel -tasks again", taskID, zap.Error(err))
+		}
+		return nil
+	}
 	if found && terminal {
 		ctr, err := h.opts.Store.Complete(ctx, p.Mode, p.UniqueID, store.TaskOutcome(task))
 		if err != nil {
