@@ -154,7 +154,7 @@ const SubmitUsage = `usage:
   enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
   enqueue status [-json] RUN_ID  a run's counts and state
   enqueue results RUN_ID         one JSON line per row: line, unique_id, state, task_id, response, error
-  enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows (payloads from asynq, else the dataset)
+  enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows, and a canceled run's canceled ones (payloads from asynq, else the dataset)
   enqueue runs [-json] [-limit N] recent runs, newest first
   enqueue cancel [-tasks] [-json] RUN_ID  stop a run (-tasks: cancel its created tasks at the API too)
   enqueue pause RUN_ID           hold a run: no new task is created for it

@@ -103,3 +103,35 @@ func TestPauseResumeCommands(t *testing.T) {
 		t.Fatalf("pause of a canceled run: exit %d %s", r.code, r.stdout)
 	}
 }
+
+// TestRetryCanceledRun: enqueue retry of a canceled run lifts the cancel
+// and re-queues its canceled rows.
+func TestRetryCanceledRun(t *testing.T) {
+	f := newFixture(t)
+	runID, js := f.submitted(3, "retrycancel")
+	f.complete(js[0], refonte.StatusCompleted, `{"ok":1}`, "")
+	if r := f.main("cancel", runID); r.code != enqueue.ExitOK {
+		t.Fatalf("cancel exit %d: %s", r.code, r.stderr)
+	}
+	if run := f.run(runID); run.State != store.RunCanceled || run.CanceledBeforeSubmit != 2 {
+		t.Fatalf("canceled run = %s %+v", run.State, run.Counters)
+	}
+	r := f.main("retry", runID)
+	if r.code != enqueue.ExitOK || !strings.Contains(r.stdout, "0 failed rows, 2 canceled rows (the cancel is lifted), 2 re-queued") {
+		t.Fatalf("retry exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	run := f.run(runID)
+	if run.State != store.RunRunning || !run.CancelRequestedAt.IsZero() || run.Canceled != 0 || run.CanceledBeforeSubmit != 0 || run.Completed != 1 {
+		t.Fatalf("run after retry = %s %+v", run.State, run.Counters)
+	}
+	for _, j := range js[1:] {
+		info, err := f.insp.GetTaskInfo(jobs.Queue(refonte.ModeTest), jobs.TaskID(refonte.ModeTest, j.UniqueID))
+		if err != nil || info.State != asynq.TaskStatePending {
+			t.Fatalf("re-queued task %s = %+v, %v", j.UniqueID, info, err)
+		}
+		c, err := f.st.CheckSubmit(context.Background(), refonte.ModeTest, j.UniqueID, false)
+		if err != nil || c.Verdict != store.SubmitGo || c.Generation != 1 {
+			t.Fatalf("check after retry = %+v, %v", c, err)
+		}
+	}
+}

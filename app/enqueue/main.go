@@ -239,8 +239,12 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 		res, err = Retry(ctx, st, cfg.RunID, RetryOptions{Client: client, Inspector: insp, Logger: env.Logger,
 			Dataset: cfg.Dataset, Stdin: env.Stdin, DatasetOptions: cfg.DatasetOptions})
 		if err == nil {
-			fmt.Fprintf(env.Stdout, "run %s: %d failed rows, %d re-queued (%d rebuilt from the dataset), %d not re-queued\n",
-				cfg.RunID, res.Failed, res.Requeued, res.FromDataset, res.Skipped)
+			canceled := ""
+			if res.Canceled > 0 {
+				canceled = fmt.Sprintf("%d canceled rows (the cancel is lifted), ", res.Canceled)
+			}
+			fmt.Fprintf(env.Stdout, "run %s: %d failed rows, %s%d re-queued (%d rebuilt from the dataset), %d not re-queued\n",
+				cfg.RunID, res.Failed, canceled, res.Requeued, res.FromDataset, res.Skipped)
 			if res.Skipped > 0 {
 				return ExitIncomplete
 			}

@@ -164,6 +164,9 @@ func ResultsWhere(ctx context.Context, st *store.Store, runID string, keep func(
 type RetryResult struct {
 	// Failed is the number of failed rows found.
 	Failed int64 `json:"failed"`
+	// Canceled is the number of canceled rows found in a run canceled by
+	// enqueue cancel (re-queued with the failed ones; the cancel is lifted).
+	Canceled int64 `json:"canceled"`
 	// Requeued is the number re-queued (job enqueued again, asynq task written).
 	Requeued int64 `json:"requeued"`
 	// FromDataset counts the re-queued rows whose payload was rebuilt from the dataset.
@@ -194,7 +197,10 @@ type RetryOptions struct {
 // it cannot be re-queued.
 var ErrNoPayload = errors.New("the row's submit payload is gone")
 
-// Retry re-queues the run's failed rows. For each it needs the row's submit
+// Retry re-queues the run's failed rows, and, in a run canceled by enqueue
+// cancel, takes the cancel back and re-queues its canceled rows too (a task
+// canceled at the API gets its unique_id cleared and a new task, like an
+// errored one). For each it needs the row's submit
 // payload: from the row's asynq task when asynq still holds it (archived
 // after a permanent failure at the worker), else rebuilt from the dataset
 // (see RetryOptions.Dataset), matched by unique_id. It then moves the job
@@ -212,10 +218,25 @@ func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", runID, err)
 	}
+	// A run canceled by enqueue cancel: take the cancel back first (else
+	// the workers would cancel the re-queued rows again), then re-queue its
+	// canceled rows with the failed ones.
+	canceledRun := !run.CancelRequestedAt.IsZero()
+	if canceledRun {
+		if _, err := st.LiftCancel(ctx, runID); err != nil {
+			return res, err
+		}
+	}
 	// Collect first: RunRows pages through the run while we write.
 	var failed []*store.Job
 	err = st.RunRows(ctx, runID, func(_ store.RunRow, job *store.Job) error {
-		if job != nil && job.State == store.JobFailed {
+		switch {
+		case job == nil:
+		case job.State == store.JobFailed:
+			res.Failed++
+			failed = append(failed, job)
+		case job.State == store.JobCanceled && canceledRun:
+			res.Canceled++
 			failed = append(failed, job)
 		}
 		return nil
@@ -223,7 +244,6 @@ func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions
 	if err != nil {
 		return res, err
 	}
-	res.Failed = int64(len(failed))
 	skip := func(job *store.Job, err error) {
 		res.Skipped++
 		log.Warn("row not re-queued", zap.Int64("line", job.Line), zap.String("unique_id", job.UniqueID), zap.Error(err))
@@ -372,7 +392,7 @@ func requeue(ctx context.Context, st *store.Store, mode refonte.Mode, p jobs.Sub
 		return err
 	}
 	if !tr.Changed {
-		return fmt.Errorf("no longer failed (state %s)", tr.To)
+		return fmt.Errorf("no longer failed nor canceled (state %s)", tr.To)
 	}
 	err = opts.Inspector.DeleteTask(jobs.Queue(mode), jobs.TaskID(mode, p.UniqueID))
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {

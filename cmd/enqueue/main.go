@@ -6,6 +6,8 @@
 //	enqueue results RUN_ID         one JSON line per row
 //	enqueue retry RUN_ID           re-queue the run's failed rows
 //	enqueue runs                   recent runs, newest first
+//	enqueue cancel [-tasks] RUN_ID stop a run
+//	enqueue pause|resume RUN_ID    hold a run / let it go on
 //
 // Exit codes: 0 all rows valid and enqueued (with -wait: completed), 1 an
 // error stopped the run, 2 usage or configuration error, 3 the run finished

@@ -250,12 +250,12 @@ func (s *Store) RecordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, 
 	return s.recordAttempt(ctx, mode, uniqueID, lastError)
 }
 
-// Requeue moves a failed job back to enqueued for `enqueue retry`
-// (failed -> enqueued, generation+1, error cleared); a run that was done
-// goes back to running. It does not touch asynq: the caller queues the task
+// Requeue moves a failed or canceled job back to enqueued for `enqueue
+// retry` (failed|canceled -> enqueued, generation+1, error cleared); a run
+// that was done goes back to running. It does not touch asynq: the caller queues the task
 // again. The task ID is kept, so Submitted stays monotone; the delivery time
 // is cleared, so the next outcome for the job applies whatever its time.
-// Changed is false if it was not failed.
+// Changed is false if it was neither failed nor canceled.
 func (s *Store) Requeue(ctx context.Context, mode refonte.Mode, uniqueID string) (Transition, error) {
 	return s.requeue(ctx, mode, uniqueID)
 }

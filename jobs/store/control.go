@@ -248,3 +248,11 @@ func (s *Store) CancelTarget(ctx context.Context, mode refonte.Mode, uniqueID st
 	verdict, _ := v[2].(string)
 	return JobState(st), tid, verdict == "canceled", nil
 }
+
+// LiftCancel takes back the cancel of a run (enqueue retry of a canceled
+// run re-queues its canceled rows): the run is running again, or done if
+// every valid row is terminal. It reports whether the run was canceled.
+func (s *Store) LiftCancel(ctx context.Context, runID string) (bool, error) {
+	n, err := s.runScript(ctx, "lift cancel", runID, liftCancelScript, s.ttlMS())
+	return n == 1, err
+}

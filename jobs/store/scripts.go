@@ -706,9 +706,9 @@ local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[3], ARGV[4])
 return {1, st, 'failed', done, allsub}
 `)
 
-// requeueScript: failed → enqueued, generation+1, error, status and
-// delivery time cleared; the runs' failed counters drop by one (a done run
-// goes back to running). The task ID is kept (submitted stays monotone).
+// requeueScript: failed or canceled → enqueued, generation+1, error,
+// status, delivery time and create reservation cleared; the runs' failed
+// (canceled) counters drop by one (a done run goes back to running). The task ID is kept (submitted stays monotone).
 // Clearing the delivery time lets the next outcome apply even if the API
 // answers for the same task with the same time (a unique_id that maps to
 // the task that already failed), so the job cannot stay submitted forever.
@@ -719,15 +719,21 @@ var requeueScript = redis.NewScript(luaRunHelpers + `
 local j = redis.call('HMGET', KEYS[1], 'state', 'task_id', 'runs')
 local st = j[1]
 if not st then return {-1} end
-if st ~= 'failed' then
+if st ~= 'failed' and st ~= 'canceled' then
   return {0, st, st, {}, {}}
 end
-local deltas = {failed = -1}
-if (j[2] or '') == '' then deltas.notask = -1 end
-fail_groups_of_runs(ARGV[1], j[3], KEYS[1], redis.call('HGET', KEYS[1], 'error') or '', nil, ARGV[3])
+local deltas = {}
+deltas[st] = -1
+if (j[2] or '') == '' then
+  deltas.notask = -1
+  if st == 'canceled' then deltas.cancel_nosub = -1 end
+end
+if st == 'failed' then
+  fail_groups_of_runs(ARGV[1], j[3], KEYS[1], redis.call('HGET', KEYS[1], 'error') or '', nil, ARGV[3])
+end
 redis.call('HSET', KEYS[1], 'state', 'enqueued', 'updated', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'generation', 1)
-redis.call('HDEL', KEYS[1], 'error', 'status', 'delivered')
+redis.call('HDEL', KEYS[1], 'error', 'status', 'delivered', 'reserved')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local done, allsub = apply_runs(ARGV[1], j[3], deltas, ARGV[2], ARGV[3])
 return {1, st, 'enqueued', done, allsub}
@@ -1025,6 +1031,27 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {1, st}
+`)
+
+// liftCancelScript takes a cancel back (enqueue retry of a canceled run):
+// cancel and cancel_tasks go; a canceling or canceled run is running again
+// (done if every valid row is terminal). KEYS[1] run hash; ARGV[1] TTL ms.
+// Returns 1 lifted, 0 not canceled, -1 no run.
+var liftCancelScript = redis.NewScript(luaRunHelpers + `
+local v = redis.call('HMGET', KEYS[1], 'state', 'valid', 'completed', 'failed', 'canceled', 'cancel')
+if not v[1] then return -1 end
+if not v[6] then return 0 end
+redis.call('HDEL', KEYS[1], 'cancel', 'cancel_tasks')
+if v[1] == 'canceling' or v[1] == 'canceled' then
+  if num(v[3]) + num(v[4]) + num(v[5]) >= num(v[2]) then
+    redis.call('HSET', KEYS[1], 'state', 'done')
+  else
+    redis.call('HSET', KEYS[1], 'state', 'running')
+    redis.call('HDEL', KEYS[1], 'finished_at')
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
 `)
 
 // cancelTargetScript reads what a cancel at the API needs: see

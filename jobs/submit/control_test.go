@@ -280,3 +280,33 @@ func TestProcessCancel(t *testing.T) {
 		t.Fatalf("a repeated cancel changed the API: %v -> %v", before, after)
 	}
 }
+
+// TestProcessTaskRetryOfCanceledTaskCreatesAgain: enqueue retry of a row
+// whose task was canceled at the API clears that task's unique_id and
+// creates a new task.
+func TestProcessTaskRetryOfCanceledTaskCreatesAgain(t *testing.T) {
+	e := newEnv(t, sandbox.Config{}, nil)
+	_, tasks := addRun(t, e.st, refonte.ModeTest, 1, nil)
+	ctx := context.Background()
+	if err := e.h.ProcessTask(ctx, tasks[0]); err != nil {
+		t.Fatal(err)
+	}
+	j := job(t, e.st, tasks[0])
+	old, err := e.clients[refonte.ModeTest].CancelTask(ctx, j.TaskID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Complete(ctx, refonte.ModeTest, j.UniqueID, store.TaskOutcome(old)); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := e.st.Requeue(ctx, refonte.ModeTest, j.UniqueID); err != nil || !tr.Changed {
+		t.Fatalf("Requeue = %+v, %v", tr, err)
+	}
+	if err := e.h.ProcessTask(ctx, tasks[0]); err != nil {
+		t.Fatalf("ProcessTask of the re-queued job: %v", err)
+	}
+	j2 := job(t, e.st, tasks[0])
+	if j2.State != store.JobSubmitted || j2.TaskID == "" || j2.TaskID == j.TaskID {
+		t.Fatalf("re-queued job = %s %q, want submitted with a new task (old %q)", j2.State, j2.TaskID, j.TaskID)
+	}
+}

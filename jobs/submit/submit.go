@@ -600,9 +600,9 @@ func (d *delivery) conflict(ctx context.Context, params refonte.TaskParams, mayC
 		h.opts.Metrics.outcome(p.Mode, OutcomeRetry)
 		return fmt.Errorf("submit %s: 409, then looking the task up: %w", p.UniqueID, err)
 	}
-	if mayClear && d.generation > 0 && existing.Status == refonte.StatusError {
-		// enqueue retry of a job whose task errored: release the errored
-		// task's unique_id and create a new task.
+	if mayClear && d.generation > 0 && (existing.Status == refonte.StatusError || existing.Status == refonte.StatusCanceled) {
+		// enqueue retry of a job whose task errored or was canceled:
+		// release the old task's unique_id and create a new task.
 		start := time.Now()
 		_, err := d.client.ClearTaskUniqueID(ctx, existing.ID)
 		h.opts.Metrics.api(p.Mode, "clear_unique_id", start)
