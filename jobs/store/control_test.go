@@ -51,11 +51,21 @@ func TestCancelTransitions(t *testing.T) {
 	if c := e.check(m, "uid-3", true); c.Verdict != store.SubmitGo {
 		t.Fatalf("reserve uid-3 = %+v", c)
 	}
+	// uid-4's last attempt failed: it counts as retrying until canceled.
+	if err := e.st.RecordAttempt(e.ctx, m, "uid-4", "503 unavailable"); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(run.ID); r.Retrying != 1 {
+		t.Fatalf("retrying = %d", r.Retrying)
+	}
 	sw := e.cancel(run.ID, true)
 	if sw.Canceled != 2 || sw.InFlight != 1 || sw.Shared != 0 || !slices.Equal(sw.Submitted, []string{"uid-1"}) {
 		t.Fatalf("sweep = %+v", sw)
 	}
 	r := e.run(run.ID)
+	if r.Retrying != 0 {
+		t.Fatalf("retrying after the cancel = %d", r.Retrying)
+	}
 	if r.State != store.RunCanceling || r.CancelRequestedAt.IsZero() || !r.CancelTasks ||
 		r.Canceled != 2 || r.CanceledBeforeSubmit != 2 || r.CanceledAfterSubmit() != 0 || r.TerminalWithoutTask != 2 {
 		t.Fatalf("run after cancel = %+v", r)

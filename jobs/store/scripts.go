@@ -898,7 +898,9 @@ end
 local function cancel_unsubmitted(jk, prefix, runs, now, ttl)
   redis.call('HSET', jk, 'state', 'canceled', 'error', 'canceled by the operator before submission', 'updated', now)
   redis.call('PEXPIRE', jk, ttl)
-  return apply_runs(prefix, runs, {canceled = 1, notask = 1, cancel_nosub = 1}, now, ttl)
+  local deltas = {canceled = 1, notask = 1, cancel_nosub = 1}
+  leave_retry(jk, deltas)
+  return apply_runs(prefix, runs, deltas, now, ttl)
 end
 `
 
