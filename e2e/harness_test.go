@@ -620,6 +620,8 @@ type summary struct {
 	Failed       int64  `json:"failed"`
 	Canceled     int64  `json:"canceled"`
 	Conflicts    int64  `json:"conflicting_deliveries"`
+	// CanceledBeforeSubmit counts rows canceled without a task (enqueue cancel).
+	CanceledBeforeSubmit int64 `json:"canceled_before_submit"`
 }
 
 func (s summary) String() string {
