@@ -61,12 +61,18 @@ func startStack(t *testing.T, project string, opts stackOptions) stack {
 	args := append(containerArgs(t, workerDeployment(t, loadYAML(t))), opts.extraArgs...)
 	listen := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	for i, a := range args {
-		if strings.HasPrefix(a, "-listen=") {
+		switch {
+		case strings.HasPrefix(a, "-listen="):
 			args[i] = "-listen=" + listen // the pod's :8080, on loopback
+		case strings.HasPrefix(a, "-admin-listen="):
+			// the pod's console port, on loopback
+			args[i] = fmt.Sprintf("-admin-listen=127.0.0.1:%d", testredis.FreePort(t))
 		}
 	}
+	// The secrets the pod reads from its Secret's files, as plain env.
 	env := map[string]string{"REDIS_URL": redisURL, "REFONTE_API_URL": api.URL + "/v1",
-		"REFONTE_TEST_API_KEY": stackTestKey, "REFONTE_CALLBACK_AUTH_KEY": stackCbKey}
+		"REFONTE_TEST_API_KEY": stackTestKey, "REFONTE_CALLBACK_AUTH_KEY": stackCbKey,
+		"REFONTE_ADMIN_TOKEN": "deploy-test-admin-token"}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := worker.ParseFlags(args, getenv, io.Discard, nil)
 	if err == nil {

@@ -94,6 +94,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	// The cancel counters exist at 0 from the start, so that dashboards
+	// and alerts (rate, increase) see them before the first cancel.
+	for _, mode := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
+		for _, stage := range []string{StageBeforeSubmit, StageAfterSubmit} {
+			m.Cancels.WithLabelValues(string(mode), stage)
+		}
+		for _, r := range []string{CancelCanceled, CancelAlreadyTerminal, CancelNotFound, CancelError, CancelSkipped} {
+			m.APICancels.WithLabelValues(string(mode), r)
+		}
+	}
 	return m, nil
 }
 
