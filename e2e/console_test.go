@@ -63,10 +63,13 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 	}
 	count := func(name string) int64 {
 		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Text(`#live [data-count="`+name+`"]`))
+		// One JavaScript read: a live update may replace the node between
+		// a DOM query and a text read by node id ("No node with given id").
+		s, err := chromedp.Run(b, chromedp.Evaluate[string](`(document.querySelector('#live [data-count="`+name+`"]') || {}).textContent || ""`))
 		if err != nil {
 			t.Fatalf("reading %s: %v", name, err)
 		}
+		s = strings.TrimSpace(s)
 		n, err := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
 		if err != nil {
 			t.Fatalf("%s shows %q", name, s)
