@@ -70,7 +70,7 @@ func build(t *testing.T, dir string, edit func(path, content string) string, com
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"test-api-key", "callback-auth-key", "live-api-key"} {
+	for _, f := range []string{"test-api-key", "callback-auth-key", "live-api-key", "admin-token"} {
 		if err := fs.WriteFile("/deploy/k8s/overlays/example/secrets/"+f, []byte("placeholder\n")); err != nil {
 			t.Fatal(err)
 		}
