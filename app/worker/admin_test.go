@@ -24,8 +24,10 @@ func TestConsoleOnItsOwnListener(t *testing.T) {
 	cfg := testConfig(t, redisURL, apiURL)
 	cfg.AdminListen = fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	cfg.AdminToken = "console-token"
+	// The run exists before the worker starts: its sampler writes a point
+	// at start and then once a minute, longer than this test waits.
+	run := addRun(t, storeOn(t, redisURL), refonte.ModeTest, 3, cfg.CallbackURL)
 	r := startWorker(t, cfg, nil)
-	run := addRun(t, r.w.store, refonte.ModeTest, 3, cfg.CallbackURL)
 
 	get := func(base, path, token string) (int, string) {
 		t.Helper()
