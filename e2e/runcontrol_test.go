@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/jobs/control"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
@@ -32,7 +32,7 @@ func TestCancelRunMidway(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("enqueue cancel exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	var rep enqueue.CancelReport
+	var rep control.CancelReport
 	r.lastJSON(t, &rep)
 	ack := c.status(s.RunID) // every task recorded by now is in Submitted
 	t.Logf("cancel acknowledged: %+v; status %s", rep, ack)
@@ -70,7 +70,7 @@ func TestCancelRunMidway(t *testing.T) {
 	}
 	// Again: harmless.
 	r = runEnqueue(t, ctx, c.logDir, "cancel", "-tasks", "-json", "-redis", c.redis.URL(), s.RunID)
-	var again enqueue.CancelReport
+	var again control.CancelReport
 	r.lastJSON(t, &again)
 	if r.code != 0 || again.CanceledNow != 0 || again.CancelsQueued != 0 || again.State != store.RunCanceled {
 		t.Errorf("second cancel: exit %d %+v", r.code, again)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
+	"github.com/refonte-ai/refonte-batch/jobs/control"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
@@ -211,15 +212,15 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 	case "runs":
 		err = Runs(ctx, st, cfg.Limit, cfg.JSON, env.Stdout)
 	case "cancel":
-		var rep CancelReport
-		rep, err = Cancel(ctx, st, asynq.NewClientFromRedisClient(rdb), cfg.RunID, cfg.Tasks)
+		var rep control.CancelReport
+		rep, err = control.Cancel(ctx, st, asynq.NewClientFromRedisClient(rdb), cfg.RunID, cfg.Tasks)
 		if err == nil {
 			err = writeCancelReport(env.Stdout, rep, cfg.JSON)
 		}
 	case "pause", "resume":
 		var res store.PauseResult
 		var woken int64
-		res, woken, err = Pause(ctx, st, asynq.NewInspectorFromRedisClient(rdb), cfg.RunID, name == "pause", env.Logger)
+		res, woken, err = control.Pause(ctx, st, asynq.NewInspectorFromRedisClient(rdb), cfg.RunID, name == "pause", env.Logger)
 		if err == nil {
 			switch {
 			case name == "pause" && !res.Changed:
