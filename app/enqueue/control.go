@@ -19,4 +19,3 @@ func writeCancelReport(w io.Writer, rep control.CancelReport, asJSON bool) error
 		rep.CanceledBeforeSubmit, rep.CanceledAfterSubmit)
 	return err
 }
-
