@@ -141,6 +141,17 @@ func (c *Config) DatasetOptions() dataset.Options {
 	}
 }
 
+// ReadSpec returns what the run records of how its dataset is read (see
+// store.ReadSpec), so that enqueue results -join reads the same rows again.
+func (c *Config) ReadSpec() *store.ReadSpec {
+	spec := &store.ReadSpec{Format: string(c.Format), IDColumn: c.IDColumn, Instruction: c.Instruction}
+	if len(c.DefaultParams) > 0 {
+		// A map decoded from JSON always encodes.
+		spec.Params, _ = json.Marshal(c.DefaultParams)
+	}
+	return spec
+}
+
 // maxTaskBytes is MaxTaskBytes or its default.
 func (c *Config) maxTaskBytes() int {
 	if c.MaxTaskBytes <= 0 {

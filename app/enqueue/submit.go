@@ -468,6 +468,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 	run := &store.Run{
 		ID: store.NewRunID(now), Dataset: src.name, Type: cfg.TaskType, Project: cfg.Project,
 		Batch: cfg.Batch, Mode: cfg.Mode, CallbackURL: cfg.CallbackURL, State: store.RunEnqueuing, CreatedAt: now,
+		ReadSpec: cfg.ReadSpec(),
 	}
 	log := opts.Logger.With(zap.String("run_id", run.ID))
 	created := false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -86,6 +87,13 @@ func (s *Store) createRun(ctx context.Context, run *Run) error {
 			args = append(args, kv[0], kv[1])
 		}
 	}
+	if run.ReadSpec != nil {
+		b, err := json.Marshal(run.ReadSpec)
+		if err != nil {
+			return fmt.Errorf("store: create run: read spec: %w", err)
+		}
+		args = append(args, "read_spec", string(b))
+	}
 	n, err := s.scriptInt(ctx, createRunScript, []string{s.runKey(run.ID), s.runsKey()}, args...)
 	if err != nil {
 		return fmt.Errorf("store: create run %s: %w", run.ID, err)
@@ -139,6 +147,12 @@ func parseRun(id string, m map[string]string) *Run {
 			Completed: i("completed"), Failed: i("failed"), Canceled: i("canceled"),
 			CanceledBeforeSubmit: i("cancel_nosub"),
 		},
+	}
+	if v := m["read_spec"]; v != "" {
+		var spec ReadSpec
+		if json.Unmarshal([]byte(v), &spec) == nil {
+			r.ReadSpec = &spec
+		}
 	}
 	applyHeartbeat(r, m, time.Now())
 	return r

@@ -178,7 +178,26 @@ type Run struct {
 	OperatorPaused bool `json:"operator_paused,omitempty"`
 	// Priority is the run's submit priority (high, normal or low).
 	Priority string `json:"priority,omitempty"`
+	// ReadSpec is how enqueue read the run's dataset, so that its rows can
+	// be read again identically (enqueue results -join); nil for runs
+	// enqueued by a version that did not record it.
+	ReadSpec *ReadSpec `json:"read_spec,omitempty"`
 	Counters
+}
+
+// ReadSpec is what it takes, beside the run's Type, Project, Batch and
+// CallbackURL, to read a run's dataset again into the same rows: the
+// submit's -format, -id-column, -instruction and -params. It is stored on
+// the run record as one JSON field.
+type ReadSpec struct {
+	// Format is the dataset's syntax: "csv" or "jsonl".
+	Format string `json:"format"`
+	// IDColumn is the submit's -id-column.
+	IDColumn string `json:"id_column,omitempty"`
+	// Instruction is the submit's -instruction.
+	Instruction string `json:"instruction,omitempty"`
+	// Params is the submit's -params object (compact JSON), or empty.
+	Params json.RawMessage `json:"params,omitempty"`
 }
 
 // AllSubmitted reports whether enqueue finished and every valid row has a
