@@ -28,6 +28,9 @@ type Reader struct {
 	err  error // sticky: io.EOF or a fatal error
 	init bool
 
+	// obj is the JSON object of the current JSONL line (see Record).
+	obj []byte
+
 	// CSV state.
 	cols      []column
 	typeCol   int
@@ -187,6 +190,7 @@ func (r *Reader) nextJSONL() (Row, *Reject, error) {
 		if len(t) == 0 {
 			continue
 		}
+		r.obj = t
 		if !utf8.Valid(t) {
 			return Row{}, reject(n, line, "invalid UTF-8 at byte %d", firstInvalid(line)+1), nil
 		}
