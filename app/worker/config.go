@@ -109,6 +109,12 @@ type Config struct {
 	// /healthz, /readyz and /metrics are not subject to it. Zero means
 	// DefaultMaxCallbacks.
 	MaxCallbacks int
+	// MaxConnections caps the connections open at once on Listen (a
+	// flood of connections would otherwise take every file descriptor);
+	// HealthReserve more are kept for /healthz, /readyz and /metrics.
+	// Zero means AutoMaxConnections (half the file limit, at most
+	// MaxConnectionsCeiling).
+	MaxConnections int
 	// KeptCallbackBytes is the Redis memory the kept callbacks (unknown
 	// tasks and conflicting deliveries, see store.KeepCallback) may take,
 	// shared by all workers. Zero means DefaultKeptCallbackBytes.
@@ -209,6 +215,7 @@ func ParseFlags(args []string, getenv func(string) string, output io.Writer, ext
 	fs.Int64Var(&c.LiveDailyLimit, "live-daily-limit", 0, "live tasks created per UTC day across all workers (0 = no cap; setting one is recommended)")
 	fs.StringVar(&c.AdminListen, "admin-listen", DefaultAdminListen, "address of the runs console (a browser UI; \"\" = off); off loopback it needs "+EnvAdminToken)
 	fs.IntVar(&c.MaxCallbacks, "max-callbacks", DefaultMaxCallbacks, "authenticated callback requests handled at once; more are answered 503 (the platform retries)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "connections open at once on -listen; beyond it new ones wait, but for a reserve of 16 serving only /healthz, /readyz and /metrics (0 = half the open-file limit, at most 4096)")
 	fs.Int64Var(&c.KeptCallbackBytes, "kept-callbacks-bytes", DefaultKeptCallbackBytes, "bytes of Redis for the callbacks kept for inspection (unknown tasks, conflicting deliveries); the oldest are dropped beyond it")
 	fs.StringVar(&c.CallbackURL, "callback-url", getenv(EnvCallbackURL), "callback_url for rows that carry none (env "+EnvCallbackURL+")")
 	if extra != nil {
@@ -313,6 +320,8 @@ func (c Config) Validate() error {
 		return bad("-kept-callbacks-bytes must be at least 1, got %d", c.KeptCallbackBytes)
 	case c.MaxCallbacks < 0:
 		return bad("-max-callbacks must be at least 1, got %d", c.MaxCallbacks)
+	case c.MaxConnections < 0:
+		return bad("-max-connections must be at least 1 (0: automatic), got %d", c.MaxConnections)
 	case c.LiveDailyLimit < 0:
 		return bad("-live-daily-limit must be >= 0, got %d", c.LiveDailyLimit)
 	case c.Listen == "":

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -289,11 +290,21 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n)))
 	}
 
-	w.ln, err = net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: -listen %s: %v", ErrConfig, cfg.Listen, err)
 	}
-	w.httpSrv = NewHTTPServer(w.routes(), logger.Named("http"))
+	maxConns := cmp.Or(cfg.MaxConnections, AutoMaxConnections())
+	capped := newCapListener(ln, maxConns, HealthReserve)
+	w.ln = capped
+	if err := w.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "refonte_http_connections",
+		Help: "Connections open on -listen (at most -max-connections, plus a reserve for health checks).",
+	}, func() float64 { return float64(capped.Open()) })); err != nil {
+		return nil, err
+	}
+	w.httpSrv = NewHTTPServer(reserveOnly(w.routes()), logger.Named("http"))
+	w.httpSrv.ConnContext = connContext
 	if w.admin, err = w.newAdmin(); err != nil {
 		return nil, err
 	}
