@@ -96,3 +96,56 @@ func TestBrowserPages(t *testing.T) {
 		t.Error("the dataset name ran as a script")
 	}
 }
+
+// TestBrowserActions steers a run from its page in headless Chromium, as
+// an operator would: Pause, Resume, then Cancel, which the browser does not
+// send before its confirmation box is ticked. The forms post from the
+// console's own origin, which the cross-origin check lets through.
+func TestBrowserActions(t *testing.T) {
+	st := newStore(t)
+	run := seedRun(t, st, &store.Run{Dataset: "steer.jsonl", CreatedAt: time.Now()}, 5)
+	srv := httptest.NewServer(steering(t, st, console.Options{}))
+	t.Cleanup(srv.Close)
+	b := testbrowser.New(t, 3*time.Minute)
+	page := srv.URL + "/runs/" + run.ID
+	if err := chromedp.Do(b, chromedp.Navigate(page), chromedp.WaitVisible("#act-h")); err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	testbrowser.Screenshot(t, b, filepath.Join(dir, "run-actions.png"))
+	if err := chromedp.Do(b, chromedp.Click(`form[action$="/pause"] button`), chromedp.WaitVisible(`form[action$="/resume"] button`)); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if r := getRun(t, st, run.ID); !r.OperatorPaused {
+		t.Fatalf("after Pause the run is %s, not paused by its operator", r.State)
+	}
+	if err := chromedp.Do(b, chromedp.Click(`form[action$="/resume"] button`), chromedp.WaitVisible(`form[action$="/pause"] button`)); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if r := getRun(t, st, run.ID); r.OperatorPaused {
+		t.Fatal("after Resume the run is still paused")
+	}
+	// Unconfirmed: the browser keeps the form (required box) and nothing changes.
+	if err := chromedp.Do(b, chromedp.Click(`form.cancel button`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r := getRun(t, st, run.ID); r.State == store.RunCanceled || !r.CancelRequestedAt.IsZero() {
+		t.Fatal("an unconfirmed Cancel canceled the run")
+	}
+	// The canceled run's page has no action left.
+	if err := chromedp.Do(b, chromedp.Click(`form.cancel input[name="confirm"]`), chromedp.Click(`form.cancel button`),
+		chromedp.WaitNotPresent(`form.cancel`)); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if r := getRun(t, st, run.ID); r.State != store.RunCanceled || r.CanceledBeforeSubmit != 5 {
+		t.Fatalf("after Cancel: state %s, %d canceled before submission", r.State, r.CanceledBeforeSubmit)
+	}
+	if n, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll('form[method="post"]').length`)); err != nil || n != 0 {
+		t.Errorf("a canceled run's page offers %d forms (%v)", n, err)
+	}
+	testbrowser.Screenshot(t, b, filepath.Join(dir, "run-canceled.png"))
+}

@@ -14,6 +14,7 @@
 //	GET /runs/{run_id}/results.jsonl   the results, streamed (?state=failed&group=… for one failure group)
 //	GET /runs/{run_id}/results.csv     404: no run has joined results yet
 //	GET /static/…                      the embedded CSS and script
+//	POST /runs/{run_id}/pause|resume|cancel  the run's actions (see actions.go)
 //
 // With a token (REFONTE_ADMIN_TOKEN), every route needs it, as
 // "Authorization: Bearer TOKEN" or as the password of Basic auth (any user
@@ -65,6 +66,10 @@ type Options struct {
 	// Inspector reads the asynq queues and the live workers (nil: the
 	// fleet strip shows no queue depth and no worker count).
 	Inspector *asynq.Inspector
+	// Client queues the API cancels of a cancel with tasks. With Client and
+	// Inspector set, the run page has actions (pause, resume, cancel);
+	// without them the console is read-only.
+	Client *asynq.Client
 	// RateLimit is the create calls per second per mode shared by the
 	// workers (0: no limit).
 	RateLimit float64
@@ -90,6 +95,8 @@ type Server struct {
 	pages map[string]*template.Template
 	mux   *http.ServeMux
 	token [sha256.Size]byte
+	// csrf refuses cross-origin POSTs (see actions.go).
+	csrf *http.CrossOriginProtection
 }
 
 // New returns the console handler.
@@ -115,7 +122,8 @@ func New(opts Options) (*Server, error) {
 	if opts.LiveDailyLimit == nil {
 		opts.LiveDailyLimit = func() int64 { return 0 }
 	}
-	s := &Server{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
+	s := &Server{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(),
+		csrf: http.NewCrossOriginProtection()}
 	if opts.Token != "" {
 		s.token = sha256.Sum256([]byte(opts.Token.Reveal()))
 	}
@@ -139,6 +147,9 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /runs/{run_id}/events", s.events)
 	s.mux.HandleFunc("GET /runs/{run_id}/results.jsonl", s.resultsJSONL)
 	s.mux.HandleFunc("GET /runs/{run_id}/results.csv", s.resultsCSV)
+	for _, a := range []string{"pause", "resume", "cancel"} {
+		s.mux.Handle("POST /runs/{run_id}/"+a, s.csrf.Handler(s.act(a)))
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, "No such page.")
 	})

@@ -162,6 +162,10 @@ type runData struct {
 	// LiveSpend and LiveCap are the day's live spend and cap (live runs).
 	LiveSpend, LiveCap int64
 	Now                time.Time
+	// Actions is set when the console can steer runs; Did names the
+	// action just done (the ?did= of the redirect after a POST).
+	Actions bool
+	Did     string
 }
 
 // failureView is a failure group with its download link.
@@ -225,6 +229,11 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	d.Actions = s.actions()
+	switch did := r.URL.Query().Get("did"); did {
+	case "pause", "resume", "cancel":
+		d.Did = did
 	}
 	s.render(w, r, "run", "layout.html", http.StatusOK, d)
 }

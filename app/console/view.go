@@ -54,7 +54,7 @@ type runView struct {
 // active reports whether a run in state st may still change.
 func active(st store.RunState) bool {
 	switch st {
-	case store.RunDone, store.RunAborted, "canceled":
+	case store.RunDone, store.RunAborted, store.RunCanceled:
 		return false
 	}
 	return true

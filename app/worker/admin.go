@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/app/console"
@@ -31,6 +32,7 @@ func (w *Worker) newAdmin() (*admin, error) {
 	c, err := console.New(console.Options{
 		Store:          w.store,
 		Inspector:      w.insp,
+		Client:         asynq.NewClientFromRedisClient(w.rdb),
 		RateLimit:      w.cfg.RateLimit,
 		LiveDailyLimit: w.handler.LiveDailyLimit,
 		Token:          w.cfg.AdminToken,
