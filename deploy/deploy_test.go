@@ -324,3 +324,40 @@ func TestComposeSecretsFromIgnoredEnvFile(t *testing.T) {
 		t.Errorf("no example env file: %v", err)
 	}
 }
+
+// TestReadmeWritesEveryOverlaySecret: the README's set-up for the example
+// overlay writes every secret file its secretGenerator reads (kubectl apply
+// -k fails on a missing one), apart from the live key, which the README
+// adds with the live component.
+func TestReadmeWritesEveryOverlaySecret(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[string]bool{}
+	for _, m := range regexp.MustCompile(`>\s*deploy/k8s/overlays/example/(secrets/[\w.-]+)`).FindAllSubmatch(readme, -1) {
+		written[string(m[1])] = true
+	}
+	var overlay doc
+	for _, d := range loadYAML(t) {
+		if filepath.ToSlash(d.file) == "k8s/overlays/example/kustomization.yaml" {
+			overlay = d
+		}
+	}
+	if overlay.obj == nil {
+		t.Fatal("no k8s/overlays/example/kustomization.yaml")
+	}
+	n := 0
+	for _, g := range list(overlay.obj["secretGenerator"]) {
+		for _, f := range list(get(g, "files")) {
+			_, path, _ := strings.Cut(str(f), "=")
+			n++
+			if !written[path] && path != "secrets/live-api-key" {
+				t.Errorf("the README's set-up never writes %s, which the example overlay's secretGenerator reads", path)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("the example overlay's secretGenerator lists no file")
+	}
+}
