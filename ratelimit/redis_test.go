@@ -78,8 +78,11 @@ func TestRedisAccuracy(t *testing.T) {
 	}
 	span := slots[len(slots)-1].Sub(slots[0])
 	want := rate*span.Seconds() + 1
-	if got := float64(len(slots)); got < want*0.97 || got > want*1.03 {
-		t.Errorf("%d grants over %v of slots, want %.0f ±3%%", len(slots), span, want)
+	// Never more than the rate allows (the gap check below bounds it per
+	// slot too); fewer only when 40 goroutines on a loaded machine leave
+	// the limiter idle between requests, so that side is loose.
+	if got := float64(len(slots)); got < want*0.8 || got > want*1.03 {
+		t.Errorf("%d grants over %v of slots, want %.0f (at most +3%%, at least -20%%)", len(slots), span, want)
 	}
 	if span < window*9/10 {
 		t.Errorf("slots span %v, want about %v (goroutines stalled?)", span, window)

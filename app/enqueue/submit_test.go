@@ -317,8 +317,8 @@ func TestRedisLostMidRunStops(t *testing.T) {
 	if _, err := io.WriteString(pw, rows(512, "first")); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until both full batches are in, then lose Redis.
-	deadline := time.Now().Add(10 * time.Second)
+	// Wait until both full batches are in (generous: a loaded machine), then lose Redis.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		runs, err := st.ListRuns(context.Background(), 1)
 		if err != nil {

@@ -122,7 +122,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 // unread, its connection closed); once they finish, callbacks are taken
 // again.
 func TestConcurrentCallbackCap(t *testing.T) {
-	e := newEnv(t, func(c *callback.Config) { c.MaxConcurrent = 2 })
+	e := newEnv(t, func(c *callback.Config) { c.MaxConcurrent = 2; c.BodyTimeout = time.Minute }) // the held bodies outlast any wait below
 	auth := refonte.CallbackAuthHeader + ": " + authKey.Reveal()
 	body := `{"task_id":"t-capped","status":"completed","response":{}}`
 	var held []net.Conn
@@ -131,11 +131,12 @@ func TestConcurrentCallbackCap(t *testing.T) {
 		held = append(held, rawRequest(t, e.srv.URL, len(body), []string{auth}, body[:len(body)/2]))
 	}
 	waitGauge(t, e.reg, "refonte_callbacks_in_flight", 2)
-	deadline := time.Now().Add(5 * time.Second)
+	// Waits, not speed requirements: generous for a loaded CI machine.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn := rawRequest(t, e.srv.URL, len(body), []string{auth}, body)
 		br := bufio.NewReader(conn)
-		code := status(t, conn, br, 3*time.Second)
+		code := status(t, conn, br, 10*time.Second)
 		if code == http.StatusServiceUnavailable {
 			if _, err := br.ReadByte(); err == nil || isTimeout(err) {
 				t.Errorf("the 503 left the connection open (%v)", err)
@@ -155,7 +156,7 @@ func TestConcurrentCallbackCap(t *testing.T) {
 		if _, err := io.WriteString(conn, body[len(body)/2:]); err != nil {
 			t.Fatal(err)
 		}
-		if code := status(t, conn, bufio.NewReader(conn), 5*time.Second); code != http.StatusOK {
+		if code := status(t, conn, bufio.NewReader(conn), 15*time.Second); code != http.StatusOK {
 			t.Errorf("held callback answered %d once complete, want 200", code)
 		}
 	}
@@ -164,11 +165,11 @@ func TestConcurrentCallbackCap(t *testing.T) {
 	}
 }
 
-// waitGauge waits up to 5 s for the gauge name of reg to read want.
+// waitGauge waits up to 30 s (a loaded machine) for the gauge name of reg to read want.
 func waitGauge(t *testing.T, reg *prometheus.Registry, name string, want float64) {
 	t.Helper()
 	var got float64
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
