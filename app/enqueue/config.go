@@ -164,7 +164,9 @@ func (c *Config) maxTaskBytes() int {
 const SubmitUsage = `usage:
   enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
   enqueue status [-json] RUN_ID  a run's counts and state
-  enqueue results RUN_ID         one JSON line per row: line, unique_id, state, task_id, response, error
+  enqueue results [-format jsonl|csv] [-join] [-dataset FILE] RUN_ID
+                                 one line per valid row: line, unique_id, state, task_id, response, error
+                                 (-join: with the row's own fields, read again from the dataset)
   enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows, and a canceled run's canceled ones (payloads from asynq, else the dataset)
   enqueue runs [-json] [-limit N] recent runs, newest first
   enqueue cancel [-tasks] [-json] RUN_ID  stop a run (-tasks: cancel its created tasks at the API too)
@@ -351,7 +353,10 @@ type opsConfig struct {
 	RunID    string
 	// Tasks is cancel's -tasks: cancel created tasks at the API too.
 	Tasks bool
-	// Retry's dataset fallback.
+	// Join and ResultsFormat are results' -join and -format.
+	Join          bool
+	ResultsFormat ResultsFormat
+	// Dataset is retry's dataset fallback, or the dataset results -join reads.
 	Dataset        string
 	DatasetOptions dataset.Options
 }
@@ -373,6 +378,12 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 		fs.IntVar(&c.Limit, "limit", 20, "how many runs")
 	}
 	var format, paramsFile string
+	resultsFormat := string(ResultsJSONL)
+	if name == "results" {
+		fs.StringVar(&resultsFormat, "format", resultsFormat, "output `format`: jsonl or csv (RFC 4180, formula-safe cells)")
+		fs.BoolVar(&c.Join, "join", false, "each valid row's own fields next to its outcome, read again from the dataset")
+		fs.StringVar(&c.Dataset, "dataset", "", "dataset `FILE` -join reads (default: the run's dataset; - for stdin)")
+	}
 	if name == "retry" {
 		fs.StringVar(&c.Dataset, "dataset", "", "dataset to rebuild payloads asynq no longer holds (default: the run's dataset file; - for stdin)")
 		fs.StringVar(&format, "format", "", "csv or jsonl (default from the extension)")
@@ -406,11 +417,19 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 	if c.Limit < 0 {
 		return nil, usagef("-limit must not be negative")
 	}
+	if name == "results" {
+		if c.ResultsFormat, err = ParseResultsFormat(resultsFormat); err != nil {
+			return nil, err
+		}
+		if c.Dataset != "" && !c.Join {
+			return nil, usagef("-dataset is read by -join only")
+		}
+	}
 	if format != "" {
 		if c.DatasetOptions.Format, err = dataset.ParseFormat(format); err != nil {
 			return nil, usagef("-format %q: want csv or jsonl", format)
 		}
-	} else if c.Dataset == "-" {
+	} else if c.Dataset == "-" && name == "retry" {
 		return nil, usagef("-dataset - (stdin) needs -format")
 	}
 	if paramsFile != "" {

@@ -208,7 +208,8 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 	case "status":
 		_, err = Status(ctx, st, cfg.RunID, cfg.JSON, env.Stdout)
 	case "results":
-		_, err = Results(ctx, st, cfg.RunID, env.Stdout)
+		_, err = WriteResults(ctx, st, cfg.RunID, ResultsOptions{Format: cfg.ResultsFormat, Join: cfg.Join,
+			Dataset: cfg.Dataset, Stdin: env.Stdin}, env.Stdout)
 	case "runs":
 		err = Runs(ctx, st, cfg.Limit, cfg.JSON, env.Stdout)
 	case "cancel":

@@ -144,15 +144,8 @@ func ResultsWhere(ctx context.Context, st *store.Store, runID string, keep func(
 		if keep != nil && !keep(job) {
 			return nil
 		}
-		l := ResultLine{Line: row.Line, UniqueID: row.UniqueID, State: "expired"}
-		if job != nil {
-			l.State, l.TaskID, l.Error = string(job.State), job.TaskID, job.Error
-			if len(job.Response) > 0 {
-				l.Response = job.Response
-			}
-		}
 		n++
-		return enc.Encode(l)
+		return enc.Encode(newResultLine(row, job))
 	})
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
@@ -185,8 +178,8 @@ type RetryOptions struct {
 	// dataset file, "-" means Stdin.
 	Dataset string
 	Stdin   io.Reader
-	// DatasetOptions are the reader options of the original submit; Type,
-	// Project, Batch and CallbackURL default to the run's. A row is only
+	// DatasetOptions are the reader options of the original submit; unset
+	// ones default to the run's (see RunDatasetOptions). A row is only
 	// matched by its unique_id, so options that change the rows' params
 	// (another -params or -instruction) match nothing.
 	DatasetOptions dataset.Options
@@ -322,23 +315,9 @@ func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, miss
 		}
 	}
 	defer in.Close()
-	do := opts.DatasetOptions
-	if do.Format == "" {
-		if do.Format, err = dataset.DetectFormat(path); err != nil {
-			return 0, err
-		}
-	}
-	if do.TaskType == "" {
-		do.TaskType = run.Type
-	}
-	if do.Project == "" {
-		do.Project = run.Project
-	}
-	if do.Batch == "" {
-		do.Batch = run.Batch
-	}
-	if do.CallbackURL == "" {
-		do.CallbackURL = run.CallbackURL
+	do, err := RunDatasetOptions(run, path, opts.DatasetOptions)
+	if err != nil {
+		return 0, err
 	}
 	r, err := dataset.NewReader(in, path, do)
 	if err != nil {
