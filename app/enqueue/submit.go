@@ -7,16 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -353,8 +350,10 @@ func (r *rejectsFile) close() error {
 }
 
 // readAll reads the whole dataset, counting rows; rejects go to rej (if not
-// nil) and valid rows to onValid (if not nil). A fatal error is returned as
-// a *StoppedError without a run.
+// nil) and valid rows to onValid (if not nil), whose errors it returns as
+// they are. A fatal error of its own is returned as a *StoppedError without
+// a run, whose Line is the reader's (a *dataset.LineError) or the reject's
+// that could not be written.
 //
 // onStart (if not nil) is called once the dataset proved readable: after
 // the first record or at the end of an empty dataset. A fatal error before
@@ -388,7 +387,11 @@ func readAll(ctx context.Context, src *source, dopts dataset.Options, c *Counts,
 			return nil
 		}
 		if err != nil {
-			return &StoppedError{RowsRead: c.Read.Load(), Err: err}
+			se := &StoppedError{RowsRead: c.Read.Load(), Err: err}
+			if le := (*dataset.LineError)(nil); errors.As(err, &le) {
+				se.Line = le.Line
+			}
+			return se
 		}
 		c.Read.Add(1)
 		if reject != nil {
@@ -433,269 +436,6 @@ func dryRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptio
 		s.Preflight = preflight(ctx, st, cfg, opts, s.Valid)
 	}
 	return s, nil
-}
-
-// batchBufKeep is the largest payload buffer a finished batch hands back
-// for reuse: the buffer of 256 ordinary rows fits; one grown by wide rows
-// is dropped.
-const batchBufKeep = 1 << 20
-
-// batch is one store.AddJobs call's rows; buf holds their payloads.
-type batch struct {
-	firstLine int64
-	jobs      []store.NewJob
-	buf       []byte
-}
-
-// stopTracker keeps the earliest line that could not be enqueued.
-type stopTracker struct {
-	mu   sync.Mutex
-	line int64
-}
-
-func (s *stopTracker) at(line int64) {
-	s.mu.Lock()
-	if s.line == 0 || line < s.line {
-		s.line = line
-	}
-	s.mu.Unlock()
-}
-
-// submitRun streams the dataset into a new run. confirmed >= 0 caps the
-// valid rows (a live run's confirmed billable count).
-func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOptions, src *source, dopts dataset.Options, confirmed int64) (*Summary, error) {
-	now := opts.now()
-	run := &store.Run{
-		ID: store.NewRunID(now), Dataset: src.name, Type: cfg.TaskType, Project: cfg.Project,
-		Batch: cfg.Batch, Mode: cfg.Mode, CallbackURL: cfg.CallbackURL, State: store.RunEnqueuing, CreatedAt: now,
-		ReadSpec: cfg.ReadSpec(),
-	}
-	log := opts.Logger.With(zap.String("run_id", run.ID))
-	created := false
-	c := &Counts{Size: src.size}
-	stopBeat := func() {}
-	defer func() { stopBeat() }()
-	createRun := func() error {
-		if err := st.CreateRun(ctx, run); err != nil {
-			return fmt.Errorf("create the run in Redis: %w", err)
-		}
-		created = true
-		stopBeat = startHeartbeat(ctx, st, run.ID, cfg.Heartbeat, &c.Line, log)
-		log.Info("run created", zap.String("dataset", src.name), zap.String("mode", string(cfg.Mode)))
-		return nil
-	}
-
-	start := time.Now()
-	stopProgress := opts.Progress.Start(c)
-	defer stopProgress()
-
-	var stopped stopTracker
-	rej := &rejectsFile{path: cfg.Rejects, log: opts.Logger}
-	batches := make(chan *batch, cfg.Workers)
-	free := make(chan *batch, 2*cfg.Workers+1)
-	g, gctx := errgroup.WithContext(ctx)
-	for range cfg.Workers {
-		g.Go(func() error {
-			for b := range batches {
-				outs, err := st.AddJobs(gctx, run, b.jobs)
-				if err != nil {
-					stopped.at(b.firstLine)
-					return err
-				}
-				var added, dup int64
-				for i, o := range outs {
-					switch o {
-					case store.AddedNew:
-						added++
-					case store.AddedConflict:
-						c.Valid.Add(-1)
-						c.Conflict.Add(1)
-						if err := rej.write(conflictReject(gctx, st, run, &b.jobs[i])); err != nil {
-							stopped.at(b.jobs[i].Line)
-							return err
-						}
-					default:
-						dup++
-					}
-				}
-				c.Enqueued.Add(added)
-				c.Duplicate.Add(dup)
-				if cap(b.buf) <= batchBufKeep {
-					select {
-					case free <- b:
-					default:
-					}
-				} // else: let a buffer grown by wide rows go
-
-			}
-			return nil
-		})
-	}
-
-	var pendingInvalid int64
-	flushInvalid := func() error {
-		if pendingInvalid == 0 {
-			return nil
-		}
-		if err := st.AddInvalid(gctx, run.ID, pendingInvalid); err != nil {
-			return err
-		}
-		pendingInvalid = 0
-		return nil
-	}
-	var cur *batch
-	dispatch := func() error {
-		if err := flushInvalid(); err != nil {
-			return err
-		}
-		if cur == nil || len(cur.jobs) == 0 {
-			return nil
-		}
-		select {
-		case batches <- cur:
-			cur = nil
-			return nil
-		case <-gctx.Done():
-			return context.Cause(gctx)
-		}
-	}
-	var lastInvalid int64
-	readErr := readAll(gctx, src, dopts, c, rej, createRun, func(row dataset.Row) error {
-		if inv := c.Invalid.Load(); inv != lastInvalid {
-			pendingInvalid += inv - lastInvalid
-			lastInvalid = inv
-		}
-		if confirmed >= 0 && c.Valid.Load() > confirmed {
-			return &StoppedError{Line: row.Line, Err: fmt.Errorf("%w: more than the %d billable rows confirmed", ErrDatasetChanged, confirmed)}
-		}
-		if cur == nil {
-			select {
-			case cur = <-free:
-				cur.jobs, cur.buf = cur.jobs[:0], cur.buf[:0]
-			default:
-				cur = &batch{jobs: make([]store.NewJob, 0, cfg.BatchSize), buf: make([]byte, 0, cfg.BatchSize*640)}
-			}
-			cur.firstLine = row.Line
-		}
-		cur.jobs = append(cur.jobs, newJob(cur, run, row))
-		// A batch ends at -write-batch rows or at -max-task-bytes of payloads,
-		// so wide rows never hold more than about a limit per batch.
-		if len(cur.jobs) >= cfg.BatchSize || len(cur.buf) >= cfg.maxTaskBytes() {
-			if err := dispatch(); err != nil {
-				stopped.at(cur.firstLine)
-				return &StoppedError{Line: cur.firstLine, RowsRead: c.Read.Load(), Err: err}
-			}
-		}
-		return nil
-	})
-	// Rows read before a fatal read error are still enqueued.
-	if inv := c.Invalid.Load(); inv != lastInvalid {
-		pendingInvalid += inv - lastInvalid
-	}
-	var dispatchErr error
-	if gctx.Err() == nil {
-		dispatchErr = dispatch()
-	}
-	close(batches)
-	writeErr := g.Wait()
-	if cerr := rej.close(); readErr == nil && cerr != nil {
-		readErr = cerr
-	}
-	stopProgress()
-
-	stopBeat() // the run's end (finished or aborted) is recorded below
-	err := writeErr
-	if err == nil {
-		err = dispatchErr
-	}
-	if !created {
-		// Nothing was written: the dataset was unreadable from the start.
-		if readErr == nil {
-			readErr = err
-		}
-		return nil, readErr
-	}
-	var se *StoppedError
-	if err == nil && readErr != nil {
-		err = readErr
-		if errors.As(readErr, &se) && se.Line == 0 {
-			if line := lineOf(se.Err, src.name); line > 0 {
-				stopped.at(line)
-			}
-		}
-	}
-	if err == nil {
-		// A dataset can end with invalid rows only.
-		err = flushInvalid()
-	}
-	sum := &Summary{RunID: run.ID, Rows: c.Read.Load(), Valid: c.Valid.Load(), Invalid: c.invalid(),
-		Enqueued: c.Enqueued.Load(), Duplicate: c.Duplicate.Load(), Seconds: time.Since(start).Seconds()}
-	if sum.Invalid > 0 {
-		sum.Rejects = cfg.Rejects
-	}
-	if err != nil {
-		if !errors.As(err, &se) {
-			se = &StoppedError{Err: err}
-		}
-		se.RunID, se.RowsRead, se.Enqueued = run.ID, c.Read.Load(), c.Enqueued.Load()+c.Duplicate.Load()
-		if stopped.line > 0 {
-			se.Line = stopped.line
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if r, gerr := st.GetRun(actx, run.ID); gerr == nil {
-			se.Recorded, se.RecordedKnown = r.Enqueued+r.Duplicate, true
-		}
-		if aerr := st.AbortRun(actx, run.ID, se.Error()); aerr != nil {
-			log.Error("could not mark the run aborted", zap.Error(aerr))
-		}
-		log.Error("enqueue stopped", zap.Int64("line", se.Line), zap.Int64("rows_read", se.RowsRead),
-			zap.Int64("enqueued", se.Enqueued), zap.Error(se.Err))
-		return sum, se
-	}
-	if err := st.FinishEnqueue(ctx, run.ID); err != nil {
-		return sum, fmt.Errorf("run %s: every row was read and recorded, but marking the end of enqueue failed "+
-			"(the run stays in state enqueuing; its rows are worked as usual): %w", run.ID, err)
-	}
-	log.Info("enqueue finished", zap.Int64("rows", sum.Rows), zap.Int64("valid", sum.Valid),
-		zap.Int64("invalid", sum.Invalid), zap.Int64("enqueued", sum.Enqueued), zap.Int64("duplicate", sum.Duplicate),
-		zap.Float64("rows_per_s", float64(sum.Rows)/max(sum.Seconds, 1e-9)))
-	if cfg.Wait {
-		return sum, wait(ctx, st, run.ID, opts, sum)
-	}
-	return sum, nil
-}
-
-// lineOf returns the line of a dataset reader's fatal error, which starts
-// with "name:line:", or 0.
-func lineOf(err error, name string) int64 {
-	if err == nil {
-		return 0
-	}
-	rest, ok := strings.CutPrefix(err.Error(), name+":")
-	if !ok {
-		return 0
-	}
-	digits, _, _ := strings.Cut(rest, ":")
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
-// newJob builds the store job of a valid row, its payload appended to b.buf.
-func newJob(b *batch, run *store.Run, row dataset.Row) store.NewJob {
-	start := len(b.buf)
-	b.buf = jobs.AppendSubmitPayload(b.buf, jobs.SubmitPayload{
-		V: jobs.PayloadVersion, Run: run.ID, Line: row.Line, UniqueID: row.UniqueID,
-		TaskType: row.Type, Mode: run.Mode, Params: row.Body,
-	})
-	return store.NewJob{
-		Line: row.Line, UniqueID: row.UniqueID, TaskType: row.Type, Fingerprint: row.Fingerprint,
-		AsynqType: jobs.TypeSubmit, Queue: jobs.Queue(run.Mode), TaskID: jobs.TaskID(run.Mode, row.UniqueID),
-		Payload: b.buf[start:len(b.buf):len(b.buf)], MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout,
-	}
 }
 
 // wait polls the run until it is done or aborted, updating sum.

@@ -140,13 +140,13 @@ func (r *Reader) readHeader() error {
 		return r.fatal(err)
 	}
 	if problem != "" {
-		return fmt.Errorf("%s:%d: %w: %s", r.name, start, ErrHeader, problem)
+		return r.lineError(start, fmt.Errorf("%w: %s", ErrHeader, problem))
 	}
 	seen := make(map[string]string, len(r.fieldEnds))
 	for i := range r.fieldEnds {
 		f := r.field(i)
 		if !utf8.Valid(f) {
-			return fmt.Errorf("%s:%d: %w: column %d: %w: invalid UTF-8 in the name", r.name, start, ErrHeader, i+1, ErrEncoding)
+			return r.lineError(start, fmt.Errorf("%w: column %d: %w: invalid UTF-8 in the name", ErrHeader, i+1, ErrEncoding))
 		}
 		c := column{header: strings.TrimSpace(string(f))}
 		c.param = c.header
@@ -154,12 +154,12 @@ func (r *Reader) readHeader() error {
 			c.param, c.kind = strings.TrimSpace(p), cellJSON
 		}
 		if c.param == "" {
-			return fmt.Errorf("%s:%d: %w: column %d has no name", r.name, start, ErrHeader, i+1)
+			return r.lineError(start, fmt.Errorf("%w: column %d has no name", ErrHeader, i+1))
 		}
 		c.path = strings.Split(c.param, ".")
 		for _, seg := range c.path {
 			if seg == "" {
-				return fmt.Errorf("%s:%d: %w: column %d %q has an empty name part", r.name, start, ErrHeader, i+1, c.header)
+				return r.lineError(start, fmt.Errorf("%w: column %d %q has an empty name part", ErrHeader, i+1, c.header))
 			}
 		}
 		if c.kind == cellString {
@@ -171,7 +171,7 @@ func (r *Reader) readHeader() error {
 			}
 		}
 		if prev, dup := seen[c.param]; dup {
-			return fmt.Errorf("%s:%d: %w: columns %q and %q both set %q", r.name, start, ErrHeader, prev, c.header, c.param)
+			return r.lineError(start, fmt.Errorf("%w: columns %q and %q both set %q", ErrHeader, prev, c.header, c.param))
 		}
 		seen[c.param] = c.header
 		if c.param == "type" {
@@ -183,12 +183,12 @@ func (r *Reader) readHeader() error {
 		for k := 1; k < len(c.path); k++ {
 			prefix := strings.Join(c.path[:k], ".")
 			if prev, ok := seen[prefix]; ok {
-				return fmt.Errorf("%s:%d: %w: columns %q and %q conflict (%q is inside %q)", r.name, start, ErrHeader, prev, c.header, c.param, prefix)
+				return r.lineError(start, fmt.Errorf("%w: columns %q and %q conflict (%q is inside %q)", ErrHeader, prev, c.header, c.param, prefix))
 			}
 		}
 	}
 	if r.opts.TaskType == "" && r.typeCol < 0 {
-		return fmt.Errorf("%s:%d: %w: no \"type\" column and no task type given for the dataset", r.name, start, ErrHeader)
+		return r.lineError(start, fmt.Errorf("%w: no \"type\" column and no task type given for the dataset", ErrHeader))
 	}
 	return nil
 }

@@ -60,6 +60,25 @@ var ErrHeader = errors.New("dataset: bad CSV header")
 // byte order mark); it stops reading.
 var ErrEncoding = errors.New("dataset: not UTF-8")
 
+// LineError is a fatal error of a Reader (I/O, gzip corruption, a UTF-16
+// file, an unusable CSV header): the dataset and the line it stopped at
+// travel with the cause, for errors.As. Its text is "name:line: cause".
+type LineError struct {
+	// Name is the dataset's name as given to NewReader.
+	Name string
+	// Line is the 1-based line where reading stopped: the first line whose
+	// row was not returned.
+	Line int64
+	// Err is the cause (it may match ErrHeader, ErrEncoding, an I/O error…).
+	Err error
+}
+
+// Error returns "name:line: cause".
+func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Name, e.Line, e.Err) }
+
+// Unwrap returns the cause.
+func (e *LineError) Unwrap() error { return e.Err }
+
 // ParseFormat parses "csv" or "jsonl" (also "ndjson"), case-insensitively.
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {

@@ -331,15 +331,70 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestReadErrorIsFatalWithLine(t *testing.T) {
-	in := `{"attachment":"https://a.example/1.jpg"}` + "\n" + `{"attachment":"https://a.exa`
-	r, _ := NewReader(&failingReader{data: []byte(in)}, "d.jsonl", Options{Format: FormatJSONL, TaskType: refonte.TypeLineAnnotation})
-	if _, rej, err := r.Next(); err != nil || rej != nil {
-		t.Fatal(err, rej)
+// TestFatalErrorsAreLineErrors checks that every error that stops a Reader
+// is a *LineError carrying the dataset's name and the line it stopped at,
+// with the cause still matchable.
+func TestFatalErrorsAreLineErrors(t *testing.T) {
+	const okRow = `{"attachment":"https://a.example/1.jpg"}` + "\n"
+	gzipped := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = io.WriteString(zw, s)
+		_ = zw.Close()
+		return b.Bytes()[:b.Len()-8] // truncated trailer: corrupt
 	}
-	_, _, err := r.Next()
-	if err == nil || err.Error() != "d.jsonl:2: disk on fire" {
-		t.Fatalf("err = %v", err)
+	jsonl := Options{Format: FormatJSONL, TaskType: refonte.TypeLineAnnotation}
+	csv := Options{Format: FormatCSV, TaskType: refonte.TypeLineAnnotation}
+	tests := []struct {
+		name  string
+		in    io.Reader
+		opts  Options
+		rows  int // valid rows before the error
+		line  int64
+		cause error // matched with errors.Is, when not nil
+		text  string
+	}{
+		{"io error", &failingReader{data: []byte(okRow + `{"attachment":"https://a.exa`)}, jsonl, 1, 2, nil,
+			"d:2: disk on fire"},
+		{"io error at the start", &failingReader{}, jsonl, 0, 1, nil, "d:1: disk on fire"},
+		{"utf-16", strings.NewReader("\xff\xfe{\x00}\x00"), jsonl, 0, 1, ErrEncoding,
+			"d:1: dataset: not UTF-8: the file starts with a UTF-16 byte order mark; convert it to UTF-8"},
+		{"csv header", strings.NewReader("\n\nattachment,attachment\n"), csv, 0, 3, ErrHeader,
+			`d:3: dataset: bad CSV header: columns "attachment" and "attachment" both set "attachment"`},
+		{"csv header not utf-8", strings.NewReader("a\xffb\n"), csv, 0, 1, ErrEncoding,
+			"d:1: dataset: bad CSV header: column 1: dataset: not UTF-8: invalid UTF-8 in the name"},
+		{"gzip corrupt", bytes.NewReader(gzipped(strings.Repeat(okRow, 3))), jsonl, 3, 4, io.ErrUnexpectedEOF,
+			"d:4: unexpected EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(tt.in, "d", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := 0
+			for {
+				_, rej, err := r.Next()
+				if err == nil {
+					if rej != nil {
+						t.Fatalf("reject %v", rej)
+					}
+					rows++
+					continue
+				}
+				var le *LineError
+				if !errors.As(err, &le) {
+					t.Fatalf("err = %v (%T), want a *LineError", err, err)
+				}
+				if rows != tt.rows || le.Name != "d" || le.Line != tt.line || err.Error() != tt.text {
+					t.Errorf("after %d rows: %q at line %d; want after %d rows %q at line %d", rows, err, le.Line, tt.rows, tt.text, tt.line)
+				}
+				if tt.cause != nil && !errors.Is(err, tt.cause) {
+					t.Errorf("%v does not match %v", err, tt.cause)
+				}
+				return
+			}
+		})
 	}
 }
 

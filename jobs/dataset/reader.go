@@ -95,22 +95,22 @@ func (r *Reader) start() error {
 	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s:1: %w", r.name, err)
+			return r.lineError(1, err)
 		}
 		gz.Multistream(true)
 		br = bufio.NewReaderSize(gz, readBufferSize)
 	} else if err != nil && err != io.EOF {
-		return fmt.Errorf("%s:1: %w", r.name, err)
+		return r.lineError(1, err)
 	}
 	head, err := br.Peek(3)
 	if err != nil && err != io.EOF {
-		return fmt.Errorf("%s:1: %w", r.name, err)
+		return r.lineError(1, err)
 	}
 	switch {
 	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
 		br.Discard(3)
 	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
-		return fmt.Errorf("%s:1: %w: the file starts with a UTF-16 byte order mark; convert it to UTF-8", r.name, ErrEncoding)
+		return r.lineError(1, fmt.Errorf("%w: the file starts with a UTF-16 byte order mark; convert it to UTF-8", ErrEncoding))
 	}
 	r.lr = lineReader{br: br, max: r.opts.MaxLineBytes}
 	return nil
@@ -119,7 +119,7 @@ func (r *Reader) start() error {
 // Next returns the next row. Exactly one of these happens: a valid row (rej
 // nil, err nil); an invalid row as a *Reject, after which reading continues;
 // io.EOF at the end; or a fatal error (I/O, gzip corruption, unusable CSV
-// header) prefixed with "name:line:", after which Next keeps returning it.
+// header), a *LineError, after which Next keeps returning it.
 func (r *Reader) Next() (row Row, rej *Reject, err error) {
 	if r.err != nil {
 		return Row{}, nil, r.err
@@ -148,11 +148,17 @@ func (r *Reader) Next() (row Row, rej *Reject, err error) {
 	return row, rej, err
 }
 
+// fatal is a read error at the line after the last one read (io.EOF as is).
 func (r *Reader) fatal(err error) error {
 	if err == io.EOF {
 		return err
 	}
-	return fmt.Errorf("%s:%d: %w", r.name, r.lr.n+1, err)
+	return r.lineError(r.lr.n+1, err)
+}
+
+// lineError is a fatal error at a line of this dataset.
+func (r *Reader) lineError(line int64, err error) error {
+	return &LineError{Name: r.name, Line: line, Err: err}
 }
 
 // tooBig rejects a row whose task body is over the limit: size bytes, or
