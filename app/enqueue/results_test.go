@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -411,4 +412,37 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 		h.max = max(h.max, ms.HeapAlloc)
 	}
 	return len(p), nil
+}
+
+// TestRetryUsesRecordedReadOptions: retry rebuilds a payload from the
+// dataset with the -params and -instruction the run recorded, without
+// the flags (RunDatasetOptions, shared with results -join).
+func TestRetryUsesRecordedReadOptions(t *testing.T) {
+	f := newFixture(t)
+	params := f.write("params.json", `{"metadata":{"team":"default"}}`)
+	r := f.main("-type", "documenttranscription", "-params", params, "-instruction", "Transcribe.", "-json",
+		f.write("retry.jsonl", rows(2, "recorded")))
+	if r.code != enqueue.ExitOK {
+		t.Fatalf("submit exit %d: %s", r.code, r.stderr)
+	}
+	runID := r.lastJSON(t)["run_id"].(string)
+	js := f.jobsOf(runID)
+	q := jobs.Queue(refonte.ModeTest)
+	tid := jobs.TaskID(refonte.ModeTest, js[0].UniqueID)
+	if err := f.insp.DeleteTask(q, tid); err != nil {
+		t.Fatal(err)
+	}
+	f.complete(js[0], refonte.StatusError, "", "labeler gave up")
+	r = f.main("retry", runID)
+	if r.code != enqueue.ExitOK || !strings.Contains(r.stdout, "1 re-queued (1 rebuilt from the dataset), 0 not re-queued") {
+		t.Fatalf("retry: exit %d, %q %s", r.code, r.stdout, r.stderr)
+	}
+	info, err := f.insp.GetTaskInfo(q, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jobs.DecodeSubmitPayload(info.Payload)
+	if err != nil || !strings.Contains(string(p.Params), `"instruction":"Transcribe."`) || !strings.Contains(string(p.Params), `"team":"default"`) {
+		t.Errorf("rebuilt params %s (%v), want the recorded -params and -instruction", p.Params, err)
+	}
 }
