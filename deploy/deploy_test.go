@@ -291,7 +291,9 @@ func TestAutoscalingOnQueueDepth(t *testing.T) {
 	docs := loadYAML(t)
 	want := map[string]bool{}
 	for _, m := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
-		want["asynq:{"+jobs.Queue(m)+"}:pending"] = false
+		for _, q := range jobs.Queues(m) { // every priority's queue
+			want["asynq:{"+q+"}:pending"] = false
+		}
 	}
 	for _, d := range kinds(docs, "ScaledObject") {
 		for _, tr := range list(get(d.obj, "spec", "triggers")) {

@@ -55,7 +55,7 @@ func NewCancelTask(p CancelPayload) (*asynq.Task, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	return asynq.NewTask(TypeCancelTask, b,
-		asynq.Queue(Queue(p.Mode)),
+		asynq.Queue(PriorityQueue(p.Mode, PriorityHigh)),
 		asynq.TaskID(CancelTaskID(p.Mode, p.UniqueID)),
 		asynq.MaxRetry(CancelMaxRetry),
 		asynq.Timeout(CancelTimeout),

@@ -22,7 +22,8 @@ const PayloadVersion = 1
 // QueuePrefix prefixes the per-mode queue names.
 const QueuePrefix = "refonte-"
 
-// Queue returns the asynq queue of a mode: "refonte-test" or "refonte-live".
+// Queue returns the asynq queue of a mode's normal priority: "refonte-test"
+// or "refonte-live" (see PriorityQueue and Queues for the others).
 func Queue(m refonte.Mode) string { return QueuePrefix + string(m) }
 
 // SubmitPayload is the payload of a TypeSubmit task. It never holds an API
@@ -51,9 +52,16 @@ const (
 	DefaultTimeout  = 2 * time.Minute
 )
 
-// NewSubmitTask builds the asynq task of one row: type TypeSubmit, queue of
-// its mode, task ID from TaskID, DefaultMaxRetry and DefaultTimeout.
+// NewSubmitTask builds the asynq task of one row of a normal-priority run:
+// NewPrioritySubmitTask(p, PriorityNormal).
 func NewSubmitTask(p SubmitPayload) (*asynq.Task, error) {
+	return NewPrioritySubmitTask(p, PriorityNormal)
+}
+
+// NewPrioritySubmitTask builds the asynq task of one row of a run of
+// priority prio: type TypeSubmit, queue PriorityQueue(mode, prio), task ID
+// from TaskID, DefaultMaxRetry and DefaultTimeout.
+func NewPrioritySubmitTask(p SubmitPayload, prio Priority) (*asynq.Task, error) {
 	if p.V == 0 {
 		p.V = PayloadVersion
 	}
@@ -68,7 +76,7 @@ func NewSubmitTask(p SubmitPayload) (*asynq.Task, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	return asynq.NewTask(TypeSubmit, b,
-		asynq.Queue(Queue(p.Mode)),
+		asynq.Queue(PriorityQueue(p.Mode, prio)),
 		asynq.TaskID(TaskID(p.Mode, p.UniqueID)),
 		asynq.MaxRetry(DefaultMaxRetry),
 		asynq.Timeout(DefaultTimeout),

@@ -192,8 +192,13 @@ func (s *Server) fleet(ctx context.Context, views []*runView, now time.Time) (fl
 	for _, m := range modes {
 		mf := modeFleet{Mode: m, Limit: s.opts.RateLimit}
 		if insp := s.opts.Inspector; insp != nil {
-			if qi, err := insp.GetQueueInfo(jobs.Queue(m)); err == nil {
-				mf.Pending, mf.Active, mf.Scheduled, mf.Retry = qi.Pending, qi.Active, qi.Scheduled, qi.Retry
+			for _, q := range jobs.Queues(m) { // the mode's queues of every priority
+				if qi, err := insp.GetQueueInfo(q); err == nil {
+					mf.Pending += qi.Pending
+					mf.Active += qi.Active
+					mf.Scheduled += qi.Scheduled
+					mf.Retry += qi.Retry
+				}
 			}
 			mf.QueueKnown = true
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -124,6 +125,9 @@ type Config struct {
 	// Heartbeat is how often the run records that its producer is alive
 	// (default DefaultHeartbeat; see HeartbeatLapses).
 	Heartbeat time.Duration
+	// Priority is the run's submit priority (-priority, default normal):
+	// the queue its rows wait in (see jobs.Priority).
+	Priority jobs.Priority
 }
 
 // DatasetOptions returns the dataset reader options of the config.
@@ -163,6 +167,7 @@ func (c *Config) maxTaskBytes() int {
 // SubmitUsage is the usage text of the submit command.
 const SubmitUsage = `usage:
   enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
+                                 (-priority high|normal|low: which runs' rows are submitted first)
   enqueue status [-json] RUN_ID  a run's counts and state
   enqueue results [-format jsonl|csv] [-join] [-dataset FILE] RUN_ID
                                  one line per valid row: line, unique_id, state, task_id, response, error
@@ -214,11 +219,12 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 		fmt.Fprint(out, SubmitUsage+"\nsubmit flags:\n")
 		fs.PrintDefaults()
 	}
-	var typ, mode, format string
+	var typ, mode, priority, format string
 	fs.StringVar(&typ, "type", "", "task `type` of every row (else a `type` column/field per row)")
 	fs.StringVar(&c.Project, "project", "", "Refonte project of the tasks (unless the row sets one)")
 	fs.StringVar(&c.Batch, "batch", "", "Refonte batch of the tasks (unless the row sets one)")
 	fs.StringVar(&mode, "mode", string(refonte.ModeTest), "`test` or live (live is billable: see -yes, -max-live-tasks)")
+	fs.StringVar(&priority, "priority", string(jobs.PriorityNormal), "`high`, normal or low: high runs' rows are submitted before the normal and low rows already\nqueued (same mode), first in first out within a priority; low rows still get a share")
 	fs.StringVar(&c.CallbackURL, "callback-url", "", "callback URL of the tasks (default $"+EnvCallbackURL+")")
 	fs.StringVar(&c.Instruction, "instruction", "", "instruction of the tasks (unless the row sets one)")
 	fs.StringVar(&c.ParamsFile, "params", "", "`FILE` holding a JSON object of default params under every row")
@@ -262,6 +268,9 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	}
 	if c.Mode, err = refonte.ParseMode(mode); err != nil {
 		return nil, usagef("-mode %q: want test or live", mode)
+	}
+	if c.Priority, err = jobs.ParsePriority(priority); err != nil || priority == "" {
+		return nil, usagef("-priority %q: want high, normal or low", priority)
 	}
 	if typ != "" {
 		if c.TaskType, err = refonte.ParseTaskType(typ); err != nil {

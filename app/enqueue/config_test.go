@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -71,6 +72,23 @@ func TestParseSubmit(t *testing.T) {
 		{name: "two datasets", args: []string{"a.csv", "b.csv"}, wantErr: "one DATASET expected"},
 		{name: "unknown flag", args: []string{"-bogus", "a.csv"}, wantErr: "bogus"},
 		{name: "bad mode", args: []string{"-mode", "prod", "a.csv"}, wantErr: "-mode"},
+		{name: "default priority", args: []string{"a.csv"}, check: func(t *testing.T, c *enqueue.Config) {
+			if c.Priority != jobs.PriorityNormal {
+				t.Errorf("priority = %q, want normal", c.Priority)
+			}
+		}},
+		{name: "high priority", args: []string{"-priority", "high", "a.csv"}, check: func(t *testing.T, c *enqueue.Config) {
+			if c.Priority != jobs.PriorityHigh {
+				t.Errorf("priority = %q, want high", c.Priority)
+			}
+		}},
+		{name: "low priority", args: []string{"a.csv", "-priority", "low"}, check: func(t *testing.T, c *enqueue.Config) {
+			if c.Priority != jobs.PriorityLow {
+				t.Errorf("priority = %q, want low", c.Priority)
+			}
+		}},
+		{name: "bad priority", args: []string{"-priority", "urgent", "a.csv"}, wantErr: "-priority"},
+		{name: "empty priority", args: []string{"-priority", "", "a.csv"}, wantErr: "-priority"},
 		{name: "bad type", args: []string{"-type", "nope", "a.csv"}, wantErr: "-type"},
 		{name: "bad format", args: []string{"-format", "xml", "a.csv"}, wantErr: "-format"},
 		{name: "stdin without format", args: []string{"-"}, wantErr: "-format"},
@@ -122,6 +140,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"-mode", "nope", "a.csv"},
+		{"-priority", "urgent", "a.csv"},
 		{"status"},
 		{"results", "a", "b"},
 		{"runs", "extra"},

@@ -39,7 +39,7 @@ func TestCancelCommand(t *testing.T) {
 	if m["state"] != string(store.RunCanceling) {
 		t.Errorf("state = %v", m["state"])
 	}
-	info, err := f.insp.GetTaskInfo(jobs.Queue(refonte.ModeTest), jobs.CancelTaskID(refonte.ModeTest, js[0].UniqueID))
+	info, err := f.insp.GetTaskInfo(jobs.PriorityQueue(refonte.ModeTest, jobs.PriorityHigh), jobs.CancelTaskID(refonte.ModeTest, js[0].UniqueID))
 	if err != nil || info.Type != jobs.TypeCancelTask {
 		t.Fatalf("cancel job = %+v, %v", info, err)
 	}

@@ -59,7 +59,7 @@ func NewStatusReport(r *store.Run) StatusReport {
 		Counters: r.Counters, Retrying: r.Retrying, LastError: r.LastError, LastErrorAt: r.LastErrorAt,
 		ConflictingDeliveries: r.Conflicts,
 		CanceledAfterSubmit:   r.CanceledAfterSubmit(), CancelRequestedAt: r.CancelRequestedAt,
-		Priority: r.Priority,
+		Priority: string(jobs.PriorityOf(r.Priority)),
 		Mode:     r.Mode, Dataset: r.Dataset, Type: string(r.Type), Project: r.Project, Batch: r.Batch,
 		CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt,
 	}
@@ -89,6 +89,7 @@ func Status(ctx context.Context, st *store.Store, runID string, asJSON bool, w i
 	}
 	fmt.Fprintf(tw, "dataset\t%s\n", rep.Dataset)
 	fmt.Fprintf(tw, "mode\t%s\tproject\t%s\tbatch\t%s\n", rep.Mode, rep.Project, rep.Batch)
+	fmt.Fprintf(tw, "priority\t%s\n", jobs.PriorityOf(rep.Priority))
 	fmt.Fprintf(tw, "rows\t%d\tvalid\t%d\tinvalid\t%d\n", rep.Rows, rep.Valid, rep.Invalid)
 	fmt.Fprintf(tw, "enqueued\t%d\tduplicate\t%d\tsubmitted\t%d\n", rep.Enqueued, rep.Duplicate, rep.Submitted)
 	fmt.Fprintf(tw, "completed\t%d\tfailed\t%d\tcanceled\t%d\n", rep.Completed, rep.Failed, rep.Canceled)
@@ -249,7 +250,7 @@ func Retry(ctx context.Context, st *store.Store, runID string, opts RetryOptions
 			continue
 		}
 		if err == nil {
-			err = requeue(ctx, st, job.Mode, p, opts)
+			err = requeue(ctx, st, run, job.Mode, p, opts)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -282,12 +283,12 @@ func asynqPayload(job *store.Job, run *store.Run, opts RetryOptions) (jobs.Submi
 	if job.Mode == "" {
 		job.Mode = run.Mode
 	}
-	info, err := opts.Inspector.GetTaskInfo(jobs.Queue(job.Mode), jobs.TaskID(job.Mode, job.UniqueID))
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		return jobs.SubmitPayload{}, ErrNoPayload
-	}
+	info, err := findTask(opts.Inspector, jobs.RowQueues(run.Mode, jobs.PriorityOf(run.Priority)), jobs.TaskID(job.Mode, job.UniqueID))
 	if err != nil {
 		return jobs.SubmitPayload{}, err
+	}
+	if info == nil {
+		return jobs.SubmitPayload{}, ErrNoPayload
 	}
 	if info.State == asynq.TaskStateActive {
 		return jobs.SubmitPayload{}, errors.New("its task is being worked on right now; retry later")
@@ -347,7 +348,7 @@ func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, miss
 		if p.Run == "" {
 			p.Run = run.ID
 		}
-		if err := requeue(ctx, st, job.Mode, p, opts); err != nil {
+		if err := requeue(ctx, st, run, job.Mode, p, opts); err != nil {
 			if ctx.Err() != nil {
 				return n, err
 			}
@@ -360,9 +361,23 @@ func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, miss
 	return n, nil
 }
 
-// requeue moves one failed job back to enqueued and writes its asynq task.
-func requeue(ctx context.Context, st *store.Store, mode refonte.Mode, p jobs.SubmitPayload, opts RetryOptions) error {
-	task, err := jobs.NewSubmitTask(p)
+// findTask looks for the asynq task id in queues (see jobs.RowQueues): nil
+// when none holds it.
+func findTask(insp *asynq.Inspector, queues []string, id string) (*asynq.TaskInfo, error) {
+	for _, q := range queues {
+		info, err := insp.GetTaskInfo(q, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			continue
+		}
+		return info, err
+	}
+	return nil, nil
+}
+
+// requeue moves one failed job back to enqueued and writes its asynq task,
+// in the queue of the retried run's priority.
+func requeue(ctx context.Context, st *store.Store, run *store.Run, mode refonte.Mode, p jobs.SubmitPayload, opts RetryOptions) error {
+	task, err := jobs.NewPrioritySubmitTask(p, jobs.PriorityOf(run.Priority))
 	if err != nil {
 		return err
 	}
@@ -373,9 +388,16 @@ func requeue(ctx context.Context, st *store.Store, mode refonte.Mode, p jobs.Sub
 	if !tr.Changed {
 		return fmt.Errorf("no longer failed nor canceled (state %s)", tr.To)
 	}
-	err = opts.Inspector.DeleteTask(jobs.Queue(mode), jobs.TaskID(mode, p.UniqueID))
-	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-		err = nil
+	// The old task (archived, or in another priority's queue) goes first:
+	// one task ID per row and mode.
+	for _, q := range jobs.RowQueues(mode, jobs.PriorityOf(run.Priority)) {
+		err = opts.Inspector.DeleteTask(q, jobs.TaskID(mode, p.UniqueID))
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			err = nil
+		}
+		if err != nil {
+			break
+		}
 	}
 	if err == nil {
 		_, err = opts.Client.EnqueueContext(ctx, task)

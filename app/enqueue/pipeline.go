@@ -87,7 +87,7 @@ func submitRun(ctx context.Context, st *store.Store, cfg *Config, opts *SubmitOp
 	run := &store.Run{
 		ID: store.NewRunID(now), Dataset: src.name, Type: cfg.TaskType, Project: cfg.Project,
 		Batch: cfg.Batch, Mode: cfg.Mode, CallbackURL: cfg.CallbackURL, State: store.RunEnqueuing, CreatedAt: now,
-		ReadSpec: cfg.ReadSpec(),
+		ReadSpec: cfg.ReadSpec(), Priority: string(jobs.PriorityOf(string(cfg.Priority))),
 	}
 	p := &producer{st: st, cfg: cfg, run: run, log: opts.Logger.With(zap.String("run_id", run.ID)),
 		counts: &Counts{Size: src.size}, rej: &rejectsFile{path: cfg.Rejects, log: opts.Logger}, stopBeat: func() {}}
@@ -336,7 +336,7 @@ func newJob(b *batch, run *store.Run, row dataset.Row) store.NewJob {
 	})
 	return store.NewJob{
 		Line: row.Line, UniqueID: row.UniqueID, TaskType: row.Type, Fingerprint: row.Fingerprint,
-		AsynqType: jobs.TypeSubmit, Queue: jobs.Queue(run.Mode), TaskID: jobs.TaskID(run.Mode, row.UniqueID),
+		AsynqType: jobs.TypeSubmit, Queue: jobs.PriorityQueue(run.Mode, jobs.PriorityOf(run.Priority)), TaskID: jobs.TaskID(run.Mode, row.UniqueID),
 		Payload: b.buf[start:len(b.buf):len(b.buf)], MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout,
 	}
 }

@@ -213,3 +213,41 @@ func TestPrefetch(t *testing.T) {
 		}
 	}
 }
+
+func TestQueuePriorities(t *testing.T) {
+	live, test := refonte.ModeLive, refonte.ModeTest
+	cases := []struct {
+		name     string
+		modes    []refonte.Mode
+		lowFirst bool
+		want     []string // served first to last
+	}{
+		{"test", []refonte.Mode{test}, false, []string{"refonte-test-high", "refonte-test", "refonte-test-low"}},
+		{"test low lane", []refonte.Mode{test}, true, []string{"refonte-test-low", "refonte-test-high", "refonte-test"}},
+		{"both modes: live first", []refonte.Mode{live, test}, false, []string{"refonte-live-high", "refonte-live", "refonte-live-low",
+			"refonte-test-high", "refonte-test", "refonte-test-low"}},
+		{"both modes, low lane: live first", []refonte.Mode{live, test}, true, []string{"refonte-live-low", "refonte-live-high", "refonte-live",
+			"refonte-test-low", "refonte-test-high", "refonte-test"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := queuePriorities(c.modes, c.lowFirst)
+			if len(got) != len(c.want) {
+				t.Fatalf("queues = %v, want %v", got, c.want)
+			}
+			for i, q := range c.want {
+				if got[q] != len(c.want)-i {
+					t.Errorf("queues = %v: %s has priority %d, want %d (order %v)", got, q, got[q], len(c.want)-i, c.want)
+				}
+			}
+		})
+	}
+}
+
+func TestLowLaneSlots(t *testing.T) {
+	for _, c := range []struct{ slots, want int }{{1, 0}, {2, 1}, {16, 1}, {62, 3}, {250, 15}} {
+		if got := lowLaneSlots(c.slots); got != c.want {
+			t.Errorf("lowLaneSlots(%d) = %d, want %d", c.slots, got, c.want)
+		}
+	}
+}

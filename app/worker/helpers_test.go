@@ -111,9 +111,16 @@ func rowParams(i int) map[string]any {
 // addRun enqueues a run of n rows of mode m (their jobs and asynq tasks).
 func addRun(tb testing.TB, st *store.Store, m refonte.Mode, n int, callbackURL string) *store.Run {
 	tb.Helper()
+	return addPriorityRun(tb, st, m, jobs.PriorityNormal, n, callbackURL)
+}
+
+// addPriorityRun enqueues a run of n rows of mode m and priority prio, as
+// enqueue -priority does (its jobs wait in the priority's queue).
+func addPriorityRun(tb testing.TB, st *store.Store, m refonte.Mode, prio jobs.Priority, n int, callbackURL string) *store.Run {
+	tb.Helper()
 	ctx := context.Background()
 	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "rows.jsonl", Type: refonte.TypeImageAnnotation,
-		Project: "demo", Mode: m, CallbackURL: callbackURL, CreatedAt: time.Now()}
+		Project: "demo", Mode: m, CallbackURL: callbackURL, CreatedAt: time.Now(), Priority: string(prio)}
 	if err := st.CreateRun(ctx, run); err != nil {
 		tb.Fatalf("CreateRun: %v", err)
 	}
@@ -134,7 +141,7 @@ func addRun(tb testing.TB, st *store.Store, m refonte.Mode, n int, callbackURL s
 			p := jobs.SubmitPayload{V: jobs.PayloadVersion, Run: run.ID, Line: int64(i + 1), UniqueID: uid,
 				TaskType: refonte.TypeImageAnnotation, Mode: m, Params: body}
 			nj = append(nj, store.NewJob{Line: p.Line, UniqueID: uid, TaskType: p.TaskType, AsynqType: jobs.TypeSubmit,
-				Queue: jobs.Queue(m), TaskID: jobs.TaskID(m, uid), Payload: jobs.AppendSubmitPayload(nil, p),
+				Queue: jobs.PriorityQueue(m, prio), TaskID: jobs.TaskID(m, uid), Payload: jobs.AppendSubmitPayload(nil, p),
 				MaxRetry: jobs.DefaultMaxRetry, Timeout: jobs.DefaultTimeout})
 		}
 		if _, err := st.AddJobs(ctx, run, nj); err != nil {

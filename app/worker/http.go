@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		queueTasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refonte_queue_tasks",
-			Help: "Tasks in each served asynq queue by state (pending, active, scheduled, retry, archived), polled.",
+			Help: "Tasks in each served asynq queue (every mode and priority) by state (pending, active, scheduled, retry, archived), polled.",
 		}, []string{"queue", "state"}),
 		liveSpend: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refonte_live_daily_spend",
@@ -158,24 +158,25 @@ func (w *Worker) pollStats(ctx context.Context) {
 
 func (w *Worker) refreshStats(ctx context.Context) {
 	for _, m := range w.cfg.Modes() {
-		q := jobs.Queue(m)
-		info, err := w.insp.GetQueueInfo(q)
-		if err != nil {
-			// A queue nobody enqueued to yet does not exist: report zeros.
-			info = nil
-		}
-		set := func(state string, n int) { w.metrics.queueTasks.WithLabelValues(q, state).Set(float64(n)) }
-		if info == nil {
-			for _, s := range []string{"pending", "active", "scheduled", "retry", "archived"} {
-				set(s, 0)
+		for _, q := range jobs.Queues(m) { // every priority's queue
+			info, err := w.insp.GetQueueInfo(q)
+			if err != nil {
+				// A queue nobody enqueued to yet does not exist: report zeros.
+				info = nil
 			}
-			continue
+			set := func(state string, n int) { w.metrics.queueTasks.WithLabelValues(q, state).Set(float64(n)) }
+			if info == nil {
+				for _, s := range []string{"pending", "active", "scheduled", "retry", "archived"} {
+					set(s, 0)
+				}
+				continue
+			}
+			set("pending", info.Pending)
+			set("active", info.Active)
+			set("scheduled", info.Scheduled)
+			set("retry", info.Retry)
+			set("archived", info.Archived)
 		}
-		set("pending", info.Pending)
-		set("active", info.Active)
-		set("scheduled", info.Scheduled)
-		set("retry", info.Retry)
-		set("archived", info.Archived)
 	}
 	w.metrics.liveLimit.Set(float64(w.handler.LiveDailyLimit()))
 	w.refreshRuns(ctx)

@@ -188,8 +188,10 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		}
 		w.metrics.rateLimit.WithLabelValues(string(m)).Set(cfg.RateLimit)
 		// Series an alert looks at exist from the start, at 0.
-		for _, kind := range []string{"failure", "rescheduled", "skip_retry"} {
-			w.metrics.jobErrors.WithLabelValues(jobs.Queue(m), kind)
+		for _, q := range jobs.Queues(m) {
+			for _, kind := range []string{"failure", "rescheduled", "skip_retry"} {
+				w.metrics.jobErrors.WithLabelValues(q, kind)
+			}
 		}
 		c, err := refonte.NewClient(key.Reveal(),
 			refonte.WithBaseURL(cfg.APIURL),
@@ -281,13 +283,20 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	w.baseCtx, w.cancelBase = context.WithCancel(context.Background())
 	// asynq runs Concurrency + prefetch jobs; the handler lets Concurrency
 	// of them at the API at once (submit.Options.MaxInFlight).
-	for _, n := range splitConcurrency(cfg.Concurrency+cfg.prefetch(), cfg.Fetchers) {
+	slots := cfg.Concurrency + cfg.prefetch()
+	lane := lowLaneSlots(slots)
+	sizes := splitConcurrency(slots-lane, cfg.Fetchers)
+	if lane > 0 {
+		sizes = append(sizes, lane)
+	}
+	for i, n := range sizes {
 		// Each server's jobs get their own parent context (a child of
 		// baseCtx): asynq derives every job's context from it, and one
 		// parent shared by all jobs made its lock a point of contention.
 		sctx, cancel := context.WithCancel(w.baseCtx)
 		w.cancelSrvs = append(w.cancelSrvs, cancel)
-		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n)))
+		lowFirst := lane > 0 && i == len(sizes)-1
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n, lowFirst)))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -343,17 +352,52 @@ func splitConcurrency(concurrency, fetchers int) []int {
 	return out
 }
 
-// asynqConfig sets every asynq.Config field the worker depends on, for one
-// asynq server of the given concurrency.
-func (w *Worker) asynqConfig(base context.Context, concurrency int) asynq.Config {
-	queues := map[string]int{}
-	for i, m := range w.cfg.Modes() {
-		queues[jobs.Queue(m)] = len(w.cfg.Modes()) - i // live (first) gets the higher priority
+// lowLaneSlots returns how many of a worker's job slots form its low
+// lane (see jobs.LowLaneShare): none with a single slot (served strictly
+// by priority), else one in jobs.LowLaneShare, at least one.
+func lowLaneSlots(slots int) int {
+	if slots < 2 {
+		return 0
 	}
+	return max(slots/jobs.LowLaneShare, 1)
+}
+
+// queuePriorities returns the asynq queue priorities of one of the
+// worker's asynq servers (StrictPriority: a queue is served only while
+// every queue of a higher number is empty). Every server serves live
+// before test, and within a mode high, normal, then low; the low lane
+// (lowFirst) takes the mode's low jobs first, then high, then normal, so
+// that low runs advance while higher ones are queued (weighted, see
+// jobs.LowLaneShare). Only the modes the worker holds a key for are
+// served.
+func queuePriorities(modes []refonte.Mode, lowFirst bool) map[string]int {
+	queues := map[string]int{}
+	n := 0
+	for _, m := range modes {
+		n += len(jobs.Queues(m))
+	}
+	for _, m := range modes { // live (first) gets the higher priorities
+		qs := jobs.Queues(m)
+		if lowFirst {
+			qs = append([]string{jobs.PriorityQueue(m, jobs.PriorityLow)}, qs[:len(qs)-1]...)
+		}
+		for _, q := range qs {
+			queues[q] = n
+			n--
+		}
+	}
+	return queues
+}
+
+// asynqConfig sets every asynq.Config field the worker depends on, for one
+// asynq server of the given concurrency; lowFirst makes it the low lane
+// (see queuePriorities).
+func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst bool) asynq.Config {
 	return asynq.Config{
 		Concurrency: concurrency,
-		Queues:      queues,
-		// Live jobs always go before test jobs.
+		Queues:      queuePriorities(w.cfg.Modes(), lowFirst),
+		// Live jobs always go before test jobs, and a mode's high jobs
+		// before its normal and low ones (but in the low lane).
 		StrictPriority: true,
 		// A reschedule (rate limit, 429 cooldown, paused) is not a failure and
 		// does not use up a retry; failures back off ~1 s, 2 s, 4 s … 5 min.

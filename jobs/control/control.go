@@ -111,13 +111,19 @@ func Pause(ctx context.Context, st *store.Store, insp *asynq.Inspector, runID st
 	if err != nil {
 		return res, 0, err
 	}
+	queues := jobs.RowQueues(run.Mode, jobs.PriorityOf(run.Priority))
 	var woken atomic.Int64
 	uids := make(chan string, wakeConcurrency)
 	var wg sync.WaitGroup
 	for range wakeConcurrency {
 		wg.Go(func() {
 			for uid := range uids {
-				err := insp.RunTask(jobs.Queue(run.Mode), jobs.TaskID(run.Mode, uid))
+				var err error
+				for _, q := range queues {
+					if err = insp.RunTask(q, jobs.TaskID(run.Mode, uid)); !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+						break
+					}
+				}
 				if err == nil {
 					woken.Add(1)
 				} else if !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {

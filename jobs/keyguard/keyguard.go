@@ -283,8 +283,10 @@ func (g *Guard) probe(ctx context.Context, mode refonte.Mode, p store.KeyPause) 
 	g.setLocal(mode, nil)
 	if resumed {
 		if g.cfg.Queues != nil {
-			if err := g.cfg.Queues.UnpauseQueue(jobs.Queue(mode)); err != nil {
-				g.log.Debug("unpausing the queue", zap.String("queue", jobs.Queue(mode)), zap.Error(err))
+			for _, q := range jobs.Queues(mode) {
+				if err := g.cfg.Queues.UnpauseQueue(q); err != nil {
+					g.log.Debug("unpausing the queue", zap.String("queue", q), zap.Error(err))
+				}
 			}
 		}
 		g.log.Info("API key works again: the mode is resumed on every worker", zap.Stringer("mode", mode),
@@ -315,13 +317,16 @@ func (g *Guard) reloadKey(mode refonte.Mode, st *modeState) {
 		zap.String("key_fingerprint", ratelimit.KeyFingerprint(key.Reveal())))
 }
 
-// pauseQueue pauses mode's asynq queue (already paused is fine).
+// pauseQueue pauses mode's asynq queues, every priority's (already
+// paused is fine).
 func (g *Guard) pauseQueue(mode refonte.Mode) {
 	if g.cfg.Queues == nil {
 		return
 	}
-	if err := g.cfg.Queues.PauseQueue(jobs.Queue(mode)); err != nil {
-		g.log.Debug("pausing the queue", zap.String("queue", jobs.Queue(mode)), zap.Error(err))
+	for _, q := range jobs.Queues(mode) {
+		if err := g.cfg.Queues.PauseQueue(q); err != nil {
+			g.log.Debug("pausing the queue", zap.String("queue", q), zap.Error(err))
+		}
 	}
 }
 
