@@ -160,7 +160,7 @@ type CancelSweep struct {
 // still needs is counted Shared and left alone. It is idempotent.
 func (s *Store) CancelRun(ctx context.Context, runID string) (CancelSweep, error) {
 	var sw CancelSweep
-	run, err := s.getRun(ctx, runID)
+	run, err := s.GetRun(ctx, runID)
 	if err != nil {
 		return sw, err
 	}

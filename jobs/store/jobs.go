@@ -22,7 +22,25 @@ const (
 	rowsPage    = 1000
 )
 
-func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutcome, error) {
+// AddJobs adds valid rows to a run. For each row, atomically: if no job
+// record exists for (run.Mode, unique_id), it writes the job record (state
+// enqueued, counted in the run's rows, valid and enqueued) AND the pending
+// asynq task in asynq v0.26's own Redis format, so a crash can never leave a
+// record without its queued task or a task without its record; if a record
+// exists with the same content fingerprint (or either has none), the run
+// follows that job (rows, valid, duplicate, and the counter of the job's
+// current state) and, if the job is still enqueued but its asynq task is
+// gone, the task is written again; if it exists with a different
+// fingerprint, the row is a conflict (AddedConflict: counted rows and
+// invalid, nothing else written). It returns one outcome per
+// row, in order. Rows are written in pipelined batches of 256 rows, one Lua
+// script each. An existing asynq task with the row's task ID (enqueued by
+// asynq.Client, say) is never overwritten nor queued twice.
+//
+// AddJobs may be called concurrently: each call should hold contiguous
+// lines (in any order) so that RunRows returns the rows in dataset order.
+// A unique_id must not contain a line break (ErrBadJob).
+func (s *Store) AddJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutcome, error) {
 	if run == nil || run.ID == "" {
 		return nil, fmt.Errorf("%w: empty run ID", ErrRunNotFound)
 	}
@@ -92,7 +110,8 @@ func (s *Store) addJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 	return out, nil
 }
 
-func (s *Store) getJob(ctx context.Context, mode refonte.Mode, uniqueID string) (*Job, error) {
+// GetJob reads a job record (ErrJobNotFound if absent).
+func (s *Store) GetJob(ctx context.Context, mode refonte.Mode, uniqueID string) (*Job, error) {
 	m, err := s.rdb.HGetAll(ctx, s.jobKey(mode, uniqueID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: get job %s: %w", uniqueID, err)
@@ -148,7 +167,8 @@ func (s *Store) Runs(ctx context.Context, mode refonte.Mode, uniqueID string) ([
 	return strings.Fields(v), nil
 }
 
-func (s *Store) uniqueIDByTaskID(ctx context.Context, mode refonte.Mode, taskID string) (string, error) {
+// UniqueIDByTaskID looks a task ID up in the index (ErrJobNotFound if absent).
+func (s *Store) UniqueIDByTaskID(ctx context.Context, mode refonte.Mode, taskID string) (string, error) {
 	v, err := s.rdb.Get(ctx, s.taskIdxKey(mode, taskID)).Result()
 	if isNotFound(err) {
 		return "", fmt.Errorf("%w: task %s", ErrJobNotFound, taskID)
@@ -159,7 +179,9 @@ func (s *Store) uniqueIDByTaskID(ctx context.Context, mode refonte.Mode, taskID 
 	return v, nil
 }
 
-func (s *Store) inFlightBefore(ctx context.Context, mode refonte.Mode, t time.Time, limit int) ([]string, error) {
+// InFlightBefore returns up to limit unique_ids of jobs submitted before t
+// and not terminal yet, oldest first (the reconciler's work list).
+func (s *Store) InFlightBefore(ctx context.Context, mode refonte.Mode, t time.Time, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -250,8 +272,11 @@ func (s *Store) eachRowPage(ctx context.Context, runID string, fn func([]RunRow)
 	}
 }
 
-func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
-	run, err := s.getRun(ctx, runID)
+// RunRows calls fn for every row of the run in dataset order, with the
+// job record (nil if it expired), fetching jobs in pipelined pages of about
+// 1,000 rows. It stops at fn's first error and returns it.
+func (s *Store) RunRows(ctx context.Context, runID string, fn func(RunRow, *Job) error) error {
+	run, err := s.GetRun(ctx, runID)
 	if err != nil {
 		return err
 	}
@@ -281,7 +306,8 @@ func (s *Store) runRows(ctx context.Context, runID string, fn func(RunRow, *Job)
 	})
 }
 
-func (s *Store) recordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, lastError string) error {
+// RecordAttempt counts one submission attempt and keeps its error ("" on success).
+func (s *Store) RecordAttempt(ctx context.Context, mode refonte.Mode, uniqueID, lastError string) error {
 	n, err := s.scriptInt(ctx, recordAttemptScript, []string{s.jobKey(mode, uniqueID)}, lastError, ms(time.Now()), s.ttlMS(),
 		s.opts.Prefix, cutUTF8(lastError, MaxRunErrorBytes))
 	if err != nil {

@@ -44,7 +44,14 @@ type KeptCallback struct {
 	Head string `json:"head"`
 }
 
-func (s *Store) keepCallback(ctx context.Context, k KeptCallback, body []byte) (int64, error) {
+// KeepCallback keeps what diagnosis needs of a callback that changed
+// nothing (a KeptCallback: its kind, the task it names, the first
+// KeptHeadBytes of the body and the body's size), newest first, within
+// both Options.KeptCallbacks entries and Options.KeptCallbackBytes bytes:
+// the oldest entries are dropped to make room. It returns how many were
+// dropped (also counted in KeptCallbackStats). An unknown callback is
+// counted per mode too (UnknownCallbackCount).
+func (s *Store) KeepCallback(ctx context.Context, k KeptCallback, body []byte) (int64, error) {
 	if k.ReceivedAt.IsZero() {
 		k.ReceivedAt = time.Now().UTC()
 	}
@@ -71,7 +78,8 @@ func (s *Store) keepCallback(ctx context.Context, k KeptCallback, body []byte) (
 	return n, nil
 }
 
-func (s *Store) keptCallbacks(ctx context.Context, limit int) ([]KeptCallback, error) {
+// KeptCallbacks returns up to limit kept callbacks, newest first.
+func (s *Store) KeptCallbacks(ctx context.Context, limit int) ([]KeptCallback, error) {
 	if limit <= 0 {
 		return nil, nil
 	}

@@ -52,7 +52,8 @@ func fromMS(v string) time.Time {
 	return time.UnixMilli(n).UTC()
 }
 
-func newRunID(now time.Time) string {
+// NewRunID returns a new, time-sortable run ID such as "r20261127-021503-9f3a1c".
+func NewRunID(now time.Time) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return "r" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
@@ -63,13 +64,14 @@ func (s *Store) scriptInt(ctx context.Context, sc *redis.Script, keys []string, 
 	return sc.Run(ctx, s.rdb, keys, args...).Int64()
 }
 
-func (s *Store) createRun(ctx context.Context, run *Run) error {
+// CreateRun writes a new run record in state RunEnqueuing.
+func (s *Store) CreateRun(ctx context.Context, run *Run) error {
 	if _, err := refonte.ParseMode(string(run.Mode)); err != nil {
 		return fmt.Errorf("store: create run: %w", err)
 	}
 	now := time.Now()
 	if run.ID == "" {
-		run.ID = newRunID(now)
+		run.ID = NewRunID(now)
 	}
 	if run.CreatedAt.IsZero() {
 		run.CreatedAt = now.UTC().Truncate(time.Millisecond)
@@ -104,7 +106,8 @@ func (s *Store) createRun(ctx context.Context, run *Run) error {
 	return nil
 }
 
-func (s *Store) getRun(ctx context.Context, runID string) (*Run, error) {
+// GetRun reads a run record (ErrRunNotFound if absent).
+func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
 	m, err := s.rdb.HGetAll(ctx, s.runKey(runID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("store: get run %s: %w", runID, err)
@@ -158,7 +161,8 @@ func parseRun(id string, m map[string]string) *Run {
 	return r
 }
 
-func (s *Store) listRuns(ctx context.Context, limit int) ([]*Run, error) {
+// ListRuns returns up to limit runs, newest first.
+func (s *Store) ListRuns(ctx context.Context, limit int) ([]*Run, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -197,7 +201,8 @@ func (s *Store) runScript(ctx context.Context, op, runID string, sc *redis.Scrip
 	return n, nil
 }
 
-func (s *Store) addInvalid(ctx context.Context, runID string, n int64) error {
+// AddInvalid counts n invalid rows in the run (rows and invalid counters).
+func (s *Store) AddInvalid(ctx context.Context, runID string, n int64) error {
 	if n == 0 {
 		return nil
 	}
@@ -205,22 +210,34 @@ func (s *Store) addInvalid(ctx context.Context, runID string, n int64) error {
 	return err
 }
 
-func (s *Store) finishEnqueue(ctx context.Context, runID string) error {
+// FinishEnqueue marks the end of enqueuing: the run goes to RunRunning,
+// RunPaused if SetPaused paused it meanwhile, or RunDone if every valid row
+// is already terminal (no Transition reports
+// that; see Run.AllSubmitted for runs whose batch still needs finalizing).
+// It is a no-op for a run no longer enqueuing.
+func (s *Store) FinishEnqueue(ctx context.Context, runID string) error {
 	_, err := s.runScript(ctx, "finish enqueue", runID, finishEnqueueScript, ms(time.Now()), s.ttlMS())
 	return err
 }
 
-func (s *Store) abortRun(ctx context.Context, runID string, reason string) error {
+// AbortRun marks a run RunAborted with the error that stopped enqueue.
+func (s *Store) AbortRun(ctx context.Context, runID string, reason string) error {
 	_, err := s.runScript(ctx, "abort run", runID, abortRunScript, reason, ms(time.Now()), s.ttlMS())
 	return err
 }
 
-func (s *Store) claimBatchFinalize(ctx context.Context, runID string) (bool, error) {
+// ClaimBatchFinalize sets the run's BatchFinalized flag and reports whether
+// this caller set it (true exactly once per run).
+func (s *Store) ClaimBatchFinalize(ctx context.Context, runID string) (bool, error) {
 	n, err := s.runScript(ctx, "claim batch finalize", runID, claimFinalizeScript, s.ttlMS())
 	return n == 1, err
 }
 
-func (s *Store) setPaused(ctx context.Context, runID, reason string) error {
+// SetPaused sets (reason != "") or clears (reason == "") the paused state of
+// a run that is running; a paused run returns to running when cleared. While
+// the run is still enqueuing only the reason is kept (shown by status), and
+// FinishEnqueue makes the run paused. Done and aborted runs are left alone.
+func (s *Store) SetPaused(ctx context.Context, runID, reason string) error {
 	_, err := s.runScript(ctx, "set paused", runID, setPausedScript, reason, s.ttlMS())
 	return err
 }

@@ -10,7 +10,10 @@ import (
 // cover the whole UTC day from any time zone, short enough to vanish.
 const spendTTL = 48 * time.Hour
 
-func (s *Store) reserveLiveSpend(ctx context.Context, now time.Time, limit int64) (bool, error) {
+// ReserveLiveSpend atomically reserves one live task under the daily cap of
+// the UTC day of now: it returns true and counts it if the day's count is
+// below limit (limit <= 0 means no cap), else false and counts nothing.
+func (s *Store) ReserveLiveSpend(ctx context.Context, now time.Time, limit int64) (bool, error) {
 	n, err := s.scriptInt(ctx, reserveSpendScript, []string{s.spendKey(now)}, limit, spendTTL.Milliseconds())
 	if err != nil {
 		return false, fmt.Errorf("store: reserve live spend: %w", err)
@@ -18,14 +21,17 @@ func (s *Store) reserveLiveSpend(ctx context.Context, now time.Time, limit int64
 	return n == 1, nil
 }
 
-func (s *Store) releaseLiveSpend(ctx context.Context, reservedAt time.Time) error {
+// ReleaseLiveSpend gives back one reservation of the UTC day of reservedAt
+// (the create failed permanently, so no task was billed).
+func (s *Store) ReleaseLiveSpend(ctx context.Context, reservedAt time.Time) error {
 	if _, err := s.scriptInt(ctx, releaseSpendScript, []string{s.spendKey(reservedAt)}); err != nil {
 		return fmt.Errorf("store: release live spend: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) liveSpend(ctx context.Context, now time.Time) (int64, error) {
+// LiveSpend returns the live tasks counted for the UTC day of now.
+func (s *Store) LiveSpend(ctx context.Context, now time.Time) (int64, error) {
 	n, err := s.rdb.Get(ctx, s.spendKey(now)).Int64()
 	if isNotFound(err) {
 		return 0, nil
