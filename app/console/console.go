@@ -12,7 +12,8 @@
 //	GET /runs/{run_id}                 run page
 //	GET /runs/{run_id}/events          live updates of the run page (SSE)
 //	GET /runs/{run_id}/results.jsonl   the results, streamed (?state=failed&group=… for one failure group)
-//	GET /runs/{run_id}/results.csv     404: no run has joined results yet
+//	GET /runs/{run_id}/results.csv     the rows joined to their results (enqueue results -join -format csv),
+//	                                   when the worker can read the run's dataset; else 404
 //	GET /static/…                      the embedded CSS and script
 //	POST /runs/{run_id}/pause|resume|cancel  the run's actions (see actions.go)
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -166,6 +167,9 @@ type runData struct {
 	// action just done (the ?did= of the redirect after a POST).
 	Actions bool
 	Did     string
+	// JoinedCSV is set when the worker can read the run's dataset, so
+	// results.csv (the rows joined to their outcomes) can be served.
+	JoinedCSV bool
 }
 
 // failureView is a failure group with its download link.
@@ -198,7 +202,7 @@ func (s *Server) loadRun(ctx context.Context, id string) (*runData, error) {
 		return nil, err
 	}
 	d := &runData{Title: "Run " + id, Fleet: fl, Run: views[0], Now: now,
-		Chart: newChart(run, points, now)}
+		Chart: newChart(run, points, now), JoinedCSV: enqueue.JoinReadable(run)}
 	for _, g := range groups {
 		q := url.Values{"state": {"failed"}}
 		if g.Other {
@@ -344,7 +348,52 @@ func (s *Server) resultsJSONL(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// resultsCSV: no run has joined (CSV) results yet.
+// resultsCSV streams the run's rows joined to their outcomes as CSV, as
+// `enqueue results -join -format csv` writes them (enqueue.WriteJoined),
+// when the worker can read the run's dataset; else a 404 page.
 func (s *Server) resultsCSV(w http.ResponseWriter, r *http.Request) {
-	s.notFound(w, r, "No CSV results for this run: the console serves joined CSV results only when a run has them; download results.jsonl.")
+	ctx := r.Context()
+	id := r.PathValue("run_id")
+	run, err := s.opts.Store.GetRun(ctx, id)
+	if errors.Is(err, store.ErrRunNotFound) {
+		s.notFound(w, r, "No run "+clip(id)+".")
+		return
+	} else if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !enqueue.JoinReadable(run) {
+		s.notFound(w, r, "No CSV results for this run: its dataset is not readable by this worker (run enqueue results -join -format csv where the file is); download results.jsonl.")
+		return
+	}
+	out := &firstWrite{w: w, before: func() {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+".results.csv"))
+	}}
+	_, err = enqueue.WriteJoined(ctx, s.opts.Store, id, enqueue.ResultsOptions{Format: enqueue.ResultsCSV, Join: true}, out)
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case !out.wrote:
+		s.fail(w, r, err)
+	default:
+		// Headers are gone: the truncated body is all the client gets.
+		s.opts.Logger.Warn("console joined results download failed", zap.String("run_id", id), zap.Error(err))
+	}
+}
+
+// firstWrite calls before once, at the first Write, so that headers for a
+// body are set only when the body starts (an error before it can still be
+// an error page).
+type firstWrite struct {
+	w      io.Writer
+	before func()
+	wrote  bool
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if !f.wrote {
+		f.wrote = true
+		f.before()
+	}
+	return f.w.Write(p)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -187,6 +188,19 @@ func WriteJoined(ctx context.Context, st *store.Store, runID string, opts Result
 		return j.writeCSV(ctx, st, runID, columns, w)
 	}
 	return j.writeJSONL(ctx, st, runID, w)
+}
+
+// JoinReadable reports whether WriteJoined can read the run's own dataset
+// from this process without -dataset: a regular file at the recorded path
+// (the console shows its joined CSV download only then). A run read from
+// stdin, or whose file is not here (enqueue ran on another machine), is
+// not; nor, for now, a URL dataset.
+func JoinReadable(run *store.Run) bool {
+	if run.Dataset == "" || run.Dataset == stdinName || run.Dataset == "-" || strings.Contains(run.Dataset, "://") {
+		return false
+	}
+	fi, err := os.Stat(run.Dataset)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // joinSource opens the dataset a join reads (the same opener as the
