@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/jobs/store/asynqwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -69,12 +70,13 @@ func (s *Store) AddJobs(ctx context.Context, run *Run, jobs []NewJob) ([]AddOutc
 			keys := make([]string, 0, 3+3*len(rows))
 			args := make([]any, 0, 6+6*len(rows))
 			packed, first := packRows(rows)
-			keys = append(keys, s.runKey(run.ID), s.runRowsKey(run.ID), asynqAllQueues)
+			keys = append(keys, s.runKey(run.ID), s.runRowsKey(run.ID), asynqwire.AllQueues)
 			args = append(args, run.ID, ms(now), now.UnixNano(), s.ttlMS(), packed, first)
 			for i := range rows {
 				j := &rows[i]
-				msg = appendTaskMessage(msg[:0], j)
-				keys = append(keys, s.jobKey(run.Mode, j.UniqueID), asynqTaskKey(j.Queue, j.TaskID), asynqPendingKey(j.Queue))
+				msg = asynqwire.AppendMessage(msg[:0], &asynqwire.Task{Type: j.AsynqType, Payload: j.Payload, ID: j.TaskID,
+					Queue: j.Queue, MaxRetry: j.MaxRetry, Timeout: j.Timeout})
+				keys = append(keys, s.jobKey(run.Mode, j.UniqueID), asynqwire.TaskKey(j.Queue, j.TaskID), asynqwire.PendingKey(j.Queue))
 				args = append(args, j.Line, string(j.TaskType), j.TaskID, j.Queue, string(msg), j.Fingerprint)
 			}
 			calls = append(calls, call{keys: keys, args: args})

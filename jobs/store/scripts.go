@@ -24,7 +24,11 @@ package store
 // rows without a task at the API) retrying (queued rows whose last attempt
 // failed) conflicts (deliveries the replay rule refused, see luaReplayRule).
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/jobs/store/asynqwire"
+)
 
 // luaFailGroups defines fail_groups, which keeps each run's failures
 // grouped by error (hash <run key>:fails, see Store.FailureGroups): for
@@ -336,9 +340,7 @@ end
 
 // addJobsScript adds one batch of valid rows to a run; see Store.AddJobs.
 // Per row, atomically with the whole batch: a new job record plus its
-// pending asynq task (asynq v0.26's enqueueCmd: HSET msg/state/pending_since
-// unless the task key exists, LPUSH the pending list; one LPUSH per queue
-// per batch, in row order), or, for an existing
+// pending asynq task (asynqwire.LuaEnqueue), or, for an existing
 // job, the run joins its `runs` and counts its current state; an enqueued
 // job whose task key is gone gets its task written again. The batch's rows
 // ("line:unique_id" lines, sorted by line) become one member of the run's
@@ -358,30 +360,12 @@ end
 // left out of the rows zset member (see drop_lines).
 // Returns one outcome per row (1 new, 2 duplicate, 3 repaired, 4
 // conflict), or -1 if the run does not exist (nothing written).
-var addJobsScript = redis.NewScript(luaFailGroups + luaContentCheck + `
+var addJobsScript = redis.NewScript(luaFailGroups + luaContentCheck + asynqwire.LuaEnqueue + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local rid, now, ns, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local n = (#KEYS - 3) / 3
-local out, queues, pushes = {}, {}, {}
+local out, aq = {}, asynq_batch(KEYS[3])
 local c = {enqueued = 0, duplicate = 0, submitted = 0, completed = 0, failed = 0, canceled = 0, notask = 0}
--- put_task writes the task hash; the pending list gets the IDs in row
--- order at the end of the batch (one LPUSH per queue, same order as one
--- LPUSH per row).
-local function put_task(tk, pk, id, q, msg)
-  if not queues[q] then
-    redis.call('SADD', KEYS[3], q)
-    queues[q] = true
-  end
-  if redis.call('EXISTS', tk) == 1 then return false end
-  redis.call('HSET', tk, 'msg', msg, 'state', 'pending', 'pending_since', ns)
-  local ids = pushes[pk]
-  if not ids then
-    ids = {}
-    pushes[pk] = ids
-  end
-  ids[#ids + 1] = id
-  return true
-end
 local conflicts, bad = {}, 0
 for i = 1, n do
   local jk, tk, pk = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
@@ -390,7 +374,7 @@ for i = 1, n do
   if redis.call('EXISTS', jk) == 0 then
     redis.call('HSET', jk, 'line', line, 'type', typ, 'state', 'enqueued', 'created', now, 'runs', rid, 'fp', fp)
     redis.call('PEXPIRE', jk, ttl)
-    put_task(tk, pk, tid, q, msg)
+    asynq_put_task(aq, tk, pk, tid, q, msg, ns)
     c.enqueued = c.enqueued + 1
     out[i] = 1
   elseif content_differs(jk, fp) then
@@ -414,12 +398,10 @@ for i = 1, n do
       fail_groups({KEYS[1]}, jk, nil, redis.call('HGET', jk, 'error') or '', ttl)
     end
     out[i] = 2
-    if st == 'enqueued' and put_task(tk, pk, tid, q, msg) then out[i] = 3 end
+    if st == 'enqueued' and asynq_put_task(aq, tk, pk, tid, q, msg, ns) then out[i] = 3 end
   end
 end
-for pk, ids in pairs(pushes) do
-  redis.call('LPUSH', pk, unpack(ids))
-end
+asynq_push_pending(aq)
 if bad > 0 then
   redis.call('HINCRBY', KEYS[1], 'rows', bad)
   redis.call('HINCRBY', KEYS[1], 'invalid', bad)
