@@ -169,7 +169,6 @@ func (h *Handler) InFlight() int { return len(h.slots) }
 // error wrapping asynq.SkipRetry for a job that can never succeed, or
 // another error for asynq to retry.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	growStack()
 	p, err := jobs.DecodeSubmitPayload(t.Payload())
 	if err != nil {
 		h.log.Error("dropping undecodable submit job", zap.Error(err))
@@ -210,30 +209,6 @@ func (h *Handler) process(ctx context.Context, p jobs.SubmitPayload, retry int, 
 	}
 	return err
 }
-
-// growStackFrame is the stack frame growStack needs: with what asynq's
-// goroutine already uses, the runtime grows the stack to 16 KiB in one step
-// (sizes under 32 KiB come from the per-P stack cache; larger ones do not).
-const growStackFrame = 10 << 10
-
-// growStack grows the calling goroutine's stack at once, while it is still
-// shallow. asynq runs every job on a new goroutine whose stack starts small;
-// a job's call chain (the API client over net/http, the store over
-// go-redis) then grew it two or three times, each time copying and
-// re-linking a deep stack frame by frame (runtime.copystack: ~6 % of the
-// worker's CPU in BenchmarkEndToEnd; ~3 % with this, and about 10 % more
-// rows/s in 4 alternating runs).
-//
-//go:noinline
-func growStack() byte {
-	var frame [growStackFrame]byte
-	return touchStack(frame[:])
-}
-
-// touchStack reads frame so the compiler keeps it on the stack.
-//
-//go:noinline
-func touchStack(frame []byte) byte { return frame[len(frame)-1] }
 
 // delivery is the state of one ProcessTask call.
 type delivery struct {
