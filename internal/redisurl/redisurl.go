@@ -1,7 +1,7 @@
 // Package redisurl is the one parser of Redis URLs for every binary
 // (enqueue, worker): redis://, rediss:// (TLS), unix:// and
-// redis-sentinel://, each with every field honoured, and the one place
-// that redacts URLs for messages.
+// redis-sentinel://, each with every field honoured, and the place
+// that redacts them for messages (with package redact).
 //
 // A sentinel URL names the sentinels, the master set and the database:
 //
@@ -23,9 +23,10 @@
 // program acknowledges it (see Durability): wait_replicas=N (default 1 for
 // a sentinel URL, 0 otherwise) and wait_timeout=D (default 1s).
 //
-// Redis URLs never appear in a message in full: Redact hides the password
-// (and a lone user name, which may be a password written without its
-// colon), and every error of Parse names the redacted URL only.
+// Redis URLs never appear in a message in full: Redact (package redact,
+// the one place that redacts URLs) hides the password (and a lone user
+// name, which may be a password written without its colon), and every
+// error of Parse names the redacted URL only.
 package redisurl
 
 import (
@@ -39,6 +40,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/internal/redact"
 )
 
 // ErrInvalid is matched (errors.Is) by every error of Parse.
@@ -336,91 +339,10 @@ func (c connOpt) MakeRedisClient() any { return c.u.NewClient(c.t) }
 
 // Redact returns a URL fit for a message: the password of its userinfo (or
 // a lone user name, which may be a password) and the value of any query
-// option named like a secret are replaced by "xxxxx". It works on
-// strings url.Parse rejects too.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return redactUnparsed(raw)
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		} else {
-			u.User = url.User("xxxxx")
-		}
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		changed := false
-		for k := range q {
-			if secretParam(k) {
-				q.Set(k, "xxxxx")
-				changed = true
-			}
-		}
-		if changed {
-			u.RawQuery = q.Encode()
-		}
-	}
-	return u.String()
-}
-
-// secretParam reports whether a query option's value is a secret.
-func secretParam(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"password", "secret", "token", "key"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// redactUnparsed hides everything between "://" and the last "@" of the
-// authority of a string url.Parse rejected, and drops its query.
-func redactUnparsed(raw string) string {
-	rest, scheme := raw, ""
-	if i := strings.Index(raw, "://"); i >= 0 {
-		scheme, rest = raw[:i+3], raw[i+3:]
-	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	auth, path := rest, ""
-	if i := strings.Index(rest, "/"); i >= 0 {
-		auth, path = rest[:i], rest[i:]
-	}
-	if i := strings.LastIndex(auth, "@"); i >= 0 {
-		auth = "xxxxx" + auth[i:]
-	}
-	return scheme + auth + path
-}
+// option named like a secret are replaced by "xxxxx" (see package redact).
+// It works on strings url.Parse rejects too.
+func Redact(raw string) string { return redact.URL(raw) }
 
 // scrub removes the URL's secrets from a message made by a library, in
 // case the library quoted them.
-func scrub(msg, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return msg
-	}
-	var secrets []string
-	if u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			secrets = append(secrets, p)
-		} else {
-			secrets = append(secrets, u.User.Username())
-		}
-	}
-	for k, vs := range u.Query() {
-		if secretParam(k) {
-			secrets = append(secrets, vs...)
-		}
-	}
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
-}
+func scrub(msg, raw string) string { return redact.Scrub(msg, raw) }
