@@ -471,6 +471,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer w.inflight.Done()
 		return w.handler.ProcessCancel(ctx, t)
 	}))
+	mux.Handle(jobs.TypeFinalizeBatch, asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.inflight.Add(1)
+		defer w.inflight.Done()
+		return w.handler.ProcessFinalize(ctx, t)
+	}))
 	for i, srv := range w.srvs {
 		if err := srv.Start(mux); err != nil {
 			for _, started := range w.srvs[:i] {

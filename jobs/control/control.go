@@ -63,6 +63,12 @@ func Cancel(ctx context.Context, st *store.Store, client *asynq.Client, runID st
 		}
 		rep.CanceledNow, rep.InFlight, rep.Shared = sw.Canceled, sw.InFlight, sw.Shared
 		rep.Submitted = int64(len(sw.Submitted))
+		// The sweep's transitions may be the last of a run (this one, or
+		// another canceled run sharing rows): its batch is finalized by the
+		// workers, by the rule their own transitions follow.
+		if err := handOffFinalize(ctx, st, client, append([]string{runID}, sw.RunsAllSubmitted...)); err != nil {
+			return rep, err
+		}
 		run, err := st.GetRun(ctx, runID)
 		if err != nil {
 			return rep, err
@@ -92,6 +98,41 @@ func Cancel(ctx context.Context, st *store.Store, client *asynq.Client, runID st
 	rep.CanceledBeforeSubmit, rep.CanceledAfterSubmit = run.CanceledBeforeSubmit, run.CanceledAfterSubmit()
 	rep.Completed, rep.Failed, rep.Valid = run.Completed, run.Failed, run.Valid
 	return rep, nil
+}
+
+// handOffFinalize queues a jobs.TypeFinalizeBatch job for each run of
+// runIDs that has a batch not finalized yet and every row settled
+// (store.Run.AllSubmitted): a transition made here, outside a worker,
+// reports such a run once (store.Transition.RunsAllSubmitted) and enqueue
+// cannot call the API, so a worker finalizes it (submit.Handler's rule,
+// once per run). Checking the run rather than only the report makes a
+// repeated cancel repair a hand-off that failed.
+func handOffFinalize(ctx context.Context, st *store.Store, client *asynq.Client, runIDs []string) error {
+	seen := map[string]bool{}
+	for _, id := range runIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		run, err := st.GetRun(ctx, id)
+		if errors.Is(err, store.ErrRunNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if run.Batch == "" || run.BatchFinalized || !run.AllSubmitted() {
+			continue
+		}
+		t, err := jobs.NewFinalizeTask(jobs.FinalizePayload{Run: id, Mode: run.Mode})
+		if err != nil {
+			return err
+		}
+		if _, err := client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("queueing the finalize of run %s's batch: %w (run enqueue cancel again)", id, err)
+		}
+	}
+	return nil
 }
 
 // wakeConcurrency is how many RunTask calls Resume makes at once.

@@ -49,6 +49,21 @@ func (h *Handler) ProcessCancel(ctx context.Context, t *asynq.Task) error {
 	return h.cancelAtAPI(ctx, p.Mode, p.UniqueID, taskID, false)
 }
 
+// ProcessFinalize handles one delivery of a jobs.TypeFinalizeBatch task
+// (handed off by enqueue cancel, whose sweep left the run with every row
+// settled): the run's batch is finalized by the same rule as after the
+// worker's own transitions (AfterTransition: once per run, claimed in
+// Redis). It returns nil once done, or when there is nothing to do.
+func (h *Handler) ProcessFinalize(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeFinalizePayload(t.Payload())
+	if err != nil {
+		h.log.Error("dropping undecodable finalize job", zap.Error(err))
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	h.AfterTransition(ctx, store.Transition{RunsAllSubmitted: []string{p.Run}})
+	return nil
+}
+
 // cancelAtAPI cancels the row's task at the API (POST /task/{id}/cancel)
 // and records the answer: the canceled task (the row becomes canceled, a
 // cancel after submission); a 400 (the task finished first) keeps the
