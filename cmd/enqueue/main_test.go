@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/internal/testfs"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 )
 
@@ -104,5 +105,42 @@ func TestMessagesRedactRedisURLs(t *testing.T) {
 					c.url, strings.Join(args, " "), code, c.code, out)
 			}
 		}
+	}
+}
+
+// TestNotADatasetIsAUsageError gives enqueue files named .jsonl that are
+// not JSONL at all: a PNG, a gzip-compressed PNG, UTF-16 text without a
+// byte order mark. Each is a usage error (exit 2) naming the file, and
+// nothing is written: no run in Redis, no rejects file.
+func TestNotADatasetIsAUsageError(t *testing.T) {
+	bin := buildEnqueue(t)
+	redisURL := testredis.Fresh(t)
+	dir := t.TempDir()
+	var jsonl strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&jsonl, `{"attachment":"https://files.example.com/%d.pdf"}`+"\n", i)
+	}
+	for name, content := range map[string][]byte{
+		"photo.jsonl":   testfs.PNG(t),
+		"archive.jsonl": testfs.Gzip(t, testfs.PNG(t)),
+		"utf16.jsonl":   testfs.UTF16LE(jsonl.String()),
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rejects := filepath.Join(dir, name+".rejects")
+		code, out := runBin(t, bin, redisURL, "-type", "documenttranscription", "-project", "p",
+			"-callback-url", "http://127.0.0.1:9/callback", "-rejects", rejects, path)
+		if code != 2 || !strings.Contains(out, path) || !strings.Contains(out, "not a dataset") {
+			t.Errorf("enqueue %s: exit %d, want 2 with a message naming the file:\n%s", name, code, out)
+		}
+		if _, err := os.Stat(rejects); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("enqueue %s: a rejects file was written (%v)", name, err)
+		}
+	}
+	rdb := testredis.ClientOn(t, redisURL)
+	if n, err := rdb.DBSize(context.Background()).Result(); err != nil || n != 0 {
+		t.Errorf("Redis holds %d keys (%v) after enqueue refused every file; want none", n, err)
 	}
 }

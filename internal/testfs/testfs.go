@@ -1,6 +1,7 @@
 // Package testfs holds file-system helpers for tests: a read-only folder
 // made the honest way (a read-only bind mount), since root ignores the
-// permission bits that chmod would set.
+// permission bits that chmod would set; and the contents of files that are
+// not datasets (a PNG, gzip, UTF-16 text).
 package testfs
 
 import "testing"

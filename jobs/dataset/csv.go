@@ -207,7 +207,7 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 	if !utf8.Valid(r.fieldBuf) {
 		for i := range r.cols {
 			if !utf8.Valid(r.field(i)) {
-				return Row{}, reject(start, r.raw, "%s: invalid UTF-8 in column %q", r.cols[i].param, r.cols[i].header), nil
+				return Row{}, undecodable(reject(start, r.raw, "%s: invalid UTF-8 in column %q", r.cols[i].param, r.cols[i].header)), nil
 			}
 		}
 	}

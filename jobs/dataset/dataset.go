@@ -79,6 +79,12 @@ func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Name, e.L
 // Unwrap returns the cause.
 func (e *LineError) Unwrap() error { return e.Err }
 
+// ErrNotDataset reports a file none of whose first records decodes (up to
+// MaxLeadingUndecodable of them: an image, an archive, UTF-16 text, CSV
+// named .jsonl): it is not a dataset of its format, so reading stops
+// before anything is written.
+var ErrNotDataset = errors.New("dataset: not a dataset")
+
 // ParseFormat parses "csv" or "jsonl" (also "ndjson"), case-insensitively.
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -209,6 +215,11 @@ type Reject struct {
 	// Raw is the record's original text, at most RawLimit bytes, with
 	// invalid UTF-8 replaced by U+FFFD.
 	Raw string `json:"raw"`
+
+	// undecodable marks a record that is not text of the dataset's format
+	// at all (invalid UTF-8, not JSON, a line over the limit): see
+	// MaxLeadingUndecodable.
+	undecodable bool
 }
 
 // String returns "line N: error".

@@ -36,8 +36,9 @@
 // (without a "line N:" prefix; Reject.String adds one), and the raw record
 // text; reading continues. Lines or records longer than
 // Options.MaxLineBytes are rejected the same way and reading resumes at the
-// next physical line. Only I/O errors, gzip corruption, a UTF-16 file and an
-// unusable CSV header stop reading.
+// next physical line. Only I/O errors, gzip corruption, a UTF-16 file, an
+// unusable CSV header and a file that is not a dataset (ErrNotDataset: none
+// of its first MaxLeadingUndecodable records decodes) stop reading.
 //
 // testdata/malformed holds a corpus of broken datasets with the expected
 // rejects (see its README.md).

@@ -28,6 +28,11 @@ type Reader struct {
 	err  error // sticky: io.EOF or a fatal error
 	init bool
 
+	// decoded is set at the first record that decodes; held are the
+	// undecodable records before it, then that record (see Next).
+	decoded bool
+	held    []heldRecord
+
 	// obj is the JSON object of the current JSONL line (see Record).
 	obj []byte
 
@@ -119,8 +124,53 @@ func (r *Reader) start() error {
 // Next returns the next row. Exactly one of these happens: a valid row (rej
 // nil, err nil); an invalid row as a *Reject, after which reading continues;
 // io.EOF at the end; or a fatal error (I/O, gzip corruption, unusable CSV
-// header), a *LineError, after which Next keeps returning it.
+// header, a file that is not a dataset: ErrNotDataset), a *LineError,
+// after which Next keeps returning it.
+//
+// Records that do not decode at all (invalid UTF-8, not JSON, over the line
+// limit) at the start of the file are held back until a record that
+// decodes, valid or not, shows the file is a dataset; they are then
+// returned in order. If the first MaxLeadingUndecodable records, or all of
+// them in a shorter file, do not decode, the first call of Next returns
+// ErrNotDataset and none of them.
 func (r *Reader) Next() (row Row, rej *Reject, err error) {
+	if len(r.held) > 0 && r.decoded {
+		return r.unhold()
+	}
+	if r.err != nil {
+		return Row{}, nil, r.err
+	}
+	for {
+		row, rej, err = r.next()
+		if r.decoded {
+			return row, rej, err
+		}
+		switch {
+		case err != nil && len(r.held) > 0 && errors.Is(err, io.EOF):
+			r.err = r.notDataset()
+			return Row{}, nil, r.err
+		case err != nil:
+			r.held = nil
+			return Row{}, nil, err
+		case rej != nil && rej.undecodable:
+			r.held = append(r.held, heldRecord{rej: rej})
+			if len(r.held) >= MaxLeadingUndecodable {
+				r.err = r.notDataset()
+				return Row{}, nil, r.err
+			}
+			continue
+		}
+		r.decoded = true
+		if len(r.held) == 0 {
+			return row, rej, nil
+		}
+		r.held = append(r.held, heldRecord{row: row, rej: rej})
+		return r.unhold()
+	}
+}
+
+// next reads the next record of the file.
+func (r *Reader) next() (row Row, rej *Reject, err error) {
 	if r.err != nil {
 		return Row{}, nil, r.err
 	}
@@ -190,7 +240,7 @@ func (r *Reader) nextJSONL() (Row, *Reject, error) {
 		}
 		n := r.lr.n
 		if tooLong {
-			return Row{}, reject(n, line, "line is longer than %d bytes", r.opts.MaxLineBytes), nil
+			return Row{}, undecodable(reject(n, line, "line is longer than %d bytes", r.opts.MaxLineBytes)), nil
 		}
 		t := bytes.TrimSpace(line)
 		if len(t) == 0 {
@@ -198,14 +248,14 @@ func (r *Reader) nextJSONL() (Row, *Reject, error) {
 		}
 		r.obj = t
 		if !utf8.Valid(t) {
-			return Row{}, reject(n, line, "invalid UTF-8 at byte %d", firstInvalid(line)+1), nil
+			return Row{}, undecodable(reject(n, line, "invalid UTF-8 at byte %d", firstInvalid(line)+1)), nil
 		}
 		if t[0] != '{' {
-			return Row{}, reject(n, line, "not a JSON object: each line must be one object of params"), nil
+			return Row{}, undecodable(reject(n, line, "not a JSON object: each line must be one object of params")), nil
 		}
 		m, err := r.dec.decodeLine(t)
 		if err != nil {
-			return Row{}, reject(n, line, "invalid JSON: %s", jsonError(err)), nil
+			return Row{}, undecodable(reject(n, line, "invalid JSON: %s", jsonError(err))), nil
 		}
 		row, rej := r.finish(n, m, line)
 		return row, rej, nil
