@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,9 @@ type RedisLimiter struct {
 	key  string
 	args [2]string // emission interval and burst tolerance, µs
 	adap [3]string // adaptive decrease, floor, recovery per second ("0": off)
+	// dropBurst makes the next script call drop the state's burst credit
+	// (see DropBurst).
+	dropBurst atomic.Bool
 }
 
 var (
@@ -122,6 +126,17 @@ func (l *RedisLimiter) Reserve(ctx context.Context) (time.Duration, error) {
 	return delay, nil
 }
 
+// DropBurst makes the limiter's next grant, whichever of its callers
+// asks first, also take away the burst credit the shared state holds:
+// grants go on at the steady rate from then, as after a cooldown, and the
+// burst refills from there. Call it when the Redis server holding the
+// state may have changed under the limiter (a Sentinel failover): the new
+// master's copy of the state is the old one's minus its last writes, an
+// older TAT that would grant up to Burst slots at once, on top of those
+// the API has just seen. It costs nothing (the flag rides on the next
+// script call), and a call that fails keeps it for the next one.
+func (l *RedisLimiter) DropBurst() { l.dropBurst.Store(true) }
+
 // Cooldown implements Limiter. The cooldown is measured on the Redis
 // server's clock from the moment the script runs.
 func (l *RedisLimiter) Cooldown(ctx context.Context, d time.Duration) error {
@@ -144,8 +159,15 @@ func (l *RedisLimiter) acquire(ctx context.Context, mode string, limit time.Dura
 	if limit >= 0 {
 		maxUS = limit.Microseconds()
 	}
-	res, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.args[0], l.args[1], maxUS, mode, l.adap[2]).Int64Slice()
+	drop := "0"
+	if l.dropBurst.Swap(false) {
+		drop = "1"
+	}
+	res, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.args[0], l.args[1], maxUS, mode, l.adap[2], drop).Int64Slice()
 	if err != nil {
+		if drop == "1" {
+			l.dropBurst.Store(true)
+		}
 		return false, 0, time.Time{}, l.wrap(ctx, mode, err)
 	}
 	if len(res) != 3 {

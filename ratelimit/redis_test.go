@@ -320,13 +320,20 @@ func TestRedisKeyExpires(t *testing.T) {
 // client's choice: go-redis retries a refused connection MaxRetries times
 // (3 by default, with backoff) and redials DialerRetries times (5, 100 ms
 // apart); with MaxRetries -1 and DialerRetries 1 it fails at once.
-func TestRedisUnavailable(t *testing.T) {
+// closedAddr returns a loopback address nothing listens on (connection refused).
+func closedAddr(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close() // a closed port: connection refused
+	ln.Close()
+	return addr
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	addr := closedAddr(t)
 	clients := []struct {
 		name   string
 		opt    *redis.Options
@@ -392,4 +399,51 @@ func BenchmarkRedisWait(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
 	b.ReportMetric(float64(calls.n.Load())/float64(b.N), "redis-calls/grant")
+}
+
+// TestRedisDropBurst: after DropBurst, the next grants of a limit holding
+// burst credit (a fresh state, as a new master's older copy would give)
+// come at the steady rate, not at once; a failed call keeps the flag.
+func TestRedisDropBurst(t *testing.T) {
+	rdb := newClient(t, testredis.URL(t))
+	ctx := context.Background()
+	for _, c := range []struct {
+		drop bool
+		want []time.Duration // each grant's slot after the first (0: at once)
+	}{
+		{false, []time.Duration{0, 0, 0}},
+		{true, []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond}},
+	} {
+		// T = 500 ms, burst 5: a fresh state grants 5 slots at once.
+		l := newRedisLimiter(t, rdb, Config{Rate: 2, Burst: 5, Name: uniqueName(t)})
+		if c.drop {
+			l.DropBurst()
+		}
+		var slots []time.Time
+		for i := range 4 {
+			booked, _, slot, err := l.acquire(ctx, "wait", -1)
+			if err != nil || !booked {
+				t.Fatalf("drop=%v: acquire %d: booked=%v err=%v", c.drop, i, booked, err)
+			}
+			slots = append(slots, slot)
+		}
+		for i, want := range c.want {
+			// Burst grants are booked at "now" (microseconds apart); steady
+			// ones exactly T apart.
+			if got := slots[i+1].Sub(slots[0]); (want == 0 && got > 250*time.Millisecond) || (want != 0 && got != want) {
+				t.Errorf("drop=%v: grant %d is %v after the first, want %v", c.drop, i+2, got, want)
+			}
+		}
+	}
+
+	down := redis.NewClient(&redis.Options{Addr: closedAddr(t), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { _ = down.Close() })
+	l := newRedisLimiter(t, down, Config{Rate: 2, Burst: 5, Name: uniqueName(t)})
+	l.DropBurst()
+	if _, err := l.Reserve(ctx); !errors.Is(err, ErrRedisUnavailable) {
+		t.Fatalf("Reserve with Redis down = %v, want ErrRedisUnavailable", err)
+	}
+	if !l.dropBurst.Load() {
+		t.Errorf("a failed call consumed DropBurst's flag; want it kept for the next call")
+	}
 }

@@ -26,7 +26,10 @@ import "github.com/redis/go-redis/v9"
 // unbounded; ARGV[4] the mode: "wait" books the next slot unless its delay
 // exceeds ARGV[3], "reserve" books only a slot that is free now; ARGV[5]
 // adaptive recovery per second (0: adaptive mode off, f is ignored): the
-// booked slot moves the TAT by T divided by the current rate factor.
+// booked slot moves the TAT by T divided by the current rate factor;
+// ARGV[6] "1" drops the burst credit first (RedisLimiter.DropBurst): the
+// TAT is raised to now + tau, as at the end of a cooldown (written only
+// if a slot is booked: a call that books nothing had no credit to drop).
 //
 // Returns {booked (1 or 0), delay until the slot in µs, the slot in µs on the
 // server clock}. When nothing is booked the key is not written.
@@ -56,6 +59,7 @@ if rec > 0 and st[3] then
 end
 if tat < now then tat = now end
 if cd + tau > tat then tat = cd + tau end
+if ARGV[6] == '1' and now + tau > tat then tat = now + tau end
 local slot = tat - tau
 if slot < now then slot = now end
 local delay = slot - now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,11 +72,17 @@ func noopDrain(b *testing.B, rows, concurrency int) float64 {
 // (submitted and its callback matched) in the store.
 func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) float64 {
 	b.Helper()
-	redisURL := testredis.Fresh(b)
+	return workerDrainOn(b, testredis.Fresh(b), "", rows, concurrency, latency)
+}
+
+// workerDrainOn is workerDrain on the Redis at redisURL; the worker's
+// REDIS_URL is redisURL followed by query (such as "?wait_replicas=1").
+func workerDrainOn(b *testing.B, redisURL, query string, rows, concurrency int, latency time.Duration) float64 {
+	b.Helper()
 	st := storeOn(b, redisURL)
 	_, api := startSandbox(b, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately, Latency: latency,
 		CallbackWorkers: 256})
-	cfg := testConfig(b, redisURL, api)
+	cfg := testConfig(b, redisURL+query, api)
 	cfg.Concurrency = concurrency
 	cfg.TestKey, cfg.LiveKey = testKey, ""
 	if n, err := strconv.Atoi(os.Getenv("BENCH_FETCHERS")); err == nil && n > 0 {
@@ -162,6 +169,52 @@ func BenchmarkEndToEndLatency100ms(b *testing.B) {
 	}
 	b.ReportMetric(sum/float64(b.N), "rows/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkWaitReplicaCost measures what wait_replicas=1 costs a row: one
+// worker (concurrency 50, no rate limit) drains BENCH_ROWS rows through
+// the in-process sandbox (zero API latency, so the CPU is the bound, as in
+// BenchmarkEndToEnd) on a master with one replica (both redis-servers on
+// this machine, AOF off), with REDIS_URL's wait_replicas=0 and =1 in turn,
+// each iteration one drain of each. Every row then makes two WAITs (its
+// job's acknowledgement, its callback's 2xx), each after a SET. It
+// reports both rates and the difference in microseconds per row.
+//
+//	go test -run '^$' -bench BenchmarkWaitReplicaCost -benchtime 4x ./app/worker/
+func BenchmarkWaitReplicaCost(b *testing.B) {
+	rows := benchRows()
+	master := testredis.Start(b, testredis.Options{})
+	replica := testredis.Start(b, testredis.Options{ReplicaOf: master.Addr()})
+	waitReplicaOnline(b, master)
+	_ = replica
+	var off, on float64
+	for range b.N {
+		off += workerDrainOn(b, master.URL(), "?wait_replicas=0", rows, 50, 0)
+		on += workerDrainOn(b, master.URL(), "?wait_replicas=1", rows, 50, 0)
+	}
+	off, on = off/float64(b.N), on/float64(b.N)
+	b.ReportMetric(off, "rows/s_wait0")
+	b.ReportMetric(on, "rows/s_wait1")
+	b.ReportMetric(1e6/on-1e6/off, "wait_us/row")
+	b.ReportMetric(0, "ns/op")
+}
+
+// waitReplicaOnline waits until master sees a replica online.
+func waitReplicaOnline(b *testing.B, master *testredis.Server) {
+	b.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := rdb.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "state=online") {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the replica is not online after 20 s: %v %s", err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // BenchmarkSharedRateLimit runs 3 workers (concurrency 50 each) with

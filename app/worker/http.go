@@ -37,6 +37,9 @@ type metrics struct {
 	limiterGranted *prometheus.CounterVec
 	notDurable     prometheus.Counter
 	opPaused       prometheus.Gauge
+	// recoveryRaces counts asynq recoverers finding a lease-expired task
+	// already moved by another (see asynqLogger).
+	recoveryRaces prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -81,12 +84,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "refonte_redis_not_durable_total",
 			Help: "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout.",
 		}),
+		recoveryRaces: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refonte_asynq_recovery_races_total",
+			Help: "Lease-expired tasks (a worker died, or an acknowledgement was lost in a Redis failover) that one of this worker's asynq recoverers found already moved back to the queue by another (asynq's NOT FOUND, logged at debug level).",
+		}),
 		opPaused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refonte_runs_paused_by_operator",
 			Help: "Runs held by enqueue pause (all workers), polled.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused,
+	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused, m.recoveryRaces,
 		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {

@@ -100,7 +100,11 @@ type Worker struct {
 	store      *store.Store
 	clients    map[refonte.Mode]*refonte.Client
 	limiters   map[refonte.Mode]ratelimit.Limiter
-	handler    *submit.Handler
+	// shared are the Redis limiters behind limiters, told of a master
+	// switch (see masterSwitched); stored when New returns (a switch
+	// before that has no grant to correct).
+	shared  atomic.Pointer[[]*ratelimit.RedisLimiter]
+	handler *submit.Handler
 	// reconciler polls tasks whose callback is overdue.
 	reconciler *reconcile.Reconciler
 	// keys pauses a mode whose key the API rejects (401) and probes it.
@@ -173,6 +177,8 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if maxElapsed <= 0 {
 		maxElapsed = ClientMaxElapsed
 	}
+	var shared []*ratelimit.RedisLimiter
+	defer func() { w.shared.Store(&shared) }()
 	for _, m := range cfg.Modes() {
 		key := cfg.Key(m)
 		policy := refonte.RetryPolicy{MaxElapsed: maxElapsed}
@@ -185,6 +191,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s rate limiter: %v", ErrConfig, m, err)
 			}
+			shared = append(shared, lim)
 			metered := meteredLimiter{Limiter: lim, granted: w.metrics.limiterGranted.WithLabelValues(string(m))}
 			w.limiters[m] = metered
 			// The client's own retries go through the shared limiter too.
@@ -416,7 +423,7 @@ func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst boo
 		DelayedTaskCheckInterval: time.Second,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
 		HealthCheckFunc:          w.healthCheck,
-		Logger:                   w.log.Named("asynq").Sugar(),
+		Logger:                   asynqLogger{SugaredLogger: w.log.Named("asynq").Sugar(), races: w.metrics.recoveryRaces},
 		LogLevel:                 asynq.InfoLevel,
 	}
 }
@@ -662,13 +669,21 @@ const RedisProtocol = 2
 // reconciler checks, at the API, every task submitted before the switch.
 const FailoverSweepDelay = 2 * time.Second
 
-// masterSwitched follows a Redis failover announced by a sentinel: the
-// old master may have taken writes after its replicas stopped following
-// it (discarded once it is demoted), among them completions whose
-// callbacks were already answered. So, once the switch has settled, the
+// masterSwitched follows a Redis failover announced by a sentinel, before
+// any command goes to the new master. The old master may have taken
+// writes after its replicas stopped following it (discarded once it is
+// demoted). Among them, the shared rate limits' last bookings: the new
+// master's older state would grant a burst the API has no room for, so
+// each limiter drops its burst credit on its next grant. And completions
+// whose callbacks were already answered: once the switch has settled, the
 // reconciler polls every task submitted before it, whatever its grace.
 func (w *Worker) masterSwitched(old, new string) {
 	at := time.Now()
+	if shared := w.shared.Load(); shared != nil {
+		for _, l := range *shared {
+			l.DropBurst()
+		}
+	}
 	w.log.Warn("redis master switched; following it and checking the tasks submitted before the switch at the API",
 		zap.String("old", old), zap.String("new", new))
 	time.AfterFunc(FailoverSweepDelay, func() {

@@ -28,7 +28,8 @@ type follower struct {
 	tls      *tls.Config
 
 	mu      sync.Mutex
-	current string              // the newest master announced ("" before any switch)
+	seen    string              // the newest master announced, onSwitch called or being called
+	current string              // the newest master followed ("" before any switch)
 	demoted map[string]bool     // addresses announced as old masters
 	conns   map[net.Conn]string // open connections by remote address
 	subs    []*redis.PubSub
@@ -69,13 +70,21 @@ func (fw *follower) listen(ps *redis.PubSub) {
 	}
 }
 
-// switchTo records a switch and closes the connections to the old master.
+// switchTo calls onSwitch, then records the switch (new connections go
+// to the new master) and closes the connections to the old master: what
+// onSwitch sets up is in place before any command reaches the new master.
 func (fw *follower) switchTo(old, new string) {
 	fw.mu.Lock()
-	if fw.current == new {
+	if fw.seen == new {
 		fw.mu.Unlock()
 		return
 	}
+	fw.seen = new
+	fw.mu.Unlock()
+	if fw.onSwitch != nil {
+		fw.onSwitch(old, new)
+	}
+	fw.mu.Lock()
 	fw.current = new
 	fw.demoted[old] = true
 	delete(fw.demoted, new)
@@ -88,9 +97,6 @@ func (fw *follower) switchTo(old, new string) {
 	fw.mu.Unlock()
 	for _, c := range stale {
 		_ = c.Close()
-	}
-	if fw.onSwitch != nil {
-		fw.onSwitch(old, new)
 	}
 }
 

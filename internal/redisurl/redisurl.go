@@ -83,8 +83,10 @@ type Tuning struct {
 	PoolSize int
 	// Protocol is the RESP version (2 or 3).
 	Protocol int
-	// OnMasterSwitch, for a sentinel URL, is called when a sentinel
-	// announces a new master (the client follows it at once).
+	// OnMasterSwitch, for a sentinel URL, is called once when a sentinel
+	// first announces a new master, before the client sends anything to
+	// it (the client follows it as soon as the call returns: it must not
+	// block).
 	OnMasterSwitch func(old, new string)
 }
 
