@@ -262,7 +262,7 @@ func BenchmarkSharedRateLimit(b *testing.B) {
 
 // dumpLatency logs the mean API and callback latencies of a worker (BENCH_VERBOSE).
 func dumpLatency(b *testing.B, w *Worker) {
-	mfs, _ := w.Registry().Gather()
+	mfs, _ := w.reg.Gather()
 	for _, mf := range mfs {
 		switch mf.GetName() {
 		case "refonte_api_request_duration_seconds", "refonte_callback_duration_seconds", "refonte_limiter_wait_seconds":

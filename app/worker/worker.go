@@ -334,12 +334,6 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 // Addr returns the address the HTTP server listens on.
 func (w *Worker) Addr() net.Addr { return w.ln.Addr() }
 
-// Handler returns the submit handler (to change the live daily cap at run time).
-func (w *Worker) Handler() *submit.Handler { return w.handler }
-
-// Registry returns the worker's Prometheus registry.
-func (w *Worker) Registry() *prometheus.Registry { return w.reg }
-
 // splitConcurrency splits the worker's concurrency over its asynq servers.
 // One asynq server fetches jobs in a single loop, one Redis round trip per
 // job, and a job's slot is only refilled by that loop; in a busy process

@@ -313,7 +313,7 @@ func TestShutdownHandsBackInFlightJobs(t *testing.T) {
 // gaugeValue returns the value of an unlabelled gauge of w's registry.
 func gaugeValue(t *testing.T, w *Worker, name string) float64 {
 	t.Helper()
-	mfs, err := w.Registry().Gather()
+	mfs, err := w.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,19 +156,6 @@ func parseJob(mode refonte.Mode, uid string, m map[string]string) *Job {
 	return j
 }
 
-// Runs returns the IDs of the runs a job's record lists (one entry per row
-// that follows it). It is for tests and diagnostics.
-func (s *Store) Runs(ctx context.Context, mode refonte.Mode, uniqueID string) ([]string, error) {
-	v, err := s.rdb.HGet(ctx, s.jobKey(mode, uniqueID), "runs").Result()
-	if isNotFound(err) {
-		return nil, fmt.Errorf("%w: %s %s", ErrJobNotFound, mode, uniqueID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: job runs %s: %w", uniqueID, err)
-	}
-	return strings.Fields(v), nil
-}
-
 // UniqueIDByTaskID looks a task ID up in the index (ErrJobNotFound if absent).
 func (s *Store) UniqueIDByTaskID(ctx context.Context, mode refonte.Mode, taskID string) (string, error) {
 	v, err := s.rdb.Get(ctx, s.taskIdxKey(mode, taskID)).Result()

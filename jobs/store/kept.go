@@ -50,7 +50,9 @@ type KeptCallback struct {
 // both Options.KeptCallbacks entries and Options.KeptCallbackBytes bytes:
 // the oldest entries are dropped to make room. It returns how many were
 // dropped (also counted in KeptCallbackStats). An unknown callback is
-// counted per mode too (UnknownCallbackCount).
+// counted per mode too, under PREFIX unknown-callbacks:count:MODE, for an
+// operator's redis-cli (the worker's metrics count them as
+// refonte_callbacks_total{outcome="unknown"}).
 func (s *Store) KeepCallback(ctx context.Context, k KeptCallback, body []byte) (int64, error) {
 	if k.ReceivedAt.IsZero() {
 		k.ReceivedAt = time.Now().UTC()
@@ -126,17 +128,4 @@ func (s *Store) KeptCallbackStats(ctx context.Context) (KeptCallbackStats, error
 		*f.dst = v
 	}
 	return st, nil
-}
-
-// UnknownCallbackCount returns how many unknown callbacks of the mode were
-// recorded (kept or not) within the retention period.
-func (s *Store) UnknownCallbackCount(ctx context.Context, mode refonte.Mode) (int64, error) {
-	n, err := s.rdb.Get(ctx, s.unknownCountKey(mode)).Int64()
-	if isNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("store: unknown callback count: %w", err)
-	}
-	return n, nil
 }
