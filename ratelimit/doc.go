@@ -12,8 +12,6 @@
 // [RedisLimiter] keeps the state in one Redis key per limit (cluster-safe)
 // and runs the algorithm in one Lua script on the Redis server's clock, so
 // pods' clock skew does not matter and each grant costs one round trip.
-// [LocalLimiter] runs the same arithmetic under a mutex for a single process
-// without Redis.
 //
 // A 429 answer should be reported with [Limiter.Cooldown] and its Retry-After:
 // every limiter sharing the limit then grants nothing until the cooldown

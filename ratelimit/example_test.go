@@ -48,11 +48,8 @@ func ExampleNewRedis() {
 }
 
 func ExampleLimiter_Wait() {
-	var lim ratelimit.Limiter
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 1, Burst: 2})
-	if err != nil {
-		panic(err)
-	}
+	lim, done := exampleLimiter(ratelimit.Config{Rate: 1, Burst: 2, Name: "example"})
+	defer done()
 	// A worker that would rather reschedule a job than wait long gives Wait a
 	// deadline: the burst of 2 goes through, the third slot is a second away.
 	for i := 0; i < 3; i++ {
@@ -76,11 +73,8 @@ func ExampleLimiter_Wait() {
 }
 
 func ExampleLimiter_Reserve() {
-	var lim ratelimit.Limiter
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 0.5})
-	if err != nil {
-		panic(err)
-	}
+	lim, done := exampleLimiter(ratelimit.Config{Rate: 0.5, Name: "example"})
+	defer done()
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		delay, err := lim.Reserve(ctx)
@@ -99,11 +93,8 @@ func ExampleLimiter_Reserve() {
 }
 
 func ExampleLimiter_Cooldown() {
-	var lim ratelimit.Limiter
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 100, Burst: 10})
-	if err != nil {
-		panic(err)
-	}
+	lim, done := exampleLimiter(ratelimit.Config{Rate: 100, Burst: 10, Name: "example"})
+	defer done()
 	ctx := context.Background()
 	// The API answered 429 with Retry-After: 30.
 	if err := lim.Cooldown(ctx, 30*time.Second); err != nil {
@@ -113,4 +104,20 @@ func ExampleLimiter_Cooldown() {
 	fmt.Println("next slot in", delay.Round(time.Second))
 	// Output:
 	// next slot in 30s
+}
+
+// exampleLimiter returns a limiter for cfg on a private miniredis (a
+// stand-in for Redis that runs the same script) and a function that
+// releases both.
+func exampleLimiter(cfg ratelimit.Config) (ratelimit.Limiter, func()) {
+	srv, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	lim, err := ratelimit.NewRedis(rdb, cfg)
+	if err != nil {
+		panic(err)
+	}
+	return lim, func() { rdb.Close(); srv.Close() }
 }

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -101,17 +100,14 @@ type clocked interface {
 	cooldown(d time.Duration) error
 }
 
-type localClocked struct {
-	l   *LocalLimiter
-	now time.Time
-}
+type modelClocked struct{ m *gcraModel }
 
-func (c *localClocked) set(now time.Time) { c.now = now }
-func (c *localClocked) take(mode string, limit time.Duration) (bool, time.Duration, error) {
-	booked, delay, _ := c.l.acquire(mode == "reserve", limit)
+func (c modelClocked) set(now time.Time) { c.m.now = now }
+func (c modelClocked) take(mode string, limit time.Duration) (bool, time.Duration, error) {
+	booked, delay := c.m.acquire(mode == "reserve", limit)
 	return booked, delay, nil
 }
-func (c *localClocked) cooldown(d time.Duration) error { return c.l.Cooldown(context.Background(), d) }
+func (c modelClocked) cooldown(d time.Duration) error { c.m.cooldown(d); return nil }
 
 type miniClocked struct {
 	m *miniredis.Miniredis
@@ -134,22 +130,20 @@ type step struct {
 	wantDelay  time.Duration
 }
 
-// runSteps runs steps against both implementations on a controlled clock
-// (miniredis runs the Lua script, TIME included, and its TIME follows
-// SetTime), so the Redis script and the local arithmetic are held to the
-// same expected slots. Delays may differ from the expected ones by 2 µs (the
+// runSteps runs steps against the Redis script and its Go model
+// (gcraModel) on a controlled clock (miniredis runs the Lua script, TIME
+// included, and its TIME follows SetTime), so both are held to the same
+// expected slots. Delays may differ from the expected ones by 2 µs (the
 // script rounds to whole microseconds).
 func runSteps(t *testing.T, cfg Config, steps []step) {
 	t0 := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
 	impls := map[string]func(t *testing.T) clocked{
-		"local": func(t *testing.T) clocked {
-			l, err := NewLocal(cfg)
+		"model": func(t *testing.T) clocked {
+			m, err := newGCRAModel(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := &localClocked{l: l}
-			l.now = func() time.Time { return c.now }
-			return c
+			return modelClocked{m}
 		},
 		"miniredis": func(t *testing.T) clocked {
 			m := miniredis.RunT(t)
@@ -248,33 +242,4 @@ func TestAdaptiveSteps(t *testing.T) {
 		step{140 * s, "wait", -1, true, 833333 * time.Microsecond}, // 100/0.12 ms
 	)
 	runSteps(t, Config{Rate: 10, Burst: 1, Name: "adaptive", Adaptive: true}, steps)
-}
-
-func TestLocalWaitDeadlineAndCancel(t *testing.T) {
-	l, err := NewLocal(Config{Rate: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	err = l.Wait(ctx)
-	var de *DelayError
-	if !errors.As(err, &de) || !errors.Is(err, ErrWouldExceedDeadline) || de.Delay <= 100*time.Millisecond || de.Delay > time.Second {
-		t.Fatalf("Wait = %v, want a *DelayError of about 1s", err)
-	}
-	ctx, cancel = context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Wait(ctx) }()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Wait = %v, want context.Canceled", err)
-		}
-	case <-time.After(500 * time.Millisecond):
-		t.Fatal("Wait did not return promptly after cancel")
-	}
 }

@@ -28,10 +28,7 @@ type RedisLimiter struct {
 	dropBurst atomic.Bool
 }
 
-var (
-	_ Limiter = (*RedisLimiter)(nil)
-	_ Limiter = (*LocalLimiter)(nil)
-)
+var _ Limiter = (*RedisLimiter)(nil)
 
 // NewRedis returns a limiter for cfg on rdb. cfg.Name is required. The
 // caller keeps ownership of rdb (and closes it). The client's settings

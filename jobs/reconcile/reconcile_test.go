@@ -28,6 +28,7 @@ const grace = time.Minute
 // env is a store on a private redis-server, a sandbox and a test-mode
 // client, and a clock the test moves forward.
 type env struct {
+	rdb    redis.UniversalClient
 	st     *store.Store
 	sb     *sandbox.Server
 	client *refonte.Client
@@ -48,7 +49,7 @@ func newEnv(t *testing.T, cfg sandbox.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{st: store.New(rdb, store.Options{}), sb: sb, client: client}
+	return &env{rdb: rdb, st: store.New(rdb, store.Options{}), sb: sb, client: client}
 }
 
 func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
@@ -60,7 +61,7 @@ func (e *env) reconciler(t *testing.T, lim ratelimit.Limiter, mod func(*reconcil
 	t.Helper()
 	if lim == nil {
 		var err error
-		if lim, err = ratelimit.NewLocal(ratelimit.Config{Rate: 10000, Burst: 1000}); err != nil {
+		if lim, err = ratelimit.NewRedis(e.rdb, ratelimit.Config{Rate: 10000, Burst: 1000, Name: "reconcile-test"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,7 +294,7 @@ func TestPassDrainsEveryOverdueJobAtBurstOne(t *testing.T) {
 	e := newEnv(t, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately, CallbackDropRate: 1})
 	run, uids := e.submitted(t, "burst1", 250)
 	e.waitTerminal(t, uids)
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 20, Burst: 1})
+	lim, err := ratelimit.NewRedis(e.rdb, ratelimit.Config{Rate: 20, Burst: 1, Name: "burst1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,12 +467,13 @@ func TestRunLoopsUntilContextEnds(t *testing.T) {
 }
 
 func TestNewConfig(t *testing.T) {
-	st := store.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), store.Options{})
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialed
+	st := store.New(down, store.Options{})
 	test, err := refonte.NewClient(sandbox.DefaultTestKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim, err := ratelimit.NewLocal(ratelimit.Config{Rate: 1})
+	lim, err := ratelimit.NewRedis(down, ratelimit.Config{Rate: 1, Name: "new-config"})
 	if err != nil {
 		t.Fatal(err)
 	}
