@@ -491,45 +491,6 @@ func (j *joiner) writeCSV(ctx context.Context, st *store.Store, runID string, co
 	return n, enc.flush(err)
 }
 
-// flattenJSON calls fn for every leaf of the JSON object obj, in document
-// order: a nested object's keys are joined to its own with dots
-// ({"metadata":{"camera":"f"}} gives "metadata.camera"), like the dotted
-// column names of a CSV dataset; an array or an empty object is one leaf
-// (its JSON). val is the leaf's JSON text.
-func flattenJSON(obj []byte, fn func(key string, val []byte)) error {
-	return flattenInto("", obj, fn)
-}
-
-func flattenInto(prefix string, obj []byte, fn func(key string, val []byte)) error {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if _, err := dec.Token(); err != nil { // {
-		return err
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string) // an object's keys are strings
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return err
-		}
-		if val[0] == '{' && !isEmptyObject(val) {
-			if err := flattenInto(prefix+key+".", val, fn); err != nil {
-				return err
-			}
-			continue
-		}
-		fn(prefix+key, val)
-	}
-	return nil
-}
-
-func isEmptyObject(v []byte) bool {
-	return len(bytes.TrimSpace(v[1:len(v)-1])) == 0
-}
-
 // jsonCell is the CSV cell of a flattened JSON leaf: a string's text, a
 // null's empty cell, any other value's compact JSON.
 func jsonCell(val []byte) string {
