@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
+	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
 // metrics are the worker's own collectors (the submit handler and the
@@ -40,6 +42,51 @@ type metrics struct {
 	// recoveryRaces counts asynq recoverers finding a lease-expired task
 	// already moved by another (see asynqLogger).
 	recoveryRaces prometheus.Counter
+	// canceled is refonte_rows_canceled_total, read from Redis.
+	canceled *cancelCounts
+}
+
+// cancelCounts exports refonte_rows_canceled_total{mode, stage}: the rows
+// moved to canceled, counted system-wide in Redis by the transitions
+// themselves (store.CancelCounts), whoever made them (any worker, enqueue
+// cancel's sweep). Every pod reports the same value (query with max()).
+// It holds the last values the stats poller read; every series exists at
+// 0 from the start.
+type cancelCounts struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	rows []store.CancelCount
+}
+
+func newCancelCounts() *cancelCounts {
+	c := &cancelCounts{desc: prometheus.NewDesc("refonte_rows_canceled_total",
+		"Rows moved to canceled, all workers and enqueue cancel (read from Redis), by mode and stage (before_submit: no API call; after_submit: task canceled at the API).",
+		[]string{"mode", "stage"}, nil)}
+	for _, m := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
+		for _, st := range []string{store.CancelBeforeSubmit, store.CancelAfterSubmit} {
+			c.rows = append(c.rows, store.CancelCount{Mode: m, Stage: st})
+		}
+	}
+	return c
+}
+
+// set replaces the values with a fresh read.
+func (c *cancelCounts) set(rows []store.CancelCount) {
+	c.mu.Lock()
+	c.rows = rows
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *cancelCounts) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *cancelCounts) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.rows {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.Rows), string(r.Mode), r.Stage)
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -92,8 +139,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "refonte_runs_paused_by_operator",
 			Help: "Runs held by enqueue pause (all workers), polled.",
 		}),
+		canceled: newCancelCounts(),
 	}
-	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused, m.recoveryRaces,
+	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused, m.recoveryRaces, m.canceled,
 		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
@@ -190,6 +238,9 @@ func (w *Worker) refreshStats(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if n, err := w.store.OperatorPausedRuns(pctx); err == nil {
 		w.metrics.opPaused.Set(float64(n))
+	}
+	if rows, err := w.store.CancelCounts(pctx); err == nil {
+		w.metrics.canceled.set(rows)
 	}
 	cancel()
 	if w.cfg.LiveKey != "" {

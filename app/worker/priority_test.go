@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/control"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
@@ -71,4 +75,39 @@ func TestPriorityOrder(t *testing.T) {
 		t.Errorf("the last low row was submitted at %s, after half of the normal run (%s): starved",
 			lastLow.Format(time.StampMicro), midNormal.Format(time.StampMicro))
 	}
+}
+
+// TestCancelCountsIncludeTheSweep: rows canceled by enqueue cancel's own
+// sweep (no worker involved) are in every worker's
+// refonte_rows_canceled_total, as are those a worker cancels.
+func TestCancelCountsIncludeTheSweep(t *testing.T) {
+	redisURL := testredis.Fresh(t)
+	st := storeOn(t, redisURL)
+	_, apiURL := startSandbox(t, sandbox.Config{NoAutoComplete: true})
+	cfg := testConfig(t, redisURL, apiURL)
+	run := addRun(t, st, refonte.ModeTest, 5, "")
+	rep, err := control.Cancel(context.Background(), st, asynq.NewClientFromRedisClient(testredis.ClientOn(t, redisURL)), run.ID, false)
+	if err != nil || rep.CanceledNow != 5 {
+		t.Fatalf("cancel: %+v, %v; want 5 rows canceled now", rep, err)
+	}
+	r := startWorker(t, cfg, nil)
+	want := `refonte_rows_canceled_total{mode="test",stage="before_submit"} 5`
+	waitFor(t, 3*StatsInterval, want, func() (bool, string) {
+		body := scrape(t, r)
+		return strings.Contains(body, want), grepLines(body, "refonte_rows_canceled_total")
+	})
+	if body := scrape(t, r); !strings.Contains(body, `refonte_rows_canceled_total{mode="live",stage="after_submit"} 0`) {
+		t.Errorf("the live after_submit series is missing: %s", grepLines(body, "refonte_rows_canceled_total"))
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

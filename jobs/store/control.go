@@ -256,3 +256,39 @@ func (s *Store) LiftCancel(ctx context.Context, runID string) (bool, error) {
 	n, err := s.runScript(ctx, "lift cancel", runID, liftCancelScript, s.ttlMS())
 	return n == 1, err
 }
+
+// Stages of a canceled row (CancelCount.Stage).
+const (
+	// CancelBeforeSubmit: canceled with no task, no API call.
+	CancelBeforeSubmit = "before_submit"
+	// CancelAfterSubmit: its task was canceled at the API.
+	CancelAfterSubmit = "after_submit"
+)
+
+// CancelCount is how many rows of a mode were moved to canceled at a stage.
+type CancelCount struct {
+	Mode  refonte.Mode
+	Stage string
+	Rows  int64
+}
+
+// CancelCounts returns how many rows were moved to canceled, by mode and
+// stage, system-wide: each transition to canceled counts itself in the same
+// script, whoever made it (a worker's check before a create, a cancel at
+// the API, a callback, enqueue cancel's sweep). Every mode and stage is
+// listed, 0 when none. The counts are kept (and expire) like the rest of
+// the store's keys, counted from the last cancel; they only grow until then.
+func (s *Store) CancelCounts(ctx context.Context) ([]CancelCount, error) {
+	m, err := s.rdb.HGetAll(ctx, s.opts.Prefix+"stats:canceled").Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: cancel counts: %w", err)
+	}
+	var out []CancelCount
+	for _, mode := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
+		for _, stage := range []string{CancelBeforeSubmit, CancelAfterSubmit} {
+			n, _ := strconv.ParseInt(m[string(mode)+":"+stage], 10, 64)
+			out = append(out, CancelCount{Mode: mode, Stage: stage, Rows: n})
+		}
+	}
+	return out, nil
+}

@@ -428,3 +428,77 @@ func TestOperatorPause(t *testing.T) {
 		t.Fatalf("after FinishEnqueue = %+v", r)
 	}
 }
+
+// TestCancelCounts: every transition to canceled counts itself once in
+// the system-wide counts (store.CancelCounts), by stage, whoever made it:
+// the sweep of enqueue cancel, a worker's check before a create, a cancel
+// at the API recorded by Complete; a repeated delivery counts nothing.
+func TestCancelCounts(t *testing.T) {
+	mode := refonte.ModeTest
+	canceled := store.Outcome{TaskID: "", Status: refonte.StatusCanceled, At: time.Now()}
+	tests := []struct {
+		name              string
+		act               func(e *env, run *store.Run)
+		before, afterSubm int64
+	}{
+		{"sweep cancels 3 enqueued rows", func(e *env, run *store.Run) {
+			if err := e.st.RequestCancel(e.ctx, run.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.st.CancelRun(e.ctx, run.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, 3, 0},
+		{"worker's check cancels one row", func(e *env, run *store.Run) {
+			if err := e.st.RequestCancel(e.ctx, run.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			if c, err := e.st.CheckSubmit(e.ctx, mode, "uid-1", true); err != nil || c.Verdict != store.SubmitCanceled {
+				t.Fatalf("check: %+v, %v", c, err)
+			}
+		}, 1, 0},
+		{"a task canceled at the API, delivered twice", func(e *env, run *store.Run) {
+			if _, err := e.st.MarkSubmitted(e.ctx, mode, "uid-1", "task-1"); err != nil {
+				t.Fatal(err)
+			}
+			o := canceled
+			o.TaskID = "task-1"
+			for range 2 {
+				if _, err := e.st.Complete(e.ctx, mode, "uid-1", o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, 0, 1},
+		{"a completed row counts nothing", func(e *env, run *store.Run) {
+			if _, err := e.st.MarkSubmitted(e.ctx, mode, "uid-1", "task-1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.st.Complete(e.ctx, mode, "uid-1", store.Outcome{TaskID: "task-1", Status: refonte.StatusCompleted, At: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			run := e.enqueuedRun(mode, 1, 3)
+			tt.act(e, run)
+			counts, err := e.st.CancelCounts(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(counts) != 4 {
+				t.Fatalf("counts %+v: want every mode and stage", counts)
+			}
+			for _, c := range counts {
+				want := int64(0)
+				if c.Mode == mode {
+					want = map[string]int64{store.CancelBeforeSubmit: tt.before, store.CancelAfterSubmit: tt.afterSubm}[c.Stage]
+				}
+				if c.Rows != want {
+					t.Errorf("%s %s: %d, want %d", c.Mode, c.Stage, c.Rows, want)
+				}
+			}
+		})
+	}
+}

@@ -110,9 +110,23 @@ end
 // run's hash and rows only when the last refresh (field ttl_at) is older
 // than 1 % of the TTL: a run still expires no sooner than 99 % of the
 // retention after its last change.
+//
+// count_cancel counts one row moved to canceled, system-wide, in the hash
+// prefix .. 'stats:canceled' (field MODE:STAGE, STAGE before_submit or
+// after_submit; see Store.CancelCounts), in the same script as the
+// transition: whoever cancels (a worker, enqueue cancel's sweep) is
+// counted once, exactly.
 const luaRunHelpers = luaFailGroups + `
 local function is_terminal(st)
   return st == 'completed' or st == 'failed' or st == 'canceled'
+end
+
+local function count_cancel(prefix, jk, stage, ttl)
+  -- jk is prefix .. 'job:' .. mode .. ':' .. unique_id
+  local mode = string.match(string.sub(jk, string.len(prefix) + 5), '^([^:]+):')
+  local sk = prefix .. 'stats:canceled'
+  redis.call('HINCRBY', sk, (mode or '?') .. ':' .. stage, 1)
+  redis.call('PEXPIRE', sk, ttl)
 end
 
 local function num(v)
@@ -583,6 +597,9 @@ local function complete(jk, fk, ik, prefix, to, status, resp, err, at, own, now,
   if newtid == '' then after = 1 end
   deltas.notask = after - before
   put_outcome(jk, fv, resp, err, to == 'completed' and j[6])
+  if to == 'canceled' and st ~= 'canceled' and newtid ~= '' then
+    count_cancel(prefix, jk, 'after_submit', ttl)
+  end
   redis.call('HSET', jk, unpack(fv))
   redis.call('ZREM', fk, uid)
   redis.call('PEXPIRE', jk, ttl)
@@ -881,6 +898,7 @@ local function cancel_unsubmitted(jk, prefix, runs, now, ttl)
   redis.call('HSET', jk, 'state', 'canceled', 'error', 'canceled by the operator before submission', 'updated', now)
   redis.call('PEXPIRE', jk, ttl)
   local deltas = {canceled = 1, notask = 1, cancel_nosub = 1}
+  count_cancel(prefix, jk, 'before_submit', ttl)
   leave_retry(jk, deltas)
   return apply_runs(prefix, runs, deltas, now, ttl)
 end

@@ -115,9 +115,6 @@ func (h *Handler) cancelAtAPI(ctx context.Context, mode refonte.Mode, uniqueID, 
 	if err != nil {
 		return fmt.Errorf("cancel %s: recording the canceled task: %w", uniqueID, err)
 	}
-	if tr.Changed && tr.To == store.JobCanceled {
-		h.opts.Metrics.canceled(mode, StageAfterSubmit)
-	}
 	h.transitioned(context.WithoutCancel(ctx), func() *zap.Logger { return log }, tr)
 	return nil
 }

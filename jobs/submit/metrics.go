@@ -26,12 +26,6 @@ const (
 	OutcomeOperatorPaused = "operator_paused"
 )
 
-// Stage labels of the cancels counter: whether a canceled row had a task.
-const (
-	StageBeforeSubmit = "before_submit" // canceled with no API call
-	StageAfterSubmit  = "after_submit"  // its task canceled at the API
-)
-
 // Result labels of the API cancels counter (POST /task/{id}/cancel).
 const (
 	CancelCanceled        = "canceled"         // the API canceled the task
@@ -51,10 +45,6 @@ type Metrics struct {
 	LimiterWait *prometheus.HistogramVec
 	// LivePaused is 1 while this worker last saw the live daily cap reached, else 0.
 	LivePaused prometheus.Gauge
-	// Cancels counts the rows this worker moved to canceled, by mode and
-	// stage (StageBeforeSubmit, StageAfterSubmit). Rows canceled by enqueue
-	// cancel's own sweep are in the run's counters, not here.
-	Cancels *prometheus.CounterVec
 	// APICancels counts the worker's POST /task/{id}/cancel calls by mode and result.
 	APICancels *prometheus.CounterVec
 }
@@ -80,26 +70,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "refonte_live_daily_limit_reached",
 			Help: "1 while the live daily spend cap was the last answer this worker got, else 0.",
 		}),
-		Cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refonte_rows_canceled_total",
-			Help: "Rows of canceled runs this worker moved to canceled, by mode and stage (before_submit: no API call; after_submit: task canceled at the API).",
-		}, []string{"mode", "stage"}),
 		APICancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refonte_task_cancels_total",
 			Help: "POST /task/{id}/cancel calls of enqueue cancel -tasks, by mode and result (canceled, already_terminal, not_found, error, skipped).",
 		}, []string{"mode", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.Submissions, m.APILatency, m.LimiterWait, m.LivePaused, m.Cancels, m.APICancels} {
+	for _, c := range []prometheus.Collector{m.Submissions, m.APILatency, m.LimiterWait, m.LivePaused, m.APICancels} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	// The cancel counters exist at 0 from the start, so that dashboards
-	// and alerts (rate, increase) see them before the first cancel.
+	// The API cancel counters exist at 0 from the start, so that
+	// dashboards and alerts (rate, increase) see them before the first
+	// cancel. (Canceled rows are counted in Redis by the transitions
+	// themselves: refonte_rows_canceled_total is the worker's, see
+	// store.CancelCounts.)
 	for _, mode := range []refonte.Mode{refonte.ModeTest, refonte.ModeLive} {
-		for _, stage := range []string{StageBeforeSubmit, StageAfterSubmit} {
-			m.Cancels.WithLabelValues(string(mode), stage)
-		}
 		for _, r := range []string{CancelCanceled, CancelAlreadyTerminal, CancelNotFound, CancelError, CancelSkipped} {
 			m.APICancels.WithLabelValues(string(mode), r)
 		}
@@ -132,12 +118,6 @@ func (m *Metrics) paused(on bool) {
 			v = 1
 		}
 		m.LivePaused.Set(v)
-	}
-}
-
-func (m *Metrics) canceled(mode refonte.Mode, stage string) {
-	if m != nil {
-		m.Cancels.WithLabelValues(string(mode), stage).Inc()
 	}
 }
 

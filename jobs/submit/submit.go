@@ -364,7 +364,6 @@ func (d *delivery) check(ctx context.Context, reserve bool) (done bool, err erro
 		h.opts.Metrics.outcome(p.Mode, OutcomeNoop)
 		return true, nil
 	case store.SubmitCanceled:
-		h.opts.Metrics.canceled(p.Mode, StageBeforeSubmit)
 		h.opts.Metrics.outcome(p.Mode, OutcomeCanceled)
 		h.transitioned(context.WithoutCancel(ctx), d.log, c.Transition)
 		return true, nil
@@ -404,7 +403,6 @@ func (d *delivery) resolveCanceled(ctx context.Context) error {
 		return fmt.Errorf("submit %s: canceling: %w", p.UniqueID, err)
 	}
 	if c.Verdict == store.SubmitCanceled {
-		h.opts.Metrics.canceled(p.Mode, StageBeforeSubmit)
 		h.opts.Metrics.outcome(p.Mode, OutcomeCanceled)
 		h.transitioned(context.WithoutCancel(ctx), d.log, c.Transition)
 	}
