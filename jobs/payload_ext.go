@@ -11,6 +11,13 @@ import (
 // PayloadVersion) without reflection, for the producer's hot path. p.Params
 // must be a valid JSON object (as produced by json.Marshal); it is copied as
 // is, and an empty Params is written as {}.
+//
+// It pays: json.Marshal re-validates and compacts Params, ~4.6 µs per row
+// against ~0.09 µs here (`go test -run '^$' -bench SubmitPayload -benchtime
+// 200000x ./jobs`, 2026-12-04), where cmd/enqueue spends ~11 µs of CPU per
+// row in all (see internal/jsonwire). Its field list is kept by hand:
+// TestAppendSubmitPayloadCoversEveryField fails when SubmitPayload gains a
+// field it does not write.
 func AppendSubmitPayload(dst []byte, p SubmitPayload) []byte {
 	if p.V == 0 {
 		p.V = PayloadVersion

@@ -30,29 +30,22 @@ var strStop = func() (t [256]bool) {
 
 // Decoder is a fast, reflection-free decoder of JSON into the values
 // encoding/json decodes into an any: map[string]any, []any, string,
-// float64 (or json.Number with UseNumber), bool and nil.
+// float64, bool and nil.
 //
-// It handles the common case only and declines the rest (ok false),
+// Its fast path handles the common case only and declines the rest,
 // including every invalid input, invalid UTF-8 inside strings (which
-// encoding/json replaces by U+FFFD) and nesting deeper than MaxDepth; the
-// caller then decodes with encoding/json, so the accepted language and the
-// error messages stay exactly encoding/json's. Whatever it accepts it
-// decodes to a value equal to encoding/json's (last duplicate key wins).
+// encoding/json replaces by U+FFFD) and nesting deeper than MaxDepth,
+// which Object and Value then decode with encoding/json: the accepted
+// language and the error messages are exactly encoding/json's, and
+// whatever the fast path accepts decodes to a value equal to
+// encoding/json's (last duplicate key wins).
 //
-// Strings without escapes, and numbers with UseNumber, are slices of one
-// string copy of the input made per call, so the whole input stays alive
-// as long as any of them does.
+// Strings without escapes are slices of one string copy of the input made
+// per call, so the whole input stays alive as long as any of them does.
 //
 // The zero Decoder behaves like json.Unmarshal. A Decoder keeps buffers
 // (and interned keys) between calls; it is not safe for concurrent use.
 type Decoder struct {
-	// UseNumber makes numbers json.Number, as json.Decoder.UseNumber
-	// does, instead of float64.
-	UseNumber bool
-	// AllowTrailing makes the decoder stop after the first value and
-	// ignore whatever follows it, as json.Decoder.Decode does. Without
-	// it, only white space may follow, as with json.Unmarshal.
-	AllowTrailing bool
 	// InternKeys makes object keys come from a cache kept by the Decoder
 	// (at most 512 keys of up to 64 bytes), so that the maps of many
 	// calls share their key strings. Without it, keys are slices of the
@@ -71,11 +64,35 @@ type Decoder struct {
 	scratch []byte
 }
 
-// DecodeObject decodes data, a JSON object, into a map[string]any as
-// encoding/json would (json.Unmarshal, or json.Decoder.Decode with
-// AllowTrailing). ok is false if data does not hold an object or holds
-// anything the Decoder declines; the caller then uses encoding/json.
-func (d *Decoder) DecodeObject(data []byte) (m map[string]any, ok bool) {
+// Object decodes data, a JSON object, as json.Unmarshal decodes it into a
+// map[string]any, and fails with json.Unmarshal's error.
+func (d *Decoder) Object(data []byte) (map[string]any, error) {
+	if m, ok := d.fastObject(data); ok {
+		return m, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Value decodes data, any JSON value, as json.Unmarshal decodes it into an
+// any, and fails with json.Unmarshal's error.
+func (d *Decoder) Value(data []byte) (any, error) {
+	if v, ok := d.fastValue(data); ok {
+		return v, nil
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// fastObject is Object's fast path: ok is false if data does not hold an
+// object or holds anything it declines.
+func (d *Decoder) fastObject(data []byte) (m map[string]any, ok bool) {
 	d.reset(data)
 	d.skipSpace()
 	if d.pos >= len(d.data) || d.data[d.pos] != '{' {
@@ -87,11 +104,8 @@ func (d *Decoder) DecodeObject(data []byte) (m map[string]any, ok bool) {
 	return m, true
 }
 
-// DecodeValue decodes data, any JSON value, as encoding/json would decode
-// it into an any (json.Unmarshal, or json.Decoder.Decode with
-// AllowTrailing). ok is false for anything the Decoder declines; the
-// caller then uses encoding/json.
-func (d *Decoder) DecodeValue(data []byte) (v any, ok bool) {
+// fastValue is Value's fast path: ok is false for anything it declines.
+func (d *Decoder) fastValue(data []byte) (v any, ok bool) {
 	d.reset(data)
 	if v, ok = d.value(); !ok || !d.end() {
 		return nil, false
@@ -103,11 +117,8 @@ func (d *Decoder) reset(data []byte) {
 	d.data, d.src, d.pos, d.depth = data, string(data), 0, 0
 }
 
-// end reports whether what follows the value just read is acceptable.
+// end reports whether only white space follows the value just read.
 func (d *Decoder) end() bool {
-	if d.AllowTrailing {
-		return true
-	}
 	d.skipSpace()
 	return d.pos == len(d.data)
 }
@@ -161,10 +172,6 @@ func (d *Decoder) number() (any, bool) {
 		return nil, false
 	}
 	s := d.src[d.pos : d.pos+n]
-	if d.UseNumber {
-		d.pos += n
-		return json.Number(s), true
-	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return nil, false // out of range: encoding/json explains

@@ -1,38 +1,22 @@
 package jsonwire
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
 )
 
-// stdDecode decodes data into an any as encoding/json does in the mode of
-// d: the first Decode of a json.Decoder, after checking, without
-// AllowTrailing, that data is one valid JSON value as json.Unmarshal does.
-func stdDecode(d *Decoder, data []byte) (any, error) {
-	if !d.AllowTrailing && !json.Valid(data) {
-		return nil, errors.New("invalid JSON")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if d.UseNumber {
-		dec.UseNumber()
-	}
+// stdDecode decodes data into an any as json.Unmarshal does.
+func stdDecode(data []byte) (any, error) {
 	var v any
-	err := dec.Decode(&v)
+	err := json.Unmarshal(data, &v)
 	return v, err
 }
 
-// modes are the four configurations of the Decoder.
-var modes = []Decoder{
-	{},
-	{UseNumber: true},
-	{AllowTrailing: true},
-	{UseNumber: true, AllowTrailing: true, InternKeys: true, ObjectSizeHint: 16},
-}
+// modes are the configurations of the Decoder.
+var modes = []Decoder{{}, {InternKeys: true, ObjectSizeHint: 16}}
 
 func TestDecoderMatchesEncodingJSON(t *testing.T) {
 	tests := []struct {
@@ -73,18 +57,26 @@ func TestDecoderMatchesEncodingJSON(t *testing.T) {
 			for _, suffix := range []string{"", " x", "}"} {
 				d := mode
 				in := tt.in + suffix
-				fast := (tt.fast || tt.in == `{"n":1e400}` && d.UseNumber) && (suffix == "" || d.AllowTrailing)
-				v, ok := d.DecodeValue([]byte(in))
+				fast := tt.fast && suffix == ""
+				v, ok := d.fastValue([]byte(in))
 				if ok != fast {
-					t.Errorf("%+v: DecodeValue(%.60q) ok = %v, want %v", mode, in, ok, fast)
+					t.Errorf("%+v: fastValue(%.60q) ok = %v, want %v", mode, in, ok, fast)
 				}
 				checkDecoded(t, &d, []byte(in), v, ok)
-				m, ok := d.DecodeObject([]byte(in))
+				m, ok := d.fastObject([]byte(in))
 				if wantObj := fast && strings.HasPrefix(strings.TrimSpace(in), "{"); ok != wantObj {
-					t.Errorf("%+v: DecodeObject(%.60q) ok = %v, want %v", mode, in, ok, wantObj)
+					t.Errorf("%+v: fastObject(%.60q) ok = %v, want %v", mode, in, ok, wantObj)
 				}
 				if ok {
 					checkDecoded(t, &d, []byte(in), m, ok)
+				}
+				// Object and Value: the fast path's value, or encoding/json's
+				// value and error.
+				want, wantErr := stdDecode([]byte(in))
+				got, err := d.Value([]byte(in))
+				if (err == nil) != (wantErr == nil) || err == nil && !reflect.DeepEqual(got, want) ||
+					err != nil && err.Error() != wantErr.Error() {
+					t.Errorf("%+v: Value(%.60q) = %#v, %v; json.Unmarshal %#v, %v", mode, in, got, err, want, wantErr)
 				}
 			}
 		}
@@ -93,8 +85,8 @@ func TestDecoderMatchesEncodingJSON(t *testing.T) {
 
 func TestDecoderInternsKeys(t *testing.T) {
 	d := Decoder{InternKeys: true}
-	a, _ := d.DecodeObject([]byte(`{"key":1}`))
-	b, _ := d.DecodeObject([]byte(`{"k\u0065y":2}`))
+	a, _ := d.Object([]byte(`{"key":1}`))
+	b, _ := d.Object([]byte(`{"k\u0065y":2}`))
 	ka, kb := onlyKey(a), onlyKey(b)
 	if ka != "key" || !sameString(ka, kb) {
 		t.Fatalf("keys %q and %q are not one interned string", ka, kb)
@@ -112,14 +104,14 @@ func sameString(a, b string) bool {
 	return a == b && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
-// checkDecoded fails t if the Decoder accepted data (ok) and encoding/json
-// decodes it, in d's mode, to something else or not at all.
+// checkDecoded fails t if the fast path accepted data (ok) and
+// encoding/json decodes it to something else or not at all.
 func checkDecoded(t *testing.T, d *Decoder, data []byte, got any, ok bool) {
 	t.Helper()
 	if !ok {
 		return
 	}
-	want, err := stdDecode(d, data)
+	want, err := stdDecode(data)
 	if err != nil {
 		t.Fatalf("%+v: Decoder accepted %.80q, encoding/json refuses it: %v", *d, data, err)
 	}
@@ -128,7 +120,7 @@ func checkDecoded(t *testing.T, d *Decoder, data []byte, got any, ok bool) {
 	}
 }
 
-// FuzzDecoder checks, in every mode, that whatever the Decoder accepts
+// FuzzDecoder checks, in every mode, that whatever the fast path accepts
 // encoding/json accepts too, with an equal value.
 func FuzzDecoder(f *testing.F) {
 	for _, s := range []string{
@@ -141,9 +133,9 @@ func FuzzDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, mode := range modes {
 			d := mode
-			v, ok := d.DecodeValue(data)
+			v, ok := d.fastValue(data)
 			checkDecoded(t, &d, data, v, ok)
-			m, ok := d.DecodeObject(data)
+			m, ok := d.fastObject(data)
 			checkDecoded(t, &d, data, m, ok)
 		}
 	})

@@ -164,3 +164,27 @@ func FuzzAppendFloat(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendValueMatchesMarshal(t *testing.T) {
+	for _, v := range []any{
+		nil, true, false, 0.0, -1.5, 1e21, 1e-7, "", "a<b>&\"\\\u2028é\x00",
+		[]any{}, []any{1.0, "x", nil, []any{true}},
+		map[string]any{}, map[string]any{"b": 1.0, "a": map[string]any{"z": "y", "é": []any{}}, "": nil},
+		map[string]int{"other": 1}, // not a Decoder value: json.Marshal
+	} {
+		want, _ := json.Marshal(v)
+		got, err := AppendValue([]byte("x"), v)
+		if err != nil || string(got) != "x"+string(want) {
+			t.Errorf("AppendValue(%#v) = %s, %v; want x%s", v, got, err, want)
+		}
+	}
+	m := map[string]any{"keep": 1.0, "drop": 2.0, "also": 3.0}
+	if got, err := AppendObject(nil, m, "drop", "also"); err != nil || string(got) != `{"keep":1}` {
+		t.Errorf("AppendObject omitting drop, also = %s, %v", got, err)
+	}
+	for _, bad := range []any{math.NaN(), math.Inf(1), []any{math.Inf(-1)}, map[string]any{"a": math.NaN()}} {
+		if _, err := AppendValue(nil, bad); err == nil {
+			t.Errorf("AppendValue(%v): no error", bad)
+		}
+	}
+}

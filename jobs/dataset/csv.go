@@ -231,7 +231,7 @@ func (r *Reader) nextCSV() (Row, *Reject, error) {
 			v = cells[r.fieldStart(i):r.fieldEnds[i]]
 		case cellJSON:
 			var err error
-			if v, err = r.dec.decodeValue(cell); err != nil {
+			if v, err = r.dec.Value(cell); err != nil {
 				return Row{}, reject(start, r.raw, "%s: invalid JSON in column %q: %s", c.param, c.header, jsonError(err)), nil
 			}
 		case cellInt:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -239,7 +240,7 @@ func UniqueID(project string, typ refonte.TaskType, params refonte.TaskParams) s
 	b = append(b, 0)
 	b = append(b, typ...)
 	b = append(b, 0)
-	b, err := appendMap(b, params, true)
+	b, err := jsonwire.AppendObject(b, params, refonte.ParamUniqueID, refonte.ParamCallbackURL)
 	if err != nil {
 		// A value encoding/json cannot encode either (NaN, a channel…):
 		// hash its fmt text so that the result stays deterministic.

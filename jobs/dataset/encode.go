@@ -1,95 +1,17 @@
 package dataset
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
-// The functions below write the JSON of decoded values (nil, bool, float64,
-// string, []any, map[string]any) exactly as json.Marshal does — compact,
-// map keys sorted, HTML-escaped strings — without reflection. Other types
-// fall back to json.Marshal.
-
-// kv is one map entry, sorted by key for encoding.
+// kv is one top-level entry of a row's params, sorted by key.
 type kv struct {
 	k string
 	v any
-}
-
-func cmpKV(a, b kv) int { return strings.Compare(a.k, b.k) }
-
-func appendMap(b []byte, m map[string]any, skipOperational bool) ([]byte, error) {
-	var stack [16]kv
-	entries := stack[:0]
-	for k, v := range m {
-		if skipOperational && (k == refonte.ParamUniqueID || k == refonte.ParamCallbackURL) {
-			continue
-		}
-		entries = append(entries, kv{k, v})
-	}
-	slices.SortFunc(entries, cmpKV)
-	b = append(b, '{')
-	var err error
-	for i, e := range entries {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonwire.AppendString(b, e.k)
-		b = append(b, ':')
-		if b, err = appendValue(b, e.v); err != nil {
-			return b, err
-		}
-	}
-	return append(b, '}'), nil
-}
-
-func appendValue(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case string:
-		return jsonwire.AppendString(b, v), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case float64:
-		return appendFloat(b, v)
-	case []any:
-		b = append(b, '[')
-		var err error
-		for i, x := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendValue(b, x); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		return appendMap(b, v, false)
-	default:
-		j, err := json.Marshal(v)
-		if err != nil {
-			return b, err
-		}
-		return append(b, j...), nil
-	}
-}
-
-// appendFloat mirrors encoding/json's float64 encoding and its error for
-// NaN and the infinities.
-func appendFloat(b []byte, f float64) ([]byte, error) {
-	b, ok := jsonwire.AppendFloat(b, f)
-	if !ok {
-		return b, fmt.Errorf("json: unsupported value: %v", f)
-	}
-	return b, nil
 }
 
 // rowEncoder encodes a row's body and its content fingerprint, and, when
@@ -113,7 +35,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) (body []
 			e.keys = append(e.keys, kv{k, v})
 		}
 	}
-	slices.SortFunc(e.keys, cmpKV)
+	slices.SortFunc(e.keys, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 	// e.canon holds the hashed bytes: project NUL type NUL canonical JSON.
 	b := append(e.canon[:0], p.String(refonte.ParamProject)...)
 	b = append(b, 0)
@@ -129,7 +51,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) (body []
 		start := len(b)
 		b = jsonwire.AppendString(b, x.k)
 		b = append(b, ':')
-		if b, err = appendValue(b, x.v); err != nil {
+		if b, err = jsonwire.AppendValue(b, x.v); err != nil {
 			e.canon = b
 			return nil, "", "", err
 		}
@@ -148,7 +70,7 @@ func (e *rowEncoder) encode(p refonte.TaskParams, typ refonte.TaskType) (body []
 	if v, ok := p[refonte.ParamCallbackURL]; ok {
 		e.cb = jsonwire.AppendString(e.cb, refonte.ParamCallbackURL)
 		e.cb = append(e.cb, ':')
-		if e.cb, err = appendValue(e.cb, v); err != nil {
+		if e.cb, err = jsonwire.AppendValue(e.cb, v); err != nil {
 			return nil, "", "", err
 		}
 	}

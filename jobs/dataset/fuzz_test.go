@@ -1,13 +1,10 @@
 package dataset
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -49,36 +46,4 @@ func FuzzReadJSONL(f *testing.F) {
 	seedCorpus(f, ".jsonl")
 	f.Add([]byte(`{"type":"lineannotation","attachment":"https://a.example/x","tags":["a"],"priority":1}`), true)
 	f.Fuzz(func(t *testing.T, data []byte, perRowType bool) { fuzzRead(t, data, perRowType, FormatJSONL) })
-}
-
-// FuzzDecoder checks that whatever the fast decoder accepts, encoding/json
-// accepts too, with equal values; the rest goes to encoding/json anyway.
-func FuzzDecoder(f *testing.F) {
-	for _, s := range []string{
-		`{"a":1,"b":[true,false,null,"x\u00e9\ud83d\ude00\ud800"],"c":{"d":-0.5e-3}}`,
-		`{"a":"\"\\\/\b\f\n\r\t","a":2}`, `[1,2]`, `"s"`, `{"n":01}`, `{"n":1e400}`, ` {} `, `{"a":{"b":{}}}x`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if !utf8.Valid(data) {
-			return
-		}
-		var d decoder
-		if got, err := d.decodeObject(data); err == nil {
-			var want map[string]any
-			if err := json.Unmarshal(data, &want); err != nil {
-				t.Fatalf("fast decoder accepted %q, encoding/json says %v", data, err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("%q: fast %#v, encoding/json %#v", data, got, want)
-			}
-		}
-		got, err := d.decodeValue(data)
-		var want any
-		wantErr := json.Unmarshal(data, &want)
-		if (err == nil) != (wantErr == nil) || (err == nil && !reflect.DeepEqual(got, want)) {
-			t.Fatalf("%q: decodeValue %#v, %v; encoding/json %#v, %v", data, got, err, want, wantErr)
-		}
-	})
 }

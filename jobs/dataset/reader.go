@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -24,8 +25,8 @@ type Reader struct {
 	src  *bufio.Reader
 	lr   lineReader
 	enc  rowEncoder
-	dec  decoder
-	err  error // sticky: io.EOF or a fatal error
+	dec  jsonwire.Decoder // object keys interned across rows
+	err  error            // sticky: io.EOF or a fatal error
 	init bool
 
 	// decoded is set at the first record that decodes; held are the
@@ -91,7 +92,10 @@ func NewReader(r io.Reader, name string, opts Options) (*Reader, error) {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	opts.IDColumn = strings.TrimSpace(opts.IDColumn)
-	return &Reader{name: name, opts: opts, src: bufio.NewReaderSize(r, readBufferSize), typeCol: -1}, nil
+	// The map of a row gets room for the params enqueue adds (project,
+	// batch, callback_url, instruction, unique_id).
+	return &Reader{name: name, opts: opts, src: bufio.NewReaderSize(r, readBufferSize), typeCol: -1,
+		dec: jsonwire.Decoder{InternKeys: true, ObjectSizeHint: 16}}, nil
 }
 
 // start detects gzip and the byte order mark.
@@ -253,7 +257,7 @@ func (r *Reader) nextJSONL() (Row, *Reject, error) {
 		if t[0] != '{' {
 			return Row{}, undecodable(reject(n, line, "not a JSON object: each line must be one object of params")), nil
 		}
-		m, err := r.dec.decodeLine(t)
+		m, err := r.dec.Object(t)
 		if err != nil {
 			return Row{}, undecodable(reject(n, line, "invalid JSON: %s", jsonError(err))), nil
 		}

@@ -585,4 +585,3 @@ func TestProcessTaskClientRetriesWaitForTheSharedLimiter(t *testing.T) {
 		t.Errorf("job = %s, want still enqueued", j.State)
 	}
 }
-
