@@ -993,7 +993,7 @@ func (c *cluster) checkSecrets() {
 	if c.redis != nil {
 		scanFiles(c.t, c.redisDir, needles)
 	}
-	scanRedis(c.t, c.redisURL, needles)
+	testredis.ScanSecrets(c.t, c.redisURL, needles)
 }
 
 // scanFiles fails for every file under dir containing a needle.

@@ -1,6 +1,7 @@
 package enqueue
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -73,7 +75,9 @@ func usagef(format string, args ...any) error {
 // Config is the configuration of a submit, from the command line's flags
 // and environment (see ParseSubmit).
 type Config struct {
-	// Dataset is the dataset path, or "-" for stdin.
+	// Dataset is the dataset: a file path, "-" for stdin, or a URL (see
+	// package datasrc). A URL may carry credentials: it is never shown as
+	// is (runs record, and messages name, its redacted form).
 	Dataset string
 	// TaskType is the type of every row; "" means each row names its type.
 	TaskType    refonte.TaskType
@@ -166,13 +170,14 @@ func (c *Config) maxTaskBytes() int {
 
 // SubmitUsage is the usage text of the submit command.
 const SubmitUsage = `usage:
-  enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted) or - (stdin, needs -format)
+  enqueue [flags] DATASET        submit a dataset: .csv, .jsonl (.gz accepted), - (stdin, needs -format),
+                                 or a URL: https://…, s3://BUCKET/KEY, gs://BUCKET/KEY, azblob://CONTAINER/KEY
                                  (-priority high|normal|low: which runs' rows are submitted first)
   enqueue status [-json] RUN_ID  a run's counts and state
-  enqueue results [-format jsonl|csv] [-join] [-dataset FILE] RUN_ID
+  enqueue results [-format jsonl|csv] [-join] [-dataset FILE|URL] RUN_ID
                                  one line per valid row: line, unique_id, state, task_id, response, error
                                  (-join: with the row's own fields, read again from the dataset)
-  enqueue retry [-dataset FILE] RUN_ID  re-queue the run's failed rows, and a canceled run's canceled ones (payloads from asynq, else the dataset)
+  enqueue retry [-dataset FILE|URL] RUN_ID  re-queue the run's failed rows, and a canceled run's canceled ones (payloads from asynq, else the dataset)
   enqueue runs [-json] [-limit N] recent runs, newest first
   enqueue cancel [-tasks] [-json] RUN_ID  stop a run (-tasks: cancel its created tasks at the API too)
   enqueue pause RUN_ID           hold a run: no new task is created for it
@@ -266,6 +271,10 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	default:
 		return nil, usagef("one DATASET expected, got %d: %s", len(pos), strings.Join(pos, " "))
 	}
+	ds, err := datasrc.Parse(c.Dataset)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
 	if c.Mode, err = refonte.ParseMode(mode); err != nil {
 		return nil, usagef("-mode %q: want test or live", mode)
 	}
@@ -283,7 +292,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 		}
 	} else if c.Dataset == "-" {
 		return nil, usagef("reading stdin needs -format csv or -format jsonl")
-	} else if c.Format, err = dataset.DetectFormat(c.Dataset); err != nil {
+	} else if c.Format, err = dataset.DetectFormat(ds.Path); err != nil {
 		return nil, usagef("%v", err) // the reader's message says to use -format
 	}
 	if c.CallbackURL == "" {
@@ -320,10 +329,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	}
 	// The nominal output paths; resolveOutputs checks them (and falls back
 	// to the current directory) before a submit writes anything.
-	name, dir := stdinName, "."
-	if c.Dataset != "-" {
-		name, dir = filepath.Base(c.Dataset), filepath.Dir(c.Dataset)
-	}
+	name, dir := ds.Base, cmp.Or(ds.Dir(), ".")
 	if c.OutDir != "" {
 		dir = c.OutDir
 	}
@@ -391,10 +397,10 @@ func parseOps(name string, args []string, getenv func(string) string, out io.Wri
 	if name == "results" {
 		fs.StringVar(&resultsFormat, "format", resultsFormat, "output `format`: jsonl or csv (RFC 4180, formula-safe cells)")
 		fs.BoolVar(&c.Join, "join", false, "each valid row's own fields next to its outcome, read again from the dataset")
-		fs.StringVar(&c.Dataset, "dataset", "", "dataset `FILE` -join reads (default: the run's dataset; - for stdin)")
+		fs.StringVar(&c.Dataset, "dataset", "", "dataset `FILE|URL` -join reads (default: the run's dataset; - for stdin)")
 	}
 	if name == "retry" {
-		fs.StringVar(&c.Dataset, "dataset", "", "dataset to rebuild payloads asynq no longer holds (default: the run's dataset file; - for stdin)")
+		fs.StringVar(&c.Dataset, "dataset", "", "dataset `FILE|URL` to rebuild payloads asynq no longer holds (default: the run's dataset; - for stdin)")
 		fs.StringVar(&format, "format", "", "csv or jsonl (default from the extension)")
 		fs.StringVar(&paramsFile, "params", "", "the submit's -params `FILE`")
 		fs.StringVar(&c.DatasetOptions.Instruction, "instruction", "", "the submit's -instruction")

@@ -114,7 +114,7 @@ func runDev(ctx context.Context, cfg *Config, env Env) int {
 	}
 	defer rdb.Close()
 	st := store.New(rdb, store.Options{Retention: cfg.Retention})
-	opts := SubmitOptions{Stdin: env.Stdin, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
+	opts := SubmitOptions{Stdin: env.Stdin, Objects: env.Objects, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
 		PollInterval: env.PollInterval}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 100 * time.Millisecond

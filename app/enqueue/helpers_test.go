@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/internal/datasrc/cloud"
 	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -94,6 +95,7 @@ func (f *fixture) mainWith(o mainOpts, args ...string) result {
 		Getenv:   func(k string) string { return f.env[k] },
 		StdinTTY: o.stdinTTY, StderrTTY: o.stderrTTY,
 		PollInterval: 20 * time.Millisecond,
+		Objects:      cloud.Open,
 	})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

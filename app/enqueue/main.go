@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs/control"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -36,6 +37,10 @@ type Env struct {
 	Now func() time.Time
 	// PollInterval is the -wait polling period (default 500ms).
 	PollInterval time.Duration
+	// Objects opens s3://, gs:// and azblob:// datasets: cmd/enqueue
+	// passes cloud.Open (package datasrc/cloud, the SDKs' weight is only
+	// there). Nil: such a dataset is refused (exit 2).
+	Objects datasrc.ObjectOpener
 	// StartDev starts the in-process system -dev submits to (cmd/enqueue
 	// passes one built on package cmd/internal/devstack); its logs go to
 	// logger. Nil: -dev is refused as a usage error.
@@ -98,7 +103,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		}
 		st = store.New(rdb, store.Options{Retention: cfg.Retention})
 	}
-	opts := SubmitOptions{Stdin: env.Stdin, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
+	opts := SubmitOptions{Stdin: env.Stdin, Objects: env.Objects, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
 		PollInterval: env.PollInterval}
 	if env.StdinTTY && env.StderrTTY {
 		opts.Confirm = TerminalConfirm(env.Stdin, env.Stderr)
@@ -209,7 +214,7 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 		_, err = Status(ctx, st, cfg.RunID, cfg.JSON, env.Stdout)
 	case "results":
 		_, err = WriteResults(ctx, st, cfg.RunID, ResultsOptions{Format: cfg.ResultsFormat, Join: cfg.Join,
-			Dataset: cfg.Dataset, Stdin: env.Stdin}, env.Stdout)
+			Dataset: cfg.Dataset, Stdin: env.Stdin, Objects: env.Objects}, env.Stdout)
 	case "runs":
 		err = Runs(ctx, st, cfg.Limit, cfg.JSON, env.Stdout)
 	case "cancel":
@@ -239,7 +244,7 @@ func runOps(ctx context.Context, name string, args []string, env Env) int {
 		insp := asynq.NewInspectorFromRedisClient(rdb)
 		var res RetryResult
 		res, err = Retry(ctx, st, cfg.RunID, RetryOptions{Client: client, Inspector: insp, Logger: env.Logger,
-			Dataset: cfg.Dataset, Stdin: env.Stdin, DatasetOptions: cfg.DatasetOptions})
+			Dataset: cfg.Dataset, Stdin: env.Stdin, Objects: env.Objects, DatasetOptions: cfg.DatasetOptions})
 		if err == nil {
 			canceled := ""
 			if res.Canceled > 0 {

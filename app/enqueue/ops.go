@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -176,9 +177,13 @@ type RetryOptions struct {
 	Logger    *zap.Logger
 	// Dataset is read to rebuild the payloads asynq no longer holds (a row
 	// whose task errored at the API after creation): "" means the run's own
-	// dataset file, "-" means Stdin.
+	// dataset (see runDataset), "-" means Stdin; a URL is read like a
+	// submit's.
 	Dataset string
 	Stdin   io.Reader
+	// Objects opens s3://, gs:// and azblob:// datasets (cmd/enqueue
+	// passes cloud.Open); nil refuses them.
+	Objects datasrc.ObjectOpener
 	// DatasetOptions are the reader options of the original submit; unset
 	// ones default to the run's (see RunDatasetOptions). A row is only
 	// matched by its unique_id, so options that change the rows' params
@@ -299,28 +304,25 @@ func asynqPayload(job *store.Job, run *store.Run, opts RetryOptions) (jobs.Submi
 // retryFromDataset reads the dataset and re-queues the missing rows it
 // finds, removing them from missing.
 func retryFromDataset(ctx context.Context, st *store.Store, run *store.Run, missing map[string]*store.Job, opts RetryOptions) (int64, error) {
-	path := opts.Dataset
-	if path == "" {
-		path = run.Dataset
-	}
-	var in io.ReadCloser
-	var err error
-	switch {
-	case path == "-" && opts.Stdin != nil:
-		in = io.NopCloser(opts.Stdin)
-	case path == "" || path == "-" || path == "stdin":
-		return 0, errors.New("the run read stdin: pass the dataset with -dataset")
-	default:
-		if in, err = dataset.OpenFile(path); err != nil {
-			return 0, err
-		}
-	}
-	defer in.Close()
-	do, err := RunDatasetOptions(run, path, opts.DatasetOptions)
+	name, err := runDataset(run, opts.Dataset)
 	if err != nil {
 		return 0, err
 	}
-	r, err := dataset.NewReader(in, path, do)
+	src, err := openSource(ctx, name, &datasrc.Opener{Stdin: opts.Stdin, Objects: opts.Objects})
+	if err != nil {
+		return 0, err
+	}
+	defer src.cleanup()
+	do, err := RunDatasetOptions(run, src.path, opts.DatasetOptions)
+	if err != nil {
+		return 0, err
+	}
+	in, err := src.open()
+	if err != nil {
+		return 0, fmt.Errorf("open dataset %s: %w", src.name, err)
+	}
+	defer in.Close()
+	r, err := dataset.NewReader(in, src.name, do)
 	if err != nil {
 		return 0, err
 	}

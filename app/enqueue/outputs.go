@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 )
 
 // Output files of a submit. enqueue never needs to write beside the
@@ -15,10 +17,11 @@ import (
 //
 //   - -rejects FILE names the rejects file exactly.
 //   - -out-dir DIR puts the rejects file (NAME.rejects.jsonl, NAME being the
-//     dataset's file name, stdin.rejects.jsonl for stdin) and the -dev
-//     results file (NAME.results.jsonl) in DIR, created if missing.
+//     dataset's file name — a URL's last path element, stdin.rejects.jsonl
+//     for stdin) and the -dev results file (NAME.results.jsonl) in DIR,
+//     created if missing.
 //   - Without them: beside the dataset when its folder is writable, else (and
-//     for stdin) in the current directory.
+//     for stdin and URLs, which have no folder) in the current directory.
 //
 // Every place an output may go is checked before anything is enqueued: one
 // that cannot be written is a usage error (exit 2, nothing written), never
@@ -32,10 +35,7 @@ func (c *Config) resolveOutputs(note func(msg string)) error {
 	if c.outputsResolved {
 		return nil
 	}
-	name := stdinName
-	if c.Dataset != "-" {
-		name = filepath.Base(c.Dataset)
-	}
+	name := datasetBase(c.Dataset)
 	needDir := !c.rejectsSet || c.Dev
 	if needDir {
 		dir, err := c.outDir(note)
@@ -68,8 +68,8 @@ func (c *Config) outDir(note func(string)) (string, error) {
 		return c.OutDir, nil
 	}
 	var dataErr error
-	if c.Dataset != "-" {
-		dir := filepath.Dir(c.Dataset)
+	dir := datasetDir(c.Dataset)
+	if dir != "" {
 		if dataErr = probeDir(dir); dataErr == nil {
 			return dir, nil
 		}
@@ -79,17 +79,43 @@ func (c *Config) outDir(note func(string)) (string, error) {
 	case cwdErr == nil && dataErr != nil:
 		if note != nil {
 			note(fmt.Sprintf("the dataset's folder %s is not writable (%v): outputs go to the current directory (set -out-dir to choose)",
-				filepath.Dir(c.Dataset), dataErr))
+				dir, dataErr))
 		}
 		return ".", nil
 	case cwdErr == nil:
 		return ".", nil
 	case dataErr != nil:
 		return "", usagef("no writable folder for the rejects file: the dataset's folder %s (%v) and the current directory (%v); "+
-			"set -out-dir DIR or -rejects FILE; nothing was written", filepath.Dir(c.Dataset), dataErr, cwdErr)
+			"set -out-dir DIR or -rejects FILE; nothing was written", dir, dataErr, cwdErr)
 	}
-	return "", usagef("no writable folder for the rejects file of stdin: the current directory (%v); "+
-		"set -out-dir DIR or -rejects FILE; nothing was written", cwdErr)
+	return "", usagef("no writable folder for the rejects file of %s: the current directory (%v); "+
+		"set -out-dir DIR or -rejects FILE; nothing was written", datasetKind(c.Dataset), cwdErr)
+}
+
+// datasetBase is the file name outputs are named after: the dataset's
+// file name, a URL's last path element, "stdin" for stdin.
+func datasetBase(name string) string {
+	if d, err := datasrc.Parse(name); err == nil {
+		return d.Base
+	}
+	return filepath.Base(name)
+}
+
+// datasetDir is the folder of a dataset file, where outputs may go beside
+// it; "" for stdin and URLs, which have none.
+func datasetDir(name string) string {
+	if d, err := datasrc.Parse(name); err == nil {
+		return d.Dir()
+	}
+	return ""
+}
+
+// datasetKind names a dataset without a folder, for messages.
+func datasetKind(name string) string {
+	if datasrc.IsURL(name) {
+		return "a URL dataset"
+	}
+	return "stdin"
 }
 
 // probeDir checks that a file can be created (and removed) in dir.

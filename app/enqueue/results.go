@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
@@ -61,6 +62,9 @@ type ResultsOptions struct {
 	Dataset string
 	// Stdin is read for Dataset "-".
 	Stdin io.Reader
+	// Objects opens s3://, gs:// and azblob:// datasets (cmd/enqueue
+	// passes cloud.Open); nil refuses them.
+	Objects datasrc.ObjectOpener
 }
 
 // ErrRowChanged reports a dataset that no longer holds, at a line of
@@ -163,13 +167,11 @@ func WriteJoined(ctx context.Context, st *store.Store, runID string, opts Result
 	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", runID, err)
 	}
-	src, dopts, err := joinSource(run, opts)
+	src, dopts, err := joinSource(ctx, run, opts)
 	if err != nil {
 		return 0, err
 	}
-	if src.cleanup != nil {
-		defer src.cleanup()
-	}
+	defer func() { src.cleanup() }()
 	var columns []string
 	if opts.Format == ResultsCSV && dopts.Format == dataset.FormatJSONL {
 		if columns, err = jsonlColumns(ctx, src, dopts); err != nil {
@@ -194,40 +196,43 @@ func WriteJoined(ctx context.Context, st *store.Store, runID string, opts Result
 // from this process without -dataset: a regular file at the recorded path
 // (the console shows its joined CSV download only then). A run read from
 // stdin, or whose file is not here (enqueue ran on another machine), is
-// not; nor, for now, a URL dataset.
+// not; nor, for now, a URL dataset (the worker serving the console has no
+// object-storage drivers).
 func JoinReadable(run *store.Run) bool {
-	if run.Dataset == "" || run.Dataset == stdinName || run.Dataset == "-" || strings.Contains(run.Dataset, "://") {
+	if run.Dataset == "" || run.Dataset == stdinName || run.Dataset == "-" || datasrc.IsURL(run.Dataset) {
 		return false
 	}
 	fi, err := os.Stat(run.Dataset)
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// joinSource opens the dataset a join reads (the same opener as the
-// submit's) and returns it with the reader options that rebuild the run's
-// rows.
-func joinSource(run *store.Run, opts ResultsOptions) (*source, dataset.Options, error) {
-	path := opts.Dataset
-	if path == "" {
-		path = run.Dataset
-		if path == "" || path == stdinName {
-			return nil, dataset.Options{}, usagef("run %s read its dataset from stdin: pass it with -dataset FILE (or -dataset - to pipe it)", run.ID)
-		}
+// joinSource opens the dataset a join reads (see runDataset and
+// openSource, the submit's opener) and returns it with the reader options
+// that rebuild the run's rows.
+func joinSource(ctx context.Context, run *store.Run, opts ResultsOptions) (*source, dataset.Options, error) {
+	name, err := runDataset(run, opts.Dataset)
+	if err != nil {
+		return nil, dataset.Options{}, err
+	}
+	src, err := openSource(ctx, name, &datasrc.Opener{Stdin: opts.Stdin, Objects: opts.Objects})
+	if err != nil {
+		return nil, dataset.Options{}, err
 	}
 	// No body size limit: a row is read, not submitted.
-	dopts, err := RunDatasetOptions(run, path, dataset.Options{MaxBodyBytes: -1})
+	dopts, err := RunDatasetOptions(run, src.path, dataset.Options{MaxBodyBytes: -1})
 	if err != nil {
+		src.cleanup()
 		return nil, dopts, err
 	}
-	src, err := openSource(&Config{Dataset: path}, &SubmitOptions{Stdin: opts.Stdin})
-	if err != nil {
-		return nil, dopts, err
-	}
-	if path == "-" && opts.Format == ResultsCSV && dopts.Format == dataset.FormatJSONL {
-		// Two passes (columns, then rows): spool stdin like a live submit.
-		if src, err = spoolStdin(src); err != nil {
+	if opts.Format == ResultsCSV && dopts.Format == dataset.FormatJSONL {
+		// Two passes (columns, then rows): spool stdin or a URL like a
+		// live submit.
+		spooled, err := spool(src)
+		if err != nil {
+			src.cleanup()
 			return nil, dopts, err
 		}
+		src = spooled
 	}
 	return src, dopts, nil
 }

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/datasrc"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -23,6 +22,9 @@ import (
 type SubmitOptions struct {
 	// Stdin is read when the dataset is "-".
 	Stdin io.Reader
+	// Objects opens s3://, gs:// and azblob:// datasets (cmd/enqueue
+	// passes cloud.Open); nil refuses them.
+	Objects datasrc.ObjectOpener
 	// Getenv reads the environment (the live-key rule). Default os.Getenv.
 	Getenv func(string) string
 	// Confirm asks the operator to confirm a live run; nil when there is no
@@ -177,79 +179,6 @@ type Counts struct {
 // a content conflict.
 func (c *Counts) invalid() int64 { return c.Invalid.Load() + c.Conflict.Load() }
 
-// source opens the dataset for one pass.
-type source struct {
-	name string
-	open func() (io.ReadCloser, error)
-	size int64
-	// cleanup removes a spool file.
-	cleanup func()
-}
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func openSource(cfg *Config, opts *SubmitOptions) (*source, error) {
-	if cfg.Dataset == "-" {
-		if opts.Stdin == nil {
-			return nil, usagef("the dataset is stdin but no stdin is available")
-		}
-		return &source{name: "stdin", open: func() (io.ReadCloser, error) { return io.NopCloser(opts.Stdin), nil }}, nil
-	}
-	fi, err := os.Stat(cfg.Dataset)
-	if err != nil {
-		return nil, usagef("dataset: %v", err)
-	}
-	if fi.IsDir() {
-		return nil, usagef("dataset %s is a directory", cfg.Dataset)
-	}
-	s := &source{name: cfg.Dataset, open: func() (io.ReadCloser, error) { return dataset.OpenFile(cfg.Dataset) }}
-	if !strings.HasSuffix(strings.ToLower(cfg.Dataset), ".gz") {
-		s.size = fi.Size()
-	}
-	if abs, err := filepath.Abs(cfg.Dataset); err == nil {
-		s.name = abs
-	}
-	return s, nil
-}
-
-// spoolStdin makes a stdin source re-readable: the first pass copies what
-// it reads to a temporary file, which the second pass reads.
-func spoolStdin(src *source) (*source, error) {
-	f, err := os.CreateTemp("", "enqueue-stdin-*.spool")
-	if err != nil {
-		return nil, fmt.Errorf("spool stdin for the live pre-pass: %w", err)
-	}
-	first := true
-	s := &source{name: src.name, cleanup: func() { f.Close(); os.Remove(f.Name()) }}
-	s.open = func() (io.ReadCloser, error) {
-		if first {
-			first = false
-			in, err := src.open()
-			if err != nil {
-				return nil, err
-			}
-			return struct {
-				io.Reader
-				io.Closer
-			}{io.TeeReader(in, f), in}, nil
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		return io.NopCloser(f), nil
-	}
-	return s, nil
-}
-
 // Submit runs one submit: it validates the configuration, applies the
 // live-mode rule (see CheckLiveKey; a live run is counted in a first pass,
 // capped by MaxLiveTasks and confirmed before anything is written), then
@@ -265,10 +194,11 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 	if st == nil && !cfg.DryRun {
 		return nil, usagef("no Redis store configured")
 	}
-	src, err := openSource(cfg, &opts)
+	src, err := openSource(ctx, cfg.Dataset, &datasrc.Opener{Stdin: opts.Stdin, Objects: opts.Objects})
 	if err != nil {
 		return nil, err
 	}
+	defer func() { src.cleanup() }()
 	if err := cfg.resolveOutputs(outputNote(opts.Logger)); err != nil {
 		return nil, err
 	}
@@ -279,11 +209,10 @@ func Submit(ctx context.Context, st *store.Store, cfg *Config, opts SubmitOption
 		if err := CheckLiveKey(opts.Getenv); err != nil {
 			return nil, err
 		}
-		if cfg.Dataset == "-" {
-			if src, err = spoolStdin(src); err != nil {
-				return nil, err
-			}
-			defer src.cleanup()
+		// Stdin and URLs are spooled by the pre-pass, and the enqueue reads
+		// the spool: the same bytes, downloaded once.
+		if src, err = spool(src); err != nil {
+			return nil, err
 		}
 		counts := &Counts{Size: src.size, Phase: "counting billable rows"}
 		stop := opts.Progress.Start(counts)

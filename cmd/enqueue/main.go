@@ -1,7 +1,8 @@
 // Command enqueue submits a CSV or JSONL dataset to refonte-batch's queues
 // and reports on runs. See package app/enqueue for the command line:
 //
-//	enqueue [flags] DATASET        submit a dataset (.csv, .jsonl, .gz, or - for stdin)
+//	enqueue [flags] DATASET        submit a dataset (.csv, .jsonl, .gz, - for stdin, or an
+//	                               https://, s3://, gs:// or azblob:// URL)
 //	enqueue status [-json] RUN_ID  a run's counts and state
 //	enqueue results RUN_ID         one JSON line per row
 //	enqueue retry RUN_ID           re-queue the run's failed rows
@@ -28,6 +29,7 @@ import (
 
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
 	"github.com/refonte-ai/refonte-batch/cmd/internal/devstack"
+	"github.com/refonte-ai/refonte-batch/internal/datasrc/cloud"
 	"github.com/refonte-ai/refonte-batch/internal/zapredis"
 )
 
@@ -67,6 +69,7 @@ func run() int {
 		StdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		StderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
 		StartDev:  startDev,
+		Objects:   cloud.Open,
 	}
 	env.Logger = newLogger(env.StderrTTY)
 	defer func() { _ = env.Logger.Sync() }()
