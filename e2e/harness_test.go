@@ -317,6 +317,9 @@ type clusterOpts struct {
 	// redisURL, if set, is the Redis of the cluster (such as a Sentinel
 	// topology's URL); else the cluster starts a redis-server with AOF.
 	redisURL string
+	// redisPassword is the requirepass of the redis-server the cluster
+	// starts (none if empty).
+	redisPassword string
 }
 
 type cluster struct {
@@ -382,7 +385,7 @@ func startCluster(t testing.TB, opts clusterOpts) *cluster {
 	c := &cluster{t: t, dir: t.TempDir(), logDir: t.TempDir(), redisDir: t.TempDir(), keys: newKeys(t)}
 	c.redisURL = opts.redisURL
 	if c.redisURL == "" {
-		c.redis = testredis.Start(t, testredis.Options{AOF: true, Dir: c.redisDir})
+		c.redis = testredis.Start(t, testredis.Options{AOF: true, Dir: c.redisDir, Password: opts.redisPassword})
 		c.redisURL = c.redis.URL()
 	}
 

@@ -19,17 +19,24 @@ import (
 // failover, thousands of lines (76 lost acknowledgements × 30 recoverers
 // in the e2e Sentinel scenario) saying only that someone else did the
 // job. Those lines go to debug level and are counted
-// (refonte_asynq_recovery_races_total); every other message, the
-// recoverer's other failures included, is logged as asynq gives it.
+// (refonte_asynq_recovery_races_total). And while the worker's Redis gate
+// holds commands back (Redis unreachable or refusing the password: the
+// gate logs one line per probe), asynq's warnings and errors, a dozen per
+// server and probe saying the same, are debug lines too. Every other
+// message, the recoverer's other failures included, is logged as asynq
+// gives it.
 type asynqLogger struct {
 	*zap.SugaredLogger
 	races prometheus.Counter
+	// redisDown reports whether the worker's Redis gate is closed (nil: never).
+	redisDown func() bool
 }
 
 var _ asynq.Logger = asynqLogger{}
 
 // Warn logs a warning of asynq's, except a recoverer's lost race (see
-// lostRecoveryRace), logged at debug level and counted.
+// lostRecoveryRace), logged at debug level and counted, and those of a
+// Redis outage the gate already reports.
 func (l asynqLogger) Warn(args ...any) {
 	if len(args) == 1 {
 		if msg, ok := args[0].(string); ok && lostRecoveryRace(msg) {
@@ -38,8 +45,25 @@ func (l asynqLogger) Warn(args ...any) {
 			return
 		}
 	}
+	if l.outage() {
+		l.SugaredLogger.Debug(args...)
+		return
+	}
 	l.SugaredLogger.Warn(args...)
 }
+
+// Error logs an error of asynq's, at debug level during a Redis outage the
+// gate already reports.
+func (l asynqLogger) Error(args ...any) {
+	if l.outage() {
+		l.SugaredLogger.Debug(args...)
+		return
+	}
+	l.SugaredLogger.Error(args...)
+}
+
+// outage reports whether the worker's Redis gate holds commands back.
+func (l asynqLogger) outage() bool { return l.redisDown != nil && l.redisDown() }
 
 // The recoverer's messages of asynq v0.26 (recoverer.go) when moving a
 // lease-expired task fails, and the reply of its retry and archive Lua

@@ -90,3 +90,27 @@ func TestAsynqRecoveryRaceIsDebug(t *testing.T) {
 		t.Errorf("another recoverer warning logged %d times at warn level; want once", n)
 	}
 }
+
+// TestAsynqLinesDuringOutageAreDebug: while the Redis gate is closed,
+// asynq's warnings and errors (the same outage, a dozen per server and
+// probe) are debug lines; once it opens they keep their level.
+func TestAsynqLinesDuringOutageAreDebug(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	down := true
+	lg := asynqLogger{SugaredLogger: zap.New(core).Sugar(), races: prometheus.NewCounter(prometheus.CounterOpts{Name: "r"}),
+		redisDown: func() bool { return down }}
+	for _, d := range []bool{true, false} {
+		down = d
+		lg.Error("Failed to write server state data: WRONGPASS")
+		lg.Warn("Lease reset failed")
+		lg.Info("Starting processing")
+	}
+	var got []zapcore.Level
+	for _, e := range logs.All() {
+		got = append(got, e.Level)
+	}
+	want := []zapcore.Level{zapcore.DebugLevel, zapcore.DebugLevel, zapcore.InfoLevel, zapcore.ErrorLevel, zapcore.WarnLevel, zapcore.InfoLevel}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("levels %v, want %v", got, want)
+	}
+}

@@ -417,8 +417,9 @@ func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst boo
 		DelayedTaskCheckInterval: time.Second,
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
 		HealthCheckFunc:          w.healthCheck,
-		Logger:                   asynqLogger{SugaredLogger: w.log.Named("asynq").Sugar(), races: w.metrics.recoveryRaces},
-		LogLevel:                 asynq.InfoLevel,
+		Logger: asynqLogger{SugaredLogger: w.log.Named("asynq").Sugar(), races: w.metrics.recoveryRaces,
+			redisDown: func() bool { down, _ := w.gate.Down(); return down }},
+		LogLevel: asynq.InfoLevel,
 	}
 }
 

@@ -98,6 +98,9 @@ type Handler struct {
 	maxInFlight  int64
 	inFlight     atomic.Int64
 	refusedLog   everySecond
+	// notRecordedLog paces the lines of callbacks Redis did not take (an
+	// outage would otherwise log every delivery the platform retries).
+	notRecordedLog everySecond
 	onTransition func(context.Context, store.Transition)
 	durable      func(context.Context) error
 	m            *metrics
@@ -211,8 +214,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	defer cancel()
 	outcome, err := h.apply(ctx, d)
 	if err != nil {
-		h.log.Error("callback not recorded; the platform will deliver it again",
-			zap.String("task_id", d.taskID), zap.Error(err))
+		// At most one line a second: during a Redis outage every delivery
+		// fails alike (refonte_callbacks_total{outcome="error"} counts them).
+		if n, ok := h.notRecordedLog.tick(time.Now()); ok {
+			h.log.Error("callback not recorded; the platform will deliver it again",
+				zap.String("task_id", d.taskID), zap.Int64("not_recorded_since_last_line", n), zap.Error(err))
+		}
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "callback not recorded, retry later", http.StatusServiceUnavailable)
 		return OutcomeError
