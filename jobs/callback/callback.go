@@ -89,21 +89,21 @@ const (
 
 // Handler is the http.Handler of POST /callback. It is safe for concurrent use.
 type Handler struct {
-	store        *store.Store
-	key          refonte.Secret
-	log          *zap.Logger
-	maxBytes     int64
-	timeout      time.Duration
-	bodyTimeout  time.Duration
-	maxInFlight  int64
-	inFlight     atomic.Int64
-	refusedLog   everySecond
+	store       *store.Store
+	key         refonte.Secret
+	log         *zap.Logger
+	maxBytes    int64
+	timeout     time.Duration
+	bodyTimeout time.Duration
+	maxInFlight int64
+	inFlight    atomic.Int64
+	refusedLog  everySecond
 	// notRecordedLog paces the lines of callbacks Redis did not take (an
 	// outage would otherwise log every delivery the platform retries).
 	notRecordedLog everySecond
-	onTransition func(context.Context, store.Transition)
-	durable      func(context.Context) error
-	m            *metrics
+	onTransition   func(context.Context, store.Transition)
+	durable        func(context.Context) error
+	m              *metrics
 }
 
 // NewHandler returns the callback handler described by cfg.
