@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/refonte-ai/refonte-batch/app/console"
 	"github.com/refonte-ai/refonte-batch/internal/cputime"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -29,29 +30,14 @@ import (
 // which a busy machine does not inflate.
 
 // bigCounters sets a run's counters as a run of rows rows well under way.
-func bigCounters(b *testing.B, st *store.Store, prefix, id string, rows int64) {
+func bigCounters(b *testing.B, rdb redis.UniversalClient, prefix, id string, rows int64) {
 	b.Helper()
-	err := st.Redis().HSet(context.Background(), prefix+"run:"+id,
+	err := rdb.HSet(context.Background(), prefix+"run:"+id,
 		"rows", rows, "valid", rows-rows/100, "invalid", rows/100, "enqueued", rows-rows/100,
 		"submitted", rows*8/10, "completed", rows*6/10, "failed", rows/50, "canceled", rows/1000).Err()
 	if err != nil {
 		b.Fatal(err)
 	}
-}
-
-func benchStore(b *testing.B) (*store.Store, string) {
-	b.Helper()
-	st := newStore(b)
-	// newStore's prefix, read back from a run key.
-	r := &store.Run{Dataset: "probe", Mode: refonte.ModeTest}
-	if err := st.CreateRun(context.Background(), r); err != nil {
-		b.Fatal(err)
-	}
-	keys := st.Redis().Keys(context.Background(), "*run:"+r.ID).Val()
-	if len(keys) != 1 {
-		b.Fatalf("prefix probe found %v", keys)
-	}
-	return st, strings.TrimSuffix(keys[0], "run:"+r.ID)
 }
 
 func serveBench(b *testing.B, h http.Handler, path string) {
@@ -69,7 +55,7 @@ func serveBench(b *testing.B, h http.Handler, path string) {
 }
 
 func BenchmarkConsoleRunsList(b *testing.B) {
-	st, prefix := benchStore(b)
+	st, rdb, prefix := testkit.SharedStore(b)
 	ctx := context.Background()
 	now := time.Now()
 	var active []*store.Run
@@ -82,7 +68,7 @@ func BenchmarkConsoleRunsList(b *testing.B) {
 		if err := st.CreateRun(ctx, r); err != nil {
 			b.Fatal(err)
 		}
-		bigCounters(b, st, prefix, r.ID, int64(1000+i))
+		bigCounters(b, rdb, prefix, r.ID, int64(1000+i))
 		if i%2 == 0 {
 			active = append(active, r)
 		}
@@ -97,7 +83,7 @@ func BenchmarkConsoleRunsList(b *testing.B) {
 }
 
 func BenchmarkConsoleRunPage(b *testing.B) {
-	st, prefix := benchStore(b)
+	st, rdb, prefix := testkit.SharedStore(b)
 	ctx := context.Background()
 	m := refonte.ModeTest
 	outs := make([]func(string) error, 0, store.MaxFailureGroups+10)
@@ -107,7 +93,7 @@ func BenchmarkConsoleRunPage(b *testing.B) {
 	start := time.Now().Add(-store.MaxTimelinePoints * time.Minute)
 	run := seedRun(b, st, &store.Run{Dataset: "million.csv", CreatedAt: start}, len(outs), outs...)
 	const rows = 1_000_000
-	bigCounters(b, st, prefix, run.ID, rows)
+	bigCounters(b, rdb, prefix, run.ID, rows)
 	run, err := st.GetRun(ctx, run.ID)
 	if err != nil {
 		b.Fatal(err)

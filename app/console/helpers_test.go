@@ -6,24 +6,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/refonte-ai/refonte-batch/app/console"
-	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
-var prefixSeq atomic.Int64 // test-only uniqueness of key prefixes
-
 // newStore returns a store with its own key prefix on the shared test Redis.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	rdb := testredis.Client(t)
-	return store.New(rdb, store.Options{Prefix: fmt.Sprintf("console-t%d-%d:", time.Now().UnixNano(), prefixSeq.Add(1))})
+	st, _, _ := testkit.SharedStore(t)
+	return st
 }
 
 // newConsole returns a console on st with opts (Store set).

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -26,7 +28,8 @@ func TestConsoleOnItsOwnListener(t *testing.T) {
 	cfg.AdminToken = "console-token"
 	// The run exists before the worker starts: its sampler writes a point
 	// at start and then once a minute, longer than this test waits.
-	run := addRun(t, storeOn(t, redisURL), refonte.ModeTest, 3, cfg.CallbackURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
+	run := addRun(t, st, refonte.ModeTest, 3, cfg.CallbackURL)
 	r := startWorker(t, cfg, nil)
 
 	get := func(base, path, token string) (int, string) {

@@ -13,8 +13,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -32,12 +34,12 @@ func benchRows() int {
 func noopDrain(b *testing.B, rows, concurrency int) float64 {
 	b.Helper()
 	redisURL := testredis.Fresh(b)
-	st := storeOn(b, redisURL)
+	st, rdb := testkit.StoreOn(b, redisURL, store.Options{})
 	addRun(b, st, refonte.ModeTest, rows, "")
 	if f := os.Getenv("BENCH_REDIS_STATS"); f != "" {
-		st.Redis().ConfigResetStat(context.Background())
+		rdb.ConfigResetStat(context.Background())
 		defer func() {
-			info, _ := st.Redis().Info(context.Background(), "commandstats").Result()
+			info, _ := rdb.Info(context.Background(), "commandstats").Result()
 			_ = os.WriteFile(f+".noop", []byte(info), 0o644)
 		}()
 	}
@@ -79,7 +81,7 @@ func workerDrain(b *testing.B, rows, concurrency int, latency time.Duration) flo
 // REDIS_URL is redisURL followed by query (such as "?wait_replicas=1").
 func workerDrainOn(b *testing.B, redisURL, query string, rows, concurrency int, latency time.Duration) float64 {
 	b.Helper()
-	st := storeOn(b, redisURL)
+	st, rdb := testkit.StoreOn(b, redisURL, store.Options{})
 	_, api := startSandbox(b, sandbox.Config{CompleteAfter: sandbox.CompleteImmediately, Latency: latency,
 		CallbackWorkers: 256})
 	cfg := testConfig(b, redisURL+query, api)
@@ -93,7 +95,7 @@ func workerDrainOn(b *testing.B, redisURL, query string, rows, concurrency int, 
 	}
 	run := addRun(b, st, refonte.ModeTest, rows, cfg.CallbackURL)
 	if os.Getenv("BENCH_REDIS_STATS") != "" {
-		st.Redis().ConfigResetStat(context.Background())
+		rdb.ConfigResetStat(context.Background())
 	}
 	start := time.Now()
 	r := startWorker(b, cfg, zap.NewNop())
@@ -122,7 +124,7 @@ func workerDrainOn(b *testing.B, redisURL, query string, rows, concurrency int, 
 			float64(rows)/subAt.Sub(start).Seconds(), elapsed)
 	}
 	if os.Getenv("BENCH_REDIS_STATS") != "" {
-		info, _ := st.Redis().Info(ctx, "commandstats").Result()
+		info, _ := rdb.Info(ctx, "commandstats").Result()
 		_ = os.WriteFile(os.Getenv("BENCH_REDIS_STATS"), []byte(info), 0o644)
 	}
 	if err := r.stop(); err != nil {
@@ -231,7 +233,7 @@ func BenchmarkSharedRateLimit(b *testing.B) {
 	var rateSum, limited float64
 	for range b.N {
 		redisURL := testredis.Fresh(b)
-		st := storeOn(b, redisURL)
+		st, _ := testkit.StoreOn(b, redisURL, store.Options{})
 		sb, api := startSandbox(b, sandbox.Config{NoAutoComplete: true, RateLimit: 100})
 		run := addRun(b, st, refonte.ModeTest, rows, "")
 		start := time.Now()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -26,21 +26,11 @@ const (
 	cbKey   = "worker_callback_auth"
 )
 
-// storeOn returns a store on redisURL.
-func storeOn(tb testing.TB, redisURL string) *store.Store {
-	tb.Helper()
-	rdb := testredis.ClientOn(tb, redisURL)
-	return store.New(rdb, store.Options{})
-}
-
-// startSandbox starts the sandbox behind an httptest server; it returns the API base URL.
+// startSandbox starts the sandbox with this package's keys (testkit.Sandbox).
 func startSandbox(tb testing.TB, cfg sandbox.Config) (*sandbox.Server, string) {
 	tb.Helper()
 	cfg.TestKey, cfg.LiveKey, cfg.CallbackAuthKey = testKey, liveKey, cbKey
-	sb := sandbox.New(cfg)
-	ts := httptest.NewServer(sb)
-	tb.Cleanup(func() { ts.Close(); sb.Close() })
-	return sb, ts.URL + "/v1"
+	return testkit.Sandbox(tb, cfg)
 }
 
 // testConfig is a valid worker config on redisURL and apiURL with both

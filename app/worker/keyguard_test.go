@@ -15,7 +15,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -30,7 +32,7 @@ import (
 func TestRevokedKeyPausesTheModeOnEveryWorker(t *testing.T) {
 	redisURL := testredis.Fresh(t)
 	sb, api := startSandbox(t, sandbox.Config{CompleteAfter: 20 * time.Millisecond})
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	keyFile := filepath.Join(t.TempDir(), "refonte-test-api-key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)

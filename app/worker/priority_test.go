@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/control"
@@ -44,7 +45,7 @@ func submittedAt(tb testing.TB, st *store.Store, runID string) []time.Time {
 // not starved behind the normal one (the low lane).
 func TestPriorityOrder(t *testing.T) {
 	redisURL := testredis.Fresh(t)
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	_, apiURL := startSandbox(t, sandbox.Config{CompleteAfter: 0, Latency: 2 * time.Millisecond})
 	cfg := testConfig(t, redisURL, apiURL)
 	cfg.LiveKey = ""
@@ -82,7 +83,7 @@ func TestPriorityOrder(t *testing.T) {
 // refonte_rows_canceled_total, as are those a worker cancels.
 func TestCancelCountsIncludeTheSweep(t *testing.T) {
 	redisURL := testredis.Fresh(t)
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	_, apiURL := startSandbox(t, sandbox.Config{NoAutoComplete: true})
 	cfg := testConfig(t, redisURL, apiURL)
 	run := addRun(t, st, refonte.ModeTest, 5, "")

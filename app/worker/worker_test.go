@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -41,7 +42,7 @@ func TestPipelineAccountsForEveryRow(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			redisURL := testredis.Fresh(t)
-			st := storeOn(t, redisURL)
+			st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 			sbCfg := c.faults
 			sbCfg.CompleteAfter = 20 * time.Millisecond
 			sb, api := startSandbox(t, sbCfg)
@@ -76,7 +77,7 @@ func TestPipelineAccountsForEveryRow(t *testing.T) {
 // create keeps failing is failed in the store (accounted for), not lost.
 func TestPipelineRetriesExhaustedFailsJob(t *testing.T) {
 	redisURL := testredis.Fresh(t)
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
 	sb.SetDown(true)
 	run := &store.Run{ID: store.NewRunID(time.Now()), Dataset: "x", Mode: refonte.ModeTest, Project: "demo", CreatedAt: time.Now()}
@@ -115,7 +116,7 @@ func TestPipelineRetriesExhaustedFailsJob(t *testing.T) {
 func TestLiveDailyLimitAcrossWorkers(t *testing.T) {
 	const rows, limit = 200, 50
 	redisURL := testredis.Fresh(t)
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true})
 	run := addRun(t, st, refonte.ModeLive, rows, "")
 
@@ -265,7 +266,7 @@ func TestNewFailsOnBusyListenAddress(t *testing.T) {
 func TestShutdownHandsBackInFlightJobs(t *testing.T) {
 	const rows = 40
 	redisURL := testredis.Fresh(t)
-	st := storeOn(t, redisURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
 	sb, api := startSandbox(t, sandbox.Config{NoAutoComplete: true, Latency: 2 * time.Second})
 	run := addRun(t, st, refonte.ModeTest, rows, "")
 	cfg := testConfig(t, redisURL, api)
@@ -437,7 +438,8 @@ func TestRunAndLimiterMetrics(t *testing.T) {
 	cfg := testConfig(t, redisURL, api)
 	cfg.RateLimit = 1000
 	r := startWorker(t, cfg, nil)
-	run := addRun(t, storeOn(t, redisURL), refonte.ModeTest, 20, cfg.CallbackURL)
+	st, _ := testkit.StoreOn(t, redisURL, store.Options{})
+	run := addRun(t, st, refonte.ModeTest, 20, cfg.CallbackURL)
 	rows := func(state string) string {
 		return fmt.Sprintf(`refonte_run_rows{mode="test",run=%q,state=%q} `, run.ID, state)
 	}

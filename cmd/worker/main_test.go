@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/internal/syncbuf"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -46,9 +46,7 @@ func buildWorker(t *testing.T) string {
 func TestProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	bin := buildWorker(t)
 	redisURL := testredis.Fresh(t)
-	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, NoAutoComplete: true})
-	ts := httptest.NewServer(sb)
-	t.Cleanup(func() { ts.Close(); sb.Close() })
+	_, api := testkit.Sandbox(t, sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, NoAutoComplete: true})
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
@@ -56,7 +54,7 @@ func TestProcessStartsAndStopsOnSIGTERM(t *testing.T) {
 	}
 
 	var logs syncbuf.Buffer
-	cmd, done := startWorkerProc(t, bin, []string{"REDIS_URL=" + redisURL, "REFONTE_API_URL=" + ts.URL + "/v1",
+	cmd, done := startWorkerProc(t, bin, []string{"REDIS_URL=" + redisURL, "REFONTE_API_URL=" + api,
 		"REFONTE_TEST_API_KEY_FILE=" + keyFile, "REFONTE_CALLBACK_AUTH_KEY=" + cbKey}, &logs, "-listen", addr)
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -152,10 +150,8 @@ func TestProcessSIGKILLAndRestart(t *testing.T) {
 	const rows = 2000
 	bin := buildWorker(t)
 	redisURL := testredis.Fresh(t)
-	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond,
+	sb, api := testkit.Sandbox(t, sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond,
 		Latency: 20 * time.Millisecond, LostResponseRate: 0.05})
-	ts := httptest.NewServer(sb)
-	t.Cleanup(func() { ts.Close(); sb.Close() })
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	st, runID := enqueueRows(t, redisURL, rows, "http://"+addr+"/callback")
 
@@ -164,7 +160,7 @@ func TestProcessSIGKILLAndRestart(t *testing.T) {
 		// in flight without a task when the process dies: they come back
 		// only through asynq's lease recovery.
 		cmd := exec.Command(bin, "-listen", addr, "-concurrency", "50", "-rate-limit", "400", "-callback-grace", "5s")
-		cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "REFONTE_API_URL="+ts.URL+"/v1",
+		cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "REFONTE_API_URL="+api,
 			"REFONTE_TEST_API_KEY="+testKey, "REFONTE_CALLBACK_AUTH_KEY="+cbKey)
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
@@ -282,13 +278,11 @@ func TestSentinelURLDatabaseAndPassword(t *testing.T) {
 	bin := buildWorker(t)
 	const pw = "worker-sentinel-pw"
 	tp := testredis.StartTopology(t, testredis.TopologyOptions{Replicas: 1, Sentinels: 1, Password: pw})
-	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
-	ts := httptest.NewServer(sb)
-	t.Cleanup(func() { ts.Close(); sb.Close() })
+	_, api := testkit.Sandbox(t, sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	st, runID := enqueueRows(t, tp.URL(3), 20, "http://"+addr+"/callback")
 	var logs syncbuf.Buffer
-	startWorkerProc(t, bin, workerEnv(tp.URL(3), ts.URL+"/v1"), &logs, "-listen", addr)
+	startWorkerProc(t, bin, workerEnv(tp.URL(3), api), &logs, "-listen", addr)
 	poll(t, 60*time.Second, "every row completed", func() bool {
 		r, err := st.GetRun(context.Background(), runID)
 		return err == nil && r.Completed == 20
@@ -380,13 +374,11 @@ func TestPasswordRotatedMidRun(t *testing.T) {
 	bin := buildWorker(t)
 	const rows = 150
 	srv := testredis.Start(t, testredis.Options{Password: "pw-before"})
-	sb := sandbox.New(sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
-	ts := httptest.NewServer(sb)
-	t.Cleanup(func() { ts.Close(); sb.Close() })
+	sb, api := testkit.Sandbox(t, sandbox.Config{TestKey: testKey, CallbackAuthKey: cbKey, CompleteAfter: 10 * time.Millisecond})
 	addr := fmt.Sprintf("127.0.0.1:%d", testredis.FreePort(t))
 	st, runID := enqueueRows(t, srv.URL(), rows, "http://"+addr+"/callback")
 	var logs syncbuf.Buffer
-	cmd, _ := startWorkerProc(t, bin, workerEnv(srv.URL(), ts.URL+"/v1"), &logs, "-listen", addr, "-rate-limit", "30")
+	cmd, _ := startWorkerProc(t, bin, workerEnv(srv.URL(), api), &logs, "-listen", addr, "-rate-limit", "30")
 	poll(t, 30*time.Second, "some rows created", func() bool { return sb.Stats().TasksCreated >= 20 })
 
 	srv.SetPassword("pw-after")

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -30,7 +32,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkCallbackHandler -benchtime 20000x ./jobs/callback
 func BenchmarkCallbackHandler(b *testing.B) {
-	st := newStore(b)
+	st, rdb := testkit.Store(b, store.Options{})
 	ctx := context.Background()
 	uids := make([]string, b.N)
 	for i := range uids {
@@ -78,7 +80,7 @@ func BenchmarkCallbackHandler(b *testing.B) {
 
 	var sent atomic.Int64
 	b.SetParallelism(16) // 16 × GOMAXPROCS concurrent deliveries
-	goCPU0, redisCPU0 := processCPU(b), redisCPU(b, st)
+	goCPU0, redisCPU0 := processCPU(b), redisCPU(b, rdb)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -104,7 +106,7 @@ func BenchmarkCallbackHandler(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	goCPU, redisCPUUsed := processCPU(b)-goCPU0, redisCPU(b, st)-redisCPU0
+	goCPU, redisCPUUsed := processCPU(b)-goCPU0, redisCPU(b, rdb)-redisCPU0
 	matched := count(b, reg, callback.OutcomeMatched)
 	if int(matched) != b.N {
 		b.Fatalf("%v callbacks matched, want %d", matched, b.N)
@@ -134,8 +136,8 @@ func processCPU(b *testing.B) time.Duration {
 }
 
 // redisCPU returns the user+system CPU time of the redis-server.
-func redisCPU(b *testing.B, st *store.Store) time.Duration {
-	info, err := st.Redis().Info(context.Background(), "cpu").Result()
+func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
 	if err != nil {
 		b.Fatal(err)
 	}

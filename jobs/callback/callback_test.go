@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/callback"
@@ -30,8 +31,8 @@ const authKey = refonte.Secret("cb_secret_0123456789")
 // newStore returns a store on a private redis-server.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	rdb := testredis.ClientOn(t, testredis.Fresh(t))
-	return store.New(rdb, store.Options{})
+	st, _ := testkit.Store(t, store.Options{})
+	return st
 }
 
 // addJobs creates a run of mode with one enqueued job per unique_id.

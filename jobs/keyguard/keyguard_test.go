@@ -2,7 +2,6 @@ package keyguard_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/keyguard"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -33,12 +32,9 @@ type fleet struct {
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	url := testredis.Fresh(t)
-	rdb := testredis.ClientOn(t, url)
-	sb := sandbox.New(sandbox.Config{NoAutoComplete: true, Logger: zaptest.NewLogger(t)})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	f := &fleet{sb: sb, st: store.New(rdb, store.Options{}), insp: asynq.NewInspectorFromRedisClient(rdb),
+	st, rdb := testkit.Store(t, store.Options{})
+	sb, api := testkit.Sandbox(t, sandbox.Config{NoAutoComplete: true, Logger: zaptest.NewLogger(t)})
+	f := &fleet{sb: sb, st: st, insp: asynq.NewInspectorFromRedisClient(rdb),
 		file: filepath.Join(t.TempDir(), "test-key")}
 	f.writeKey(t, sandbox.DefaultTestKey)
 	// A task in the queue, so that asynq knows the queue.
@@ -46,11 +42,7 @@ func newFleet(t *testing.T) *fleet {
 		t.Fatal(err)
 	}
 	for range 2 {
-		c, err := refonte.NewClient(sandbox.DefaultTestKey, refonte.WithBaseURL(srv.URL+"/v1"),
-			refonte.WithRetry(refonte.RetryPolicy{Disabled: true}))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := testkit.Client(t, sandbox.DefaultTestKey, api, refonte.RetryPolicy{Disabled: true})
 		g, err := keyguard.New(keyguard.Config{
 			Store: f.st, Queues: f.insp,
 			Clients:       map[refonte.Mode]*refonte.Client{refonte.ModeTest: c},

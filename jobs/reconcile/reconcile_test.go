@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/reconcile"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -39,17 +38,11 @@ type env struct {
 
 func newEnv(t *testing.T, cfg sandbox.Config) *env {
 	t.Helper()
-	rdb := testredis.ClientOn(t, testredis.Fresh(t))
+	st, rdb := testkit.Store(t, store.Options{})
 	cfg.Logger = zaptest.NewLogger(t)
-	sb := sandbox.New(cfg)
-	srv := httptest.NewServer(sb)
-	t.Cleanup(func() { srv.Close(); sb.Close() })
-	client, err := refonte.NewClient(sandbox.DefaultTestKey, refonte.WithBaseURL(srv.URL+"/v1"),
-		refonte.WithRetry(refonte.RetryPolicy{Disabled: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{rdb: rdb, st: store.New(rdb, store.Options{}), sb: sb, client: client}
+	sb, api := testkit.Sandbox(t, cfg)
+	client := testkit.Client(t, sandbox.DefaultTestKey, api, refonte.RetryPolicy{Disabled: true})
+	return &env{rdb: rdb, st: st, sb: sb, client: client}
 }
 
 func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }

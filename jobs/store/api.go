@@ -45,9 +45,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, opts: opts}
 }
 
-// Redis returns the client the store uses.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
-
 // NewJob is a valid row to add to a run, with the asynq task that submits it.
 // The caller builds the asynq fields with package jobs (jobs.TypeSubmit,
 // jobs.Queue, jobs.TaskID, the encoded jobs.SubmitPayload), so this package

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/refonte-ai/refonte-batch/internal/testredis"
+	"github.com/refonte-ai/refonte-batch/internal/testkit"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -24,11 +23,10 @@ const (
 	cbKey   = "submit_callback_auth"
 )
 
-// newStore returns a store on a private redis-server.
+// newStore returns a store on a private redis-server, with its client.
 func newStore(t *testing.T) (*store.Store, redis.UniversalClient) {
 	t.Helper()
-	rdb := testredis.ClientOn(t, testredis.Fresh(t))
-	return store.New(rdb, store.Options{}), rdb
+	return testkit.Store(t, store.Options{})
 }
 
 // newSandbox starts the sandbox behind an httptest server and returns it with its API base URL.
@@ -38,22 +36,14 @@ func newSandbox(t *testing.T, cfg sandbox.Config) (*sandbox.Server, string) {
 	if cfg.CompleteAfter == 0 && !cfg.NoAutoComplete {
 		cfg.NoAutoComplete = true
 	}
-	sb := sandbox.New(cfg)
-	ts := httptest.NewServer(sb)
-	t.Cleanup(func() { ts.Close(); sb.Close() })
-	return sb, ts.URL + "/v1"
+	return testkit.Sandbox(t, cfg)
 }
 
 // newClient returns an API client of the key's mode with short retries.
 func newClient(t *testing.T, key, baseURL string) *refonte.Client {
 	t.Helper()
-	c, err := refonte.NewClient(key, refonte.WithBaseURL(baseURL),
-		refonte.WithRetry(refonte.RetryPolicy{MaxElapsed: 2 * time.Second, InitialInterval: 10 * time.Millisecond,
-			MaxInterval: 100 * time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testkit.Client(t, key, baseURL, refonte.RetryPolicy{MaxElapsed: 2 * time.Second,
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 100 * time.Millisecond})
 }
 
 // rowParams is a valid imageannotation body for the sandbox's demo project.
