@@ -131,7 +131,8 @@ type Config struct {
 	PausedRecheck time.Duration
 	// Fetchers is the number of asynq servers the concurrency is split
 	// over (each fetches jobs in its own loop); not a flag. Zero: one per
-	// 4 of concurrency, at most 16.
+	// 4 of concurrency, at most 16. The low lane (see jobs.LowLaneShare)
+	// is one more server, its slots taken from the concurrency.
 	Fetchers int
 	// Prefetch is how many jobs the process holds beyond Concurrency:
 	// fetched, checked and waiting for an API slot, so a slot freed by an
