@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/internal/buildinfo"
+	"github.com/refonte-ai/refonte-batch/internal/promreg"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -90,65 +91,27 @@ func (c *cancelCounts) Collect(ch chan<- prometheus.Metric) {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	f := promreg.With(reg)
 	m := &metrics{
-		queueTasks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refonte_queue_tasks",
-			Help: "Tasks in each served asynq queue (every mode and priority) by state (pending, active, scheduled, retry, archived), polled.",
-		}, []string{"queue", "state"}),
-		liveSpend: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refonte_live_daily_spend",
-			Help: "Live tasks reserved under the daily cap for the current UTC day (all workers), polled.",
-		}),
-		liveLimit: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refonte_live_daily_limit",
-			Help: "The live daily cap of this worker (0 = no cap).",
-		}),
-		jobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refonte_job_errors_total",
-			Help: "Errors returned by jobs, by queue and kind (failure, rescheduled, skip_retry).",
-		}, []string{"queue", "kind"}),
-		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refonte_redis_up",
-			Help: "1 when the last Redis check (at start, then asynq's health check every 15 s) passed, else 0.",
-		}),
-		runs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refonte_runs",
-			Help: "Runs by state among the newest " + strconv.Itoa(StatsRuns) + " (all workers' view, polled).",
-		}, []string{"state"}),
-		runRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refonte_run_rows",
-			Help: "Rows of each unfinished run by state: valid, invalid, submitted, completed, failed, canceled, remaining (valid rows not yet terminal); polled.",
-		}, []string{"run", "mode", "state"}),
-		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refonte_rate_limit",
-			Help: "The configured -rate-limit: API calls per second per mode shared by all workers (0 = no limit).",
-		}, []string{"mode"}),
-		limiterGranted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refonte_limiter_granted_total",
-			Help: "Slots the shared rate limiter granted this worker (creates, their retries, reconciler polls), by mode.",
-		}, []string{"mode"}),
-		notDurable: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "refonte_redis_not_durable_total",
-			Help: "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout.",
-		}),
-		recoveryRaces: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "refonte_asynq_recovery_races_total",
-			Help: "Lease-expired tasks (a worker died, or an acknowledgement was lost in a Redis failover) that one of this worker's asynq recoverers found already moved back to the queue by another (asynq's NOT FOUND, logged at debug level).",
-		}),
-		opPaused: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refonte_runs_paused_by_operator",
-			Help: "Runs held by enqueue pause (all workers), polled.",
-		}),
-		canceled: newCancelCounts(),
+		queueTasks:     f.GaugeVec("refonte_queue_tasks", "Tasks in each served asynq queue (every mode and priority) by state (pending, active, scheduled, retry, archived), polled.", "queue", "state"),
+		liveSpend:      f.Gauge("refonte_live_daily_spend", "Live tasks reserved under the daily cap for the current UTC day (all workers), polled."),
+		liveLimit:      f.Gauge("refonte_live_daily_limit", "The live daily cap of this worker (0 = no cap)."),
+		jobErrors:      f.CounterVec("refonte_job_errors_total", "Errors returned by jobs, by queue and kind (failure, rescheduled, skip_retry).", "queue", "kind"),
+		redisUp:        f.Gauge("refonte_redis_up", "1 when the last Redis check (at start, then asynq's health check every 15 s) passed, else 0."),
+		runs:           f.GaugeVec("refonte_runs", "Runs by state among the newest "+strconv.Itoa(StatsRuns)+" (all workers' view, polled).", "state"),
+		runRows:        f.GaugeVec("refonte_run_rows", "Rows of each unfinished run by state: valid, invalid, submitted, completed, failed, canceled, remaining (valid rows not yet terminal); polled.", "run", "mode", "state"),
+		rateLimit:      f.GaugeVec("refonte_rate_limit", "The configured -rate-limit: API calls per second per mode shared by all workers (0 = no limit).", "mode"),
+		limiterGranted: f.CounterVec("refonte_limiter_granted_total", "Slots the shared rate limiter granted this worker (creates, their retries, reconciler polls), by mode.", "mode"),
+		notDurable:     f.Counter("refonte_redis_not_durable_total", "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout."),
+		recoveryRaces:  f.Counter("refonte_asynq_recovery_races_total", "Lease-expired tasks (a worker died, or an acknowledgement was lost in a Redis failover) that one of this worker's asynq recoverers found already moved back to the queue by another (asynq's NOT FOUND, logged at debug level)."),
+		opPaused:       f.Gauge("refonte_runs_paused_by_operator", "Runs held by enqueue pause (all workers), polled."),
+		canceled:       promreg.Register(f, newCancelCounts()),
 	}
-	for _, c := range []prometheus.Collector{m.queueTasks, m.liveSpend, m.liveLimit, m.jobErrors, m.redisUp, m.notDurable, m.opPaused, m.recoveryRaces, m.canceled,
-		m.runs, m.runRows, m.rateLimit, m.limiterGranted, buildinfo.Read().Collector(),
+	for _, c := range []prometheus.Collector{buildinfo.Read().Collector(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+		promreg.Register(f, c)
 	}
-	return m, nil
+	return m, f.Err()
 }
 
 // routes returns the worker's HTTP handler.

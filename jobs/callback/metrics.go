@@ -1,10 +1,10 @@
 package callback
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/refonte-ai/refonte-batch/internal/promreg"
 )
 
 // metrics are the handler's collectors. A nil *metrics records nothing.
@@ -16,34 +16,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	total := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "refonte_callbacks_total",
-		Help: "Callback deliveries received on POST /callback, by outcome.",
-	}, []string{"outcome"})
-	duration := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "refonte_callback_duration_seconds",
-		Help:    "Time to handle one callback delivery, from request to answer.",
-		Buckets: []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
-	})
-	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "refonte_callbacks_in_flight",
-		Help: "Authenticated callbacks being read or recorded (at most -max-callbacks).",
-	})
-	dropped := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "refonte_kept_callbacks_dropped_total",
-		Help: "Kept callbacks (unknown or conflicting) dropped from Redis to stay within -kept-callbacks-bytes and the count cap.",
-	})
-	var err error
-	if inFlight, err = register(reg, inFlight); err != nil {
-		return nil, err
-	}
-	if dropped, err = register(reg, dropped); err != nil {
-		return nil, err
-	}
-	if total, err = register(reg, total); err != nil {
-		return nil, err
-	}
-	if duration, err = register(reg, duration); err != nil {
+	f := promreg.With(reg)
+	total := f.CounterVec("refonte_callbacks_total", "Callback deliveries received on POST /callback, by outcome.", "outcome")
+	duration := f.Histogram("refonte_callback_duration_seconds", "Time to handle one callback delivery, from request to answer.", []float64{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1})
+	inFlight := f.Gauge("refonte_callbacks_in_flight", "Authenticated callbacks being read or recorded (at most -max-callbacks).")
+	dropped := f.Counter("refonte_kept_callbacks_dropped_total", "Kept callbacks (unknown or conflicting) dropped from Redis to stay within -kept-callbacks-bytes and the count cap.")
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	m := &metrics{byOutcome: make(map[string]prometheus.Counter), duration: duration, inFlight: inFlight, dropped: dropped}
@@ -53,22 +31,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.byOutcome[o] = total.WithLabelValues(o)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the identical collector already
-// registered (several handlers on one registry share their metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) observe(outcome string, d time.Duration) {

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/promreg"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
@@ -131,11 +132,10 @@ func New(cfg Config) (*Guard, error) {
 		g.order = append(g.order, m)
 	}
 	if cfg.Registerer != nil {
-		g.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refonte_api_key_rejected",
-			Help: "1 while the API rejects the mode's key (401): its jobs wait and the key is probed, else 0.",
-		}, []string{"mode"})
-		if err := cfg.Registerer.Register(g.gauge); err != nil {
+		f := promreg.With(cfg.Registerer)
+		g.gauge = f.GaugeVec("refonte_api_key_rejected",
+			"1 while the API rejects the mode's key (401): its jobs wait and the key is probed, else 0.", "mode")
+		if err := f.Err(); err != nil {
 			return nil, fmt.Errorf("keyguard: metrics: %w", err)
 		}
 		for _, m := range g.order {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/refonte-ai/refonte-batch/internal/promreg"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -51,34 +52,16 @@ type Metrics struct {
 
 // NewMetrics creates the handler's collectors and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	f := promreg.With(reg)
 	m := &Metrics{
-		Submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refonte_submissions_total",
-			Help: "Submit job deliveries by mode and outcome.",
-		}, []string{"mode", "outcome"}),
-		APILatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "refonte_api_request_duration_seconds",
-			Help:    "Duration of Refonte API calls made by the submit handler (client retries included).",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-		}, []string{"mode", "op"}),
-		LimiterWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "refonte_limiter_wait_seconds",
-			Help:    "Time spent waiting on the shared rate limiter before a create.",
-			Buckets: []float64{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5},
-		}, []string{"mode"}),
-		LivePaused: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refonte_live_daily_limit_reached",
-			Help: "1 while the live daily spend cap was the last answer this worker got, else 0.",
-		}),
-		APICancels: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refonte_task_cancels_total",
-			Help: "POST /task/{id}/cancel calls of enqueue cancel -tasks, by mode and result (canceled, already_terminal, not_found, error, skipped).",
-		}, []string{"mode", "result"}),
+		Submissions: f.CounterVec("refonte_submissions_total", "Submit job deliveries by mode and outcome.", "mode", "outcome"),
+		APILatency:  f.HistogramVec("refonte_api_request_duration_seconds", "Duration of Refonte API calls made by the submit handler (client retries included).", prometheus.ExponentialBuckets(0.005, 2, 14), "mode", "op"),
+		LimiterWait: f.HistogramVec("refonte_limiter_wait_seconds", "Time spent waiting on the shared rate limiter before a create.", []float64{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5}, "mode"),
+		LivePaused:  f.Gauge("refonte_live_daily_limit_reached", "1 while the live daily spend cap was the last answer this worker got, else 0."),
+		APICancels:  f.CounterVec("refonte_task_cancels_total", "POST /task/{id}/cancel calls of enqueue cancel -tasks, by mode and result (canceled, already_terminal, not_found, error, skipped).", "mode", "result"),
 	}
-	for _, c := range []prometheus.Collector{m.Submissions, m.APILatency, m.LimiterWait, m.LivePaused, m.APICancels} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := f.Err(); err != nil {
+		return nil, err
 	}
 	// The API cancel counters exist at 0 from the start, so that
 	// dashboards and alerts (rate, increase) see them before the first
