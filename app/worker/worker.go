@@ -97,9 +97,11 @@ type Worker struct {
 	// durability is how many replicas must hold a write before it is
 	// acknowledged (REDIS_URL's wait_replicas, wait_timeout).
 	durability redisurl.Durability
-	store      *store.Store
-	clients    map[refonte.Mode]*refonte.Client
-	limiters   map[refonte.Mode]ratelimit.Limiter
+	// waiter makes the WAITs of durability, shared by concurrent callers.
+	waiter   *redisurl.Waiter
+	store    *store.Store
+	clients  map[refonte.Mode]*refonte.Client
+	limiters map[refonte.Mode]ratelimit.Limiter
 	// shared are the Redis limiters behind limiters, told of a master
 	// switch (see masterSwitched); stored when New returns (a switch
 	// before that has no grant to correct).
@@ -161,6 +163,8 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if w.rdb, w.redisBase, w.gate, err = w.redisClient(cfg.RedisURL, cfg.Concurrency+cfg.prefetch()); err != nil {
 		return nil, err
 	}
+	// Every acknowledgement's WAIT is shared with those arriving meanwhile.
+	w.waiter = w.durability.NewWaiter(w.rdb)
 	w.store = store.New(w.rdb, store.Options{KeptCallbackBytes: cfg.KeptCallbackBytes})
 	if w.metrics, err = newMetrics(w.reg); err != nil {
 		return nil, err
@@ -691,7 +695,7 @@ func (w *Worker) masterSwitched(old, new string) {
 // durable returns once the writes made so far would survive a Redis
 // failover (the URL's wait_replicas replicas hold them), or an error.
 func (w *Worker) durable(ctx context.Context) error {
-	if err := w.durability.Wait(ctx, w.rdb); err != nil {
+	if err := w.waiter.Wait(ctx); err != nil {
 		w.metrics.notDurable.Inc()
 		return err
 	}

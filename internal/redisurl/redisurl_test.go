@@ -3,6 +3,8 @@ package redisurl_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +183,72 @@ func TestDurabilityWait(t *testing.T) {
 	}
 	if err := (redisurl.Durability{}).Wait(ctx, alone); err != nil {
 		t.Errorf("Wait with Replicas 0 = %v, want nil at once", err)
+	}
+}
+
+// TestWaiterSharesWaits: 200 goroutines each write a key and wait through
+// one Waiter: every key is on the replica when its Wait returns, and the
+// master ran far fewer WAITs than callers.
+func TestWaiterSharesWaits(t *testing.T) {
+	ctx := context.Background()
+	master := testredis.Start(t, testredis.Options{})
+	replica := testredis.Start(t, testredis.Options{ReplicaOf: master.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: master.Addr(), PoolSize: 50})
+	defer rdb.Close()
+	onReplica := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer onReplica.Close()
+	d := redisurl.Durability{Replicas: 1, Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(15 * time.Second); d.Wait(ctx, rdb) != nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not sync in 15 s")
+		}
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w := d.NewWaiter(rdb)
+	const callers = 200
+	errs := make(chan error, callers)
+	for i := range callers {
+		go func() {
+			key := fmt.Sprintf("waiter:%d", i)
+			if err := rdb.Set(ctx, key, "v", 0).Err(); err != nil {
+				errs <- err
+				return
+			}
+			if err := w.Wait(ctx); err != nil {
+				errs <- fmt.Errorf("Wait: %w", err)
+				return
+			}
+			// WAIT confirmed the replica received the write; it applies
+			// what it received before answering a later command.
+			if v, err := onReplica.Get(ctx, key).Result(); err != nil || v != "v" {
+				errs <- fmt.Errorf("%s on the replica after Wait: %q, %v", key, v, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits int
+	for line := range strings.SplitSeq(stats, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_wait:calls="); ok {
+			waits, _ = strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		}
+	}
+	t.Logf("%d callers, %d WAITs", callers, waits)
+	if waits == 0 || waits >= callers/2 {
+		t.Errorf("%d WAITs for %d callers; want a few shared ones", waits, callers)
+	}
+	if err := (redisurl.Durability{}).NewWaiter(rdb).Wait(ctx); err != nil {
+		t.Errorf("a Waiter of Replicas 0 = %v, want nil", err)
 	}
 }
