@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
+	"github.com/refonte-ai/refonte-batch/internal/testsrc"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -208,6 +209,14 @@ func TestResultsJoinDataset(t *testing.T) {
 		t.Fatalf("id-column submit exit %d: %s", idRun.code, idRun.stderr)
 	}
 
+	// The same dataset over http(s) (httptest), and a run enqueued from it.
+	web := testsrc.Serve(t, map[string][]byte{"/d/docs.jsonl": []byte(joinJSONL),
+		"/d/edited.jsonl": []byte(strings.Replace(joinJSONL, "b.pdf", "z.pdf", 1))})
+	urlRun := f.main("-type", "documenttranscription", "-json", web+"/d/docs.jsonl")
+	if urlRun.code != enqueue.ExitIncomplete {
+		t.Fatalf("URL submit exit %d: %s", urlRun.code, urlRun.stderr)
+	}
+
 	tests := []struct {
 		name     string
 		stdin    string
@@ -216,6 +225,14 @@ func TestResultsJoinDataset(t *testing.T) {
 		want     []string // substrings of stdout (exit 0) or stderr
 		rows     int
 	}{
+		{name: "-dataset URL", args: []string{"-dataset", web + "/d/docs.jsonl", runID}, rows: 3,
+			want: []string{`"row":{"attachment":"https://files.example.com/b.pdf","metadata":{"team":"blue","shift":{"n":2}},"extra":{}}`}},
+		{name: "-dataset URL, jsonl as csv (two passes)", args: []string{"-format", "csv", "-dataset", web + "/d/docs.jsonl", runID}, rows: 4,
+			want: []string{"attachment,metadata.team,metadata.tags,note,metadata.shift.n,extra,task_id,state,error,response\r\n", "'+1 555 0100"}},
+		{name: "a run enqueued from a URL", args: []string{"-format", "csv", urlRun.lastJSON(t)["run_id"].(string)}, rows: 4,
+			want: []string{"https://files.example.com/c.pdf,,,'+1 555 0100,,,,enqueued,,\r\n"}},
+		{name: "a URL whose rows changed", args: []string{"-dataset", web + "/d/edited.jsonl", runID}, wantCode: enqueue.ExitError,
+			want: []string{web + `/d/edited.jsonl:4: the row's unique_id is`, "the dataset changed since enqueue"}}, // line 1 written
 		{name: "another copy", args: []string{"-dataset", copyPath, runID}, rows: 3, want: []string{taskID(js[0])}},
 		{name: "stdin, jsonl as csv (spooled for two passes)", stdin: joinJSONL, args: []string{"-format", "csv", "-dataset", "-", runID},
 			rows: 4, want: []string{"attachment,metadata.team,metadata.tags,note,metadata.shift.n,extra,task_id,state,error,response\r\n"}},
@@ -235,7 +252,7 @@ func TestResultsJoinDataset(t *testing.T) {
 			text := r.stdout
 			if tc.wantCode != enqueue.ExitOK {
 				text = r.stderr
-				if r.stdout != "" {
+				if r.stdout != "" && tc.wantCode == enqueue.ExitUsage {
 					t.Errorf("stdout = %q, want nothing", r.stdout)
 				}
 			} else if n := strings.Count(r.stdout, "\n"); n != tc.rows {
