@@ -237,3 +237,35 @@ func TestActionForms(t *testing.T) {
 		t.Errorf("paused run's page: %d, resume form or notice missing", code)
 	}
 }
+
+// TestPriorityShown: the run page names every run's priority (normal for
+// runs older than -priority); the runs list marks the runs that are not
+// normal.
+func TestPriorityShown(t *testing.T) {
+	st := newStore(t)
+	c := newConsole(t, st, console.Options{})
+	tests := []struct {
+		stored, page string
+		listed       bool
+	}{
+		{"high", "high", true},
+		{"low", "low", true},
+		{"normal", "normal", false},
+		{"", "normal", false},
+	}
+	for _, tc := range tests {
+		t.Run("stored "+tc.stored, func(t *testing.T) {
+			run := seedRun(t, st, &store.Run{ID: store.NewRunID(time.Now()), Dataset: "p.jsonl", Priority: tc.stored, CreatedAt: time.Now()}, 1)
+			_, body, _ := get(t, c, "/runs/"+run.ID)
+			if !strings.Contains(body, "<dt>Priority</dt><dd>"+tc.page+"</dd>") {
+				t.Errorf("run page does not name priority %s", tc.page)
+			}
+			_, list, _ := get(t, c, "/runs")
+			row := list[strings.Index(list, `href="/runs/`+run.ID+`"`):]
+			row = row[:strings.Index(row, "</tr>")]
+			if got := strings.Contains(row, tc.page+" priority"); got != tc.listed {
+				t.Errorf("runs list marks %q: %v, want %v", tc.page, got, tc.listed)
+			}
+		})
+	}
+}

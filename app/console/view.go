@@ -40,7 +40,8 @@ type runView struct {
 	// Display strings, computed once: the runs list shows a thousand rows,
 	// and a template reaching through the embedded record or calling a
 	// function per field costs reflection on every one.
-	ID, State, Mode, Reason, Dataset, Kind string
+	// Prio is the run's priority (normal for runs older than -priority).
+	ID, State, Mode, Reason, Dataset, Kind, Prio string
 	IsLive                                 bool
 	NCompleted, NFailed, NCanceled         string
 	NSubmitted, NValid, Creates, BarLabel  string
@@ -52,13 +53,7 @@ type runView struct {
 }
 
 // active reports whether a run in state st may still change.
-func active(st store.RunState) bool {
-	switch st {
-	case store.RunDone, store.RunAborted, store.RunCanceled:
-		return false
-	}
-	return true
-}
+func active(st store.RunState) bool { return !st.Terminal() }
 
 // newRunView computes a run's view at now from an earlier point of its
 // timeline (ok false: none, the run's start is used).
@@ -67,7 +62,7 @@ func newRunView(r *store.Run, past store.TimelinePoint, ok bool, now time.Time) 
 		ID: r.ID, State: string(r.State), Mode: string(r.Mode), Reason: clip(r.PausedReason), Dataset: clip(r.Dataset),
 		IsLive:     r.Mode == refonte.ModeLive,
 		NCompleted: groupDigits(r.Completed), NFailed: groupDigits(r.Failed), NCanceled: groupDigits(r.Canceled),
-		NSubmitted: groupDigits(r.Submitted), NValid: groupDigits(r.Valid)}
+		NSubmitted: groupDigits(r.Submitted), NValid: groupDigits(r.Valid), Prio: string(jobs.PriorityOf(r.Priority))}
 	kind := "per row"
 	if r.Type != "" {
 		kind = clip(string(r.Type))
@@ -76,6 +71,9 @@ func newRunView(r *store.Run, past store.TimelinePoint, ok bool, now time.Time) 
 		if x != "" {
 			kind += " · " + clip(x)
 		}
+	}
+	if v.Prio != string(jobs.PriorityNormal) {
+		kind += " · " + v.Prio + " priority"
 	}
 	v.Kind = kind
 	defer func() {

@@ -219,10 +219,11 @@ func (w *Worker) refreshStats(ctx context.Context) {
 }
 
 // runStates are the states refonte_runs always reports (0 when none).
-var runStates = []store.RunState{store.RunEnqueuing, store.RunRunning, store.RunPaused, store.RunDone, store.RunAborted}
+var runStates = []store.RunState{store.RunEnqueuing, store.RunRunning, store.RunPaused, store.RunDone, store.RunAborted,
+	store.RunCanceling, store.RunCanceled}
 
 // refreshRuns sets refonte_runs and refonte_run_rows from the newest
-// StatsRuns runs. Finished runs (done, aborted) drop out of
+// StatsRuns runs. Finished runs (done, aborted, canceled) drop out of
 // refonte_run_rows.
 func (w *Worker) refreshRuns(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -239,7 +240,7 @@ func (w *Worker) refreshRuns(ctx context.Context) {
 	w.metrics.runRows.Reset()
 	for _, r := range runs {
 		byState[string(r.State)]++
-		if r.State == store.RunDone || r.State == store.RunAborted {
+		if r.State.Terminal() {
 			continue
 		}
 		set := func(state string, n int64) {

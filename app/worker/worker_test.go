@@ -447,6 +447,7 @@ func TestRunAndLimiterMetrics(t *testing.T) {
 		body := scrape(t, r)
 		return strings.Contains(body, rows("valid")+"20\n") && strings.Contains(body, rows("submitted")+"20\n") &&
 			strings.Contains(body, rows("remaining")+"20\n") && strings.Contains(body, `refonte_runs{state="running"} 1`) &&
-			strings.Contains(body, `refonte_limiter_granted_total{mode="test"} 20`), body
+			strings.Contains(body, `refonte_limiter_granted_total{mode="test"} 20`) &&
+			strings.Contains(body, `refonte_runs{state="canceling"} 0`) && strings.Contains(body, `refonte_runs{state="canceled"} 0`), body
 	})
 }
