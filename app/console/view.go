@@ -42,9 +42,9 @@ type runView struct {
 	// function per field costs reflection on every one.
 	// Prio is the run's priority (normal for runs older than -priority).
 	ID, State, Mode, Reason, Dataset, Kind, Prio string
-	IsLive                                 bool
-	NCompleted, NFailed, NCanceled         string
-	NSubmitted, NValid, Creates, BarLabel  string
+	IsLive                                       bool
+	NCompleted, NFailed, NCanceled               string
+	NSubmitted, NValid, Creates, BarLabel        string
 	// Bar and Nums are the progress bar (SVG) and its counts, made of
 	// numbers only (nothing from a dataset or the API), so they are built
 	// here as markup: a thousand rows of template actions cost more than
