@@ -16,9 +16,9 @@
 # Besides rows/s (wall clock, which the load of the machine moves by ±15 %)
 # each run reports CPU per row, which the load moves far less:
 # - end-to-end: cpu_us/row is the user+system CPU of the whole test binary
-#   (sandbox, worker, asynq, and the benchmark's own set-up and asynq no-op
-#   drain, the same on both sides) divided by the rows of the worker's
-#   drain; redis-server's CPU is not in it (the tests share one).
+#   and of the private redis-servers it starts and reaps (sandbox, worker,
+#   asynq, Redis, and the benchmark's own set-up and asynq no-op drain, the
+#   same on both sides) divided by the rows of the worker's drain.
 # - enqueue: cpu_us/row is cmd/enqueue's CPU per row and redis_us/row that
 #   of the throwaway redis-server.
 # Prints each run and each revision's means.
