@@ -307,6 +307,7 @@ func (d *delivery) run(ctx context.Context) error {
 		d.releaseLiveSpend(ctx)
 		return err
 	}
+	granted := time.Now()
 	if err := d.keyPaused(ctx); err != nil { // a 401 met by another job meanwhile
 		return err
 	}
@@ -316,8 +317,24 @@ func (d *delivery) run(ctx context.Context) error {
 		d.releaseLiveSpend(ctx)
 		return err
 	}
+	// A slot is for its moment. If the check was held up (a Redis outage
+	// or failover: commands wait until Redis answers), every job granted
+	// a slot before it would create at the same instant once Redis is
+	// back, a burst of all those slots on top of the new ones: take a
+	// fresh slot instead (the reserved create stays reserved; an error
+	// here is retried like a crash after the reservation).
+	if time.Since(granted) > StaleSlot {
+		if err := d.h.waitLimiter(ctx, d.p.Mode, d.p.UniqueID, true); err != nil {
+			d.releaseLiveSpend(ctx)
+			return err
+		}
+	}
 	return d.create(ctx, params, true)
 }
+
+// StaleSlot is how long after its rate-limit slot a job may still create;
+// a job held up longer (see delivery.run) waits for a new slot.
+const StaleSlot = time.Second
 
 // keyPaused returns the reschedule of a job whose mode is paused because
 // the API rejects its key (Options.Keys), or nil.
