@@ -40,6 +40,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -108,15 +109,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.MaxRuns <= 0 {
-		opts.MaxRuns = DefaultMaxRuns
-	}
-	if opts.UpdateInterval <= 0 {
-		opts.UpdateInterval = DefaultUpdateInterval
-	}
-	if opts.StreamFor <= 0 {
-		opts.StreamFor = DefaultStreamFor
-	}
+	opts.MaxRuns = defaults.Positive(opts.MaxRuns, DefaultMaxRuns)
+	opts.UpdateInterval = defaults.Positive(opts.UpdateInterval, DefaultUpdateInterval)
+	opts.StreamFor = defaults.Positive(opts.StreamFor, DefaultStreamFor)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
@@ -27,9 +28,7 @@ const HeartbeatLapses = 6
 // end is recorded). A failed beat is logged; the write path reports Redis
 // errors.
 func startHeartbeat(ctx context.Context, st *store.Store, runID string, interval time.Duration, line *atomic.Int64, log *zap.Logger) (stop func()) {
-	if interval <= 0 {
-		interval = DefaultHeartbeat
-	}
+	interval = defaults.Positive(interval, DefaultHeartbeat)
 	timeout := HeartbeatLapses * interval
 	beat := func() {
 		bctx, cancel := context.WithTimeout(ctx, interval)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/internal/datasrc"
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/jobs/dataset"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
 	"github.com/refonte-ai/refonte-batch/refonte"
@@ -64,12 +65,8 @@ func (o *SubmitOptions) defaults() {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 500 * time.Millisecond
-	}
-	if o.WaitRetry <= 0 {
-		o.WaitRetry = DefaultWaitRetry
-	}
+	o.PollInterval = defaults.Positive(o.PollInterval, 500*time.Millisecond)
+	o.WaitRetry = defaults.Positive(o.WaitRetry, DefaultWaitRetry)
 }
 
 // WaitCounts are the row counts past enqueue, reported with -wait.

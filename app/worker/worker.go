@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/internal/redisgate"
 	"github.com/refonte-ai/refonte-batch/internal/redisurl"
 	"github.com/refonte-ai/refonte-batch/jobs"
@@ -177,10 +178,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	transport.MaxIdleConns = 2 * (cfg.Concurrency + 10)
 	transport.MaxIdleConnsPerHost = cfg.Concurrency + 10
 	httpClient := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	maxElapsed := cfg.ClientMaxElapsed
-	if maxElapsed <= 0 {
-		maxElapsed = ClientMaxElapsed
-	}
+	maxElapsed := defaults.Positive(cfg.ClientMaxElapsed, ClientMaxElapsed)
 	var shared []*ratelimit.RedisLimiter
 	defer func() { w.shared.Store(&shared) }()
 	for _, m := range cfg.Modes() {
@@ -347,9 +345,7 @@ func (w *Worker) Addr() net.Addr { return w.ln.Addr() }
 // rows/s with 3 servers, 2,700–2,850 with 12 to 25). fetchers <= 0 picks
 // one server per 4 of concurrency, at most 16.
 func splitConcurrency(concurrency, fetchers int) []int {
-	if fetchers <= 0 {
-		fetchers = min(max(concurrency/4, 1), 16)
-	}
+	fetchers = defaults.Positive(fetchers, min(max(concurrency/4, 1), 16))
 	fetchers = min(fetchers, concurrency)
 	out := make([]int, fetchers)
 	for i := range out {

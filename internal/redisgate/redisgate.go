@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"go.uber.org/zap"
 )
 
@@ -73,9 +74,7 @@ type Gate struct {
 
 // New returns an open Gate.
 func New(o Options) *Gate {
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
+	o.MinBackoff = defaults.Positive(o.MinBackoff, DefaultMinBackoff)
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
 	}

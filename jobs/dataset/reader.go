@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/internal/jsonwire"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
@@ -85,9 +86,7 @@ func NewReader(r io.Reader, name string, opts Options) (*Reader, error) {
 			return nil, fmt.Errorf("%w: the default params must not set %q", ErrOptions, k)
 		}
 	}
-	if opts.MaxLineBytes <= 0 {
-		opts.MaxLineBytes = DefaultMaxLineBytes
-	}
+	opts.MaxLineBytes = defaults.Positive(opts.MaxLineBytes, DefaultMaxLineBytes)
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}

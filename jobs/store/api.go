@@ -5,6 +5,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -33,15 +34,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
-	if opts.Retention <= 0 {
-		opts.Retention = DefaultRetention
-	}
-	if opts.KeptCallbacks <= 0 {
-		opts.KeptCallbacks = DefaultKeptCallbacks
-	}
-	if opts.KeptCallbackBytes <= 0 {
-		opts.KeptCallbackBytes = DefaultKeptCallbackBytes
-	}
+	opts.Retention = defaults.Positive(opts.Retention, DefaultRetention)
+	opts.KeptCallbacks = defaults.Positive(opts.KeptCallbacks, DefaultKeptCallbacks)
+	opts.KeptCallbackBytes = defaults.Positive(opts.KeptCallbackBytes, DefaultKeptCallbackBytes)
 	return &Store{rdb: rdb, opts: opts}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/ratelimit"
 )
 
@@ -18,9 +19,7 @@ func RetryGate(lim ratelimit.Limiter, maxWait time.Duration) func(context.Contex
 	if lim == nil {
 		return nil
 	}
-	if maxWait <= 0 {
-		maxWait = DefaultMaxLimiterWait
-	}
+	maxWait = defaults.Positive(maxWait, DefaultMaxLimiterWait)
 	return func(ctx context.Context, _ error) error {
 		wctx, cancel := context.WithTimeout(ctx, maxWait)
 		defer cancel()

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/jobs/keyguard"
 	"github.com/refonte-ai/refonte-batch/jobs/store"
@@ -116,15 +117,9 @@ func New(opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("submit: the client registered for mode %s holds a %s key", m, c.Mode())
 		}
 	}
-	if opts.MaxLimiterWait <= 0 {
-		opts.MaxLimiterWait = DefaultMaxLimiterWait
-	}
-	if opts.PausedRecheck <= 0 {
-		opts.PausedRecheck = PausedRecheck
-	}
-	if opts.OperatorPausedRecheck <= 0 {
-		opts.OperatorPausedRecheck = OperatorPausedRecheck
-	}
+	opts.MaxLimiterWait = defaults.Positive(opts.MaxLimiterWait, DefaultMaxLimiterWait)
+	opts.PausedRecheck = defaults.Positive(opts.PausedRecheck, PausedRecheck)
+	opts.OperatorPausedRecheck = defaults.Positive(opts.OperatorPausedRecheck, OperatorPausedRecheck)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

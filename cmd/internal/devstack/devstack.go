@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/app/worker"
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"github.com/refonte-ai/refonte-batch/refonte"
 	"github.com/refonte-ai/refonte-batch/refonte/sandbox"
 )
@@ -100,24 +101,16 @@ func (o *Options) defaults() {
 	if o.CompleteAfter == 0 {
 		o.CompleteAfter = DefaultCompleteAfter
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = DefaultConcurrency
-	}
+	o.Concurrency = defaults.Positive(o.Concurrency, DefaultConcurrency)
 	switch {
 	case o.RateLimit == 0:
 		o.RateLimit = DefaultRateLimit
 	case o.RateLimit < 0:
 		o.RateLimit = 0 // the worker's "no limit"
 	}
-	if o.RateBurst <= 0 {
-		o.RateBurst = DefaultRateBurst
-	}
-	if o.CallbackGrace <= 0 {
-		o.CallbackGrace = DefaultCallbackGrace
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	o.RateBurst = defaults.Positive(o.RateBurst, DefaultRateBurst)
+	o.CallbackGrace = defaults.Positive(o.CallbackGrace, DefaultCallbackGrace)
+	o.ShutdownTimeout = defaults.Positive(o.ShutdownTimeout, DefaultShutdownTimeout)
 	for _, a := range []*string{&o.RedisAddr, &o.SandboxAddr, &o.WorkerAddr, &o.ConsoleAddr} {
 		if *a == "" {
 			*a = LoopbackAddr
