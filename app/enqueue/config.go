@@ -273,7 +273,7 @@ func ParseSubmit(args []string, getenv func(string) string, out io.Writer) (*Con
 	}
 	ds, err := datasrc.Parse(c.Dataset)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, usagef("%v; nothing was written", err)
 	}
 	if c.Mode, err = refonte.ParseMode(mode); err != nil {
 		return nil, usagef("-mode %q: want test or live", mode)

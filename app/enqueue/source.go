@@ -59,7 +59,9 @@ func (c countingReader) Read(p []byte) (int, error) {
 // openSource prepares the dataset name for reading with o. A URL is opened
 // at once, so that a wrong URL, a missing object or missing credentials
 // fail before anything else (and its size is known); a file is checked.
-// Errors match ErrUsage: nothing was read nor written.
+// Nothing was read nor written on error; errors match ErrUsage (exit 2)
+// but a transient failure to open a URL (datasrc.Transient: network, 5xx,
+// throttling), which is worth running again (exit 1).
 func openSource(ctx context.Context, name string, o *datasrc.Opener) (*source, error) {
 	d, err := datasrc.Parse(name)
 	if err != nil {
@@ -92,6 +94,11 @@ func openSource(ctx context.Context, name string, o *datasrc.Opener) (*source, e
 		}
 	default:
 		rc, size, err := o.OpenRaw(ctx, d)
+		if datasrc.Transient(err) {
+			// Exit 1, so that a scheduler retries; exit 2 would say that
+			// only a change of command helps.
+			return nil, fmt.Errorf("dataset: %w; nothing was written; run the same command again", err)
+		}
 		if err != nil {
 			return nil, usagef("dataset: %v; nothing was written", err)
 		}

@@ -205,28 +205,39 @@ func TestURLCutMidStream(t *testing.T) {
 	}
 }
 
-// TestURLOpenFails: a URL that cannot be read is a usage error (exit 2)
-// naming it, with nothing written: a 404, a missing object, an azblob://
-// URL without credentials (no network: testsrc.NoClouds), a scheme enqueue
-// does not read.
+// TestURLOpenFails: a URL that cannot be read stops enqueue before
+// anything is written, with an error naming it: exit 2 when only another
+// command helps (a 404, a missing object, an azblob:// URL without
+// credentials — no network: testsrc.NoClouds —, a scheme enqueue does not
+// read), exit 1 when the same command may work later (a refused
+// connection, a 503), so that a scheduler retries.
 func TestURLOpenFails(t *testing.T) {
 	s3 := testsrc.StartS3(t)
 	s3.Put(t, "data", "rows.jsonl", []byte(rows(2, "x")))
 	web := testsrc.Serve(t, nil)
-	for _, tc := range []struct{ name, url, want string }{
-		{"404", web + "/missing.jsonl", "404 Not Found"},
-		{"missing object", "s3://data/missing.jsonl", "not found"},
-		{"missing bucket", "s3://nobucket/rows.jsonl", "not found"},
-		{"azblob without credentials", "azblob://container/rows.jsonl", "AccountName is required"},
-		{"unsupported scheme", "ftp://h.example/rows.jsonl", "not one of http, https, s3, gs, azblob"},
-		{"no key", "s3://data/", "want s3://BUCKET/KEY"},
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	for _, tc := range []struct {
+		name, url, want string
+		code            int
+	}{
+		{"404", web + "/missing.jsonl", "404 Not Found", enqueue.ExitUsage},
+		{"missing object", "s3://data/missing.jsonl", "not found", enqueue.ExitUsage},
+		{"missing bucket", "s3://nobucket/rows.jsonl", "not found", enqueue.ExitUsage},
+		{"azblob without credentials", "azblob://container/rows.jsonl", "AccountName is required", enqueue.ExitUsage},
+		{"unsupported scheme", "ftp://h.example/rows.jsonl", "not one of http, https, s3, gs, azblob", enqueue.ExitUsage},
+		{"no key", "s3://data/", "want s3://BUCKET/KEY", enqueue.ExitUsage},
+		{"connection refused", "http://" + testsrc.ClosedAddr(t) + "/rows.jsonl", "connection refused", enqueue.ExitError},
+		{"503", busy.URL + "/rows.jsonl", "503 Service Unavailable", enqueue.ExitError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AZURE_STORAGE_KEY", "AZ_SECRET")
 			f := newFixture(t)
 			r := f.main("-type", "documenttranscription", "-format", "jsonl", tc.url)
-			if r.code != enqueue.ExitUsage || !strings.Contains(r.stderr, tc.want) || f.dbsize() != 0 {
-				t.Errorf("exit %d, DBSIZE %d, want 2 and 0 with %q: %s", r.code, f.dbsize(), tc.want, r.stderr)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "nothing was written") || f.dbsize() != 0 {
+				t.Errorf("exit %d, DBSIZE %d, want %d and 0 with %q: %s", r.code, f.dbsize(), tc.code, tc.want, r.stderr)
 			}
 			if strings.Contains(r.stderr, "AZ_SECRET") {
 				t.Errorf("stderr shows a secret: %s", r.stderr)

@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,5 +198,30 @@ func TestOpenStreams(t *testing.T) {
 	buf := make([]byte, 100)
 	if _, err := io.ReadFull(rc, buf); err != nil || !bytes.Equal(buf, rows[:100]) {
 		t.Fatalf("first bytes: %q, %v", buf, err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"404", &datasrc.StatusError{StatusCode: 404, Status: "404 Not Found"}, false},
+		{"403", &datasrc.StatusError{StatusCode: 403, Status: "403 Forbidden"}, false},
+		{"429", &datasrc.StatusError{StatusCode: 429, Status: "429 Too Many Requests"}, true},
+		{"503", &datasrc.StatusError{StatusCode: 503, Status: "503 Service Unavailable"}, true},
+		{"refused", &datasrc.Error{Op: "open", Err: syscall.ECONNREFUSED}, true},
+		{"cut", &datasrc.ReadError{Err: io.ErrUnexpectedEOF}, true},
+		{"stalled", &datasrc.ReadError{Err: datasrc.ErrStalled}, true},
+		{"marked by a driver", fmt.Errorf("%w: SlowDown", datasrc.ErrTransient), true},
+		{"not found", fmt.Errorf("%w: NoSuchKey", datasrc.ErrNotFound), false},
+		{"unsupported", datasrc.ErrUnsupported, false},
+		{"other", errors.New("AccountName is required"), false},
+	} {
+		if got := datasrc.Transient(tc.err); got != tc.want {
+			t.Errorf("%s: Transient(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
 	}
 }

@@ -1,8 +1,13 @@
 package datasrc
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
 
 	"github.com/refonte-ai/refonte-batch/internal/redact"
 )
@@ -70,4 +75,31 @@ func (e *StatusError) Error() string {
 // Is makes a 404 or 410 match ErrNotFound.
 func (e *StatusError) Is(target error) bool {
 	return target == ErrNotFound && (e.StatusCode == http.StatusNotFound || e.StatusCode == http.StatusGone)
+}
+
+// ErrTransient marks a failure that may pass if the same command runs again
+// (an object store's 5xx or throttling); see Transient.
+var ErrTransient = errors.New("transient failure")
+
+// Transient reports whether a failure to open or read a remote dataset may
+// pass on its own: a network error (connection refused or reset, a
+// timeout, a cut stream, a stall), an HTTP 408, 429 or 5xx, or an error an
+// ObjectOpener marked with ErrTransient. Not found, refused credentials and
+// unsupported URLs are not: running again changes nothing.
+func Transient(err error) bool {
+	var se *StatusError
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnsupported):
+		return false
+	case errors.As(err, &se):
+		return se.StatusCode == http.StatusRequestTimeout || se.StatusCode == http.StatusTooManyRequests || se.StatusCode >= 500
+	case errors.Is(err, ErrTransient), errors.Is(err, ErrStalled), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
+		return true
+	case errors.As(err, &oe), errors.As(err, &ne) && ne.Timeout():
+		return true
+	}
+	return false
 }

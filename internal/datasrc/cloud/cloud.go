@@ -47,7 +47,8 @@ import (
 
 // Open opens the object key of the bucket bucketURL (s3://BUCKET?params,
 // gs://BUCKET, azblob://CONTAINER?params) for streaming and returns its
-// size. A missing bucket or object matches datasrc.ErrNotFound.
+// size. A missing bucket or object matches datasrc.ErrNotFound; the
+// store's unavailability or throttling matches datasrc.ErrTransient.
 func Open(ctx context.Context, bucketURL *url.URL, key string) (io.ReadCloser, int64, error) {
 	b, err := openBucket(ctx, bucketURL)
 	if err != nil {
@@ -56,8 +57,11 @@ func Open(ctx context.Context, bucketURL *url.URL, key string) (io.ReadCloser, i
 	r, err := b.NewReader(ctx, key, nil)
 	if err != nil {
 		b.Close()
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		switch gcerrors.Code(err) {
+		case gcerrors.NotFound:
 			return nil, -1, fmt.Errorf("%w: %w", datasrc.ErrNotFound, err)
+		case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:
+			return nil, -1, fmt.Errorf("%w: %w", datasrc.ErrTransient, err)
 		}
 		return nil, -1, err
 	}
