@@ -7,6 +7,7 @@ package testredis
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -138,12 +139,39 @@ func Start(t testing.TB, opts Options) *Server {
 // FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	// A port the kernel hands out for :0 is in the ephemeral range, where
+	// any outgoing connection (this machine's tests open thousands to
+	// Redis) may take it before the caller binds it. A free port below that
+	// range is only ever taken by an explicit bind.
+	if lo, ok := ephemeralLow(); ok && lo > 11000 {
+		for range 100 {
+			port := 10000 + rand.IntN(lo-10000)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				_ = l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow returns the low end of Linux's ephemeral port range.
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	lo, err := strconv.Atoi(f[0])
+	return lo, err == nil
 }
 
 func (s *Server) start() {
