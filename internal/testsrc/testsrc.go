@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,21 +33,37 @@ const (
 	S3SecretKey = "testsrc-secret-key"
 )
 
-// StartS3 starts an in-process S3 and points the AWS SDK at it through the
-// environment (AWS_ENDPOINT_URL, static credentials, a region; no shared
-// config files, no instance metadata), for the rest of the test. Tests
-// that call it cannot be parallel (t.Setenv).
+// StartS3 starts an in-process S3 and points the AWS SDK of this process
+// at it through the environment (see S3.Env), for the rest of the test.
+// Tests that call it cannot be parallel (t.Setenv); a parallel test that
+// runs a program against it uses ServeS3 and passes S3.Env to the program.
 func StartS3(t testing.TB) *S3 {
+	t.Helper()
+	s := ServeS3(t)
+	for _, kv := range s.Env(t) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return s
+}
+
+// ServeS3 starts an in-process S3 on 127.0.0.1; the environment is left
+// alone.
+func ServeS3(t testing.TB) *S3 {
 	t.Helper()
 	b := s3mem.New()
 	srv := httptest.NewServer(gofakes3.New(b).Server())
 	t.Cleanup(srv.Close)
-	NoClouds(t)
-	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", S3AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", S3SecretKey)
-	t.Setenv("AWS_REGION", "us-east-1")
 	return &S3{URL: srv.URL, backend: b}
+}
+
+// Env is the environment ("K=V") in which the AWS SDK reaches s and
+// nothing else: NoCloudsEnv, then AWS_ENDPOINT_URL, static credentials and
+// a region.
+func (s *S3) Env(t testing.TB) []string {
+	t.Helper()
+	return append(NoCloudsEnv(t), "AWS_ENDPOINT_URL="+s.URL, "AWS_ACCESS_KEY_ID="+S3AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+S3SecretKey, "AWS_REGION=us-east-1")
 }
 
 // Put stores data as bucket/key, creating the bucket if needed.
@@ -62,15 +79,26 @@ func (s *S3) Put(t testing.TB, bucket, key string, data []byte) {
 	}
 }
 
-// NoClouds sets an environment in which no cloud SDK finds credentials or
-// a network endpoint beyond loopback: no AWS shared files or instance
-// metadata, a GOOGLE_APPLICATION_CREDENTIALS file that does not exist, no
-// Azure account, and GCE/Azure metadata hosts on a closed loopback port.
+// NoClouds sets, for the rest of the test, the environment of NoCloudsEnv.
+// Tests that call it cannot be parallel (t.Setenv).
 func NoClouds(t testing.TB) {
+	t.Helper()
+	for _, kv := range NoCloudsEnv(t) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+// NoCloudsEnv is an environment ("K=V", empty values unset a variable for
+// the SDKs) in which no cloud SDK finds credentials or a network endpoint
+// beyond loopback: no AWS shared files or instance metadata, a
+// GOOGLE_APPLICATION_CREDENTIALS file that does not exist, no Azure
+// account, and GCE/Azure metadata hosts on a closed loopback port.
+func NoCloudsEnv(t testing.TB) []string {
 	t.Helper()
 	dir := t.TempDir()
 	closed := ClosedAddr(t)
-	for k, v := range map[string]string{
+	env := map[string]string{
 		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
 		"AWS_ENDPOINT_URL": "", "AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "",
 		"AWS_CONFIG_FILE":                   filepath.Join(dir, "aws-config"),
@@ -85,9 +113,12 @@ func NoClouds(t testing.TB) {
 		"AZURE_STORAGE_CONNECTION_STRING": "", "AZURE_STORAGEBLOB_CONNECTIONSTRING": "",
 		"AZURE_CLIENT_ID": "", "AZURE_TENANT_ID": "", "AZURE_CLIENT_SECRET": "", "AZURE_FEDERATED_TOKEN_FILE": "",
 		"IDENTITY_ENDPOINT": "http://" + closed, "MSI_ENDPOINT": "http://" + closed,
-	} {
-		t.Setenv(k, v)
 	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // ClosedAddr returns a loopback address (host:port) nothing listens on.
