@@ -37,23 +37,12 @@ func benchRows(b *testing.B) int {
 	return n
 }
 
-// BenchmarkSubmit1M enqueues a synthetic imageannotation JSONL dataset
-// (dataset.WriteSyntheticJSONL, ~400-byte rows) into a private
-// redis-server, validation and job records included, then runs a plain
-// single-goroutine asynq.Client.Enqueue loop over the same rows in the same
-// run, and reports both rates, their ratio and the process's peak RSS:
-//
-//	go test ./app/enqueue -run '^$' -bench BenchmarkSubmit1M -benchtime 1x
-//
-// ENQUEUE_BENCH_ROWS changes the size; ENQUEUE_BENCH_LOOP_ROWS caps the rows
-// of the (slow) plain loop (default 200,000). bench/enqueue.sh measures the
-// cmd/enqueue binary's peak RSS from outside.
-func BenchmarkSubmit1M(b *testing.B) {
-	n := benchRows(b)
-	loopRows := min(n, 200_000)
-	if v := os.Getenv("ENQUEUE_BENCH_LOOP_ROWS"); v != "" {
-		loopRows, _ = strconv.Atoi(v)
-	}
+// benchSubmitSetup writes a synthetic imageannotation JSONL dataset of n rows
+// (dataset.WriteSyntheticJSONL) and returns a client on a fresh Redis
+// database (closed by b.Cleanup), its store and the parsed submit config of
+// the dataset: the shared setup of the enqueue benchmarks.
+func benchSubmitSetup(b *testing.B, n int) (*redis.Client, *store.Store, *enqueue.Config) {
+	b.Helper()
 	path := filepath.Join(b.TempDir(), "synthetic.jsonl")
 	fh, err := os.Create(path)
 	if err != nil {
@@ -71,13 +60,34 @@ func BenchmarkSubmit1M(b *testing.B) {
 	url := testredis.Fresh(b)
 	opt, _ := redis.ParseURL(url)
 	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	ctx := context.Background()
+	b.Cleanup(func() { rdb.Close() })
 	st := store.New(rdb, store.Options{})
 	cfg, err := enqueue.ParseSubmit([]string{"-type", "imageannotation", "-project", "bench", path}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return rdb, st, cfg
+}
+
+// BenchmarkSubmit1M enqueues a synthetic imageannotation JSONL dataset
+// (dataset.WriteSyntheticJSONL, ~400-byte rows) into a private
+// redis-server, validation and job records included, then runs a plain
+// single-goroutine asynq.Client.Enqueue loop over the same rows in the same
+// run, and reports both rates, their ratio and the process's peak RSS:
+//
+//	go test ./app/enqueue -run '^$' -bench BenchmarkSubmit1M -benchtime 1x
+//
+// ENQUEUE_BENCH_ROWS changes the size; ENQUEUE_BENCH_LOOP_ROWS caps the rows
+// of the (slow) plain loop (default 200,000). bench/enqueue.sh measures the
+// cmd/enqueue binary's peak RSS from outside.
+func BenchmarkSubmit1M(b *testing.B) {
+	n := benchRows(b)
+	loopRows := min(n, 200_000)
+	if v := os.Getenv("ENQUEUE_BENCH_LOOP_ROWS"); v != "" {
+		loopRows, _ = strconv.Atoi(v)
+	}
+	rdb, st, cfg := benchSubmitSetup(b, n)
+	ctx := context.Background()
 
 	// The GC setting of cmd/enqueue (GOGC 400, 32 MiB soft limit).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
@@ -105,7 +115,7 @@ func BenchmarkSubmit1M(b *testing.B) {
 	b.ReportMetric(rate, "rows/s")
 
 	rdb.FlushDB(ctx)
-	loopRate, err := plainAsynqLoop(ctx, rdb, path, cfg, loopRows)
+	loopRate, err := plainAsynqLoop(ctx, rdb, cfg.Dataset, cfg, loopRows)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,22 +1,13 @@
 package enqueue_test
 
 import (
-	"bufio"
 	"context"
-	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/refonte-ai/refonte-batch/app/enqueue"
-	"github.com/refonte-ai/refonte-batch/internal/testredis"
-	"github.com/refonte-ai/refonte-batch/jobs/dataset"
-	"github.com/refonte-ai/refonte-batch/jobs/store"
 )
 
 // BenchmarkResultsJoin enqueues a synthetic imageannotation JSONL dataset
@@ -29,29 +20,8 @@ import (
 //	go test ./app/enqueue -run '^$' -bench BenchmarkResultsJoin -benchtime 1x
 func BenchmarkResultsJoin(b *testing.B) {
 	n := benchRows(b)
-	path := filepath.Join(b.TempDir(), "synthetic.jsonl")
-	fh, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bw := bufio.NewWriterSize(fh, 1<<20)
-	if err := dataset.WriteSyntheticJSONL(bw, n, 1); err != nil {
-		b.Fatal(err)
-	}
-	if err := bw.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	fh.Close()
-	url := testredis.Fresh(b)
-	opt, _ := redis.ParseURL(url)
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	_, st, cfg := benchSubmitSetup(b, n)
 	ctx := context.Background()
-	st := store.New(rdb, store.Options{})
-	cfg, err := enqueue.ParseSubmit([]string{"-type", "imageannotation", "-project", "bench", path}, func(string) string { return "" }, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
 	sum, err := enqueue.Submit(ctx, st, cfg, enqueue.SubmitOptions{})
 	if err != nil || sum.Enqueued != int64(n) {
 		b.Fatalf("submit: %v (%+v)", err, sum)
