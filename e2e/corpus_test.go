@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refonte-ai/refonte-batch/internal/testcorpus"
 	"github.com/refonte-ai/refonte-batch/internal/testredis"
 )
 
@@ -19,26 +20,6 @@ import (
 // golden rejects (<file>.rejects.jsonl), golden outcome (<file>.want.json)
 // and optional reader options (<file>.opts.json).
 const corpusDir = "../jobs/dataset/testdata/malformed"
-
-// corpusOpts mirrors jobs/dataset's <file>.opts.json: a missing "type"
-// means imageannotation, "" a type per row.
-type corpusOpts struct {
-	Type        *string        `json:"type"`
-	Project     string         `json:"project"`
-	Batch       string         `json:"batch"`
-	CallbackURL string         `json:"callback_url"`
-	Instruction string         `json:"instruction"`
-	Params      map[string]any `json:"params"`
-	IDColumn    string         `json:"id_column"`
-}
-
-// corpusWant mirrors jobs/dataset's <file>.want.json.
-type corpusWant struct {
-	Valid int      `json:"valid"`
-	Lines []int64  `json:"valid_lines"`
-	IDs   []string `json:"unique_ids"`
-	Fatal string   `json:"fatal"`
-}
 
 // storeConflicts lists, per corpus file, the lines the reader accepts but a
 // real run refuses: they reuse an earlier line's unique_id with other
@@ -51,17 +32,7 @@ var storeConflicts = map[string][]int64{
 // corpusFlags returns the enqueue flags equivalent to a corpus file's options.
 func corpusFlags(t *testing.T, dir, file string) []string {
 	t.Helper()
-	var o corpusOpts
-	b, err := os.ReadFile(filepath.Join(corpusDir, file+".opts.json"))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		t.Fatal(err)
-	default:
-		if err := json.Unmarshal(b, &o); err != nil {
-			t.Fatalf("%s.opts.json: %v", file, err)
-		}
-	}
+	o := testcorpus.ReadOptions(t, corpusDir, file)
 	var flags []string
 	switch {
 	case o.Type == nil:
@@ -100,17 +71,7 @@ func TestMalformedCorpus(t *testing.T) {
 	}
 	t.Parallel()
 	bin(t, progEnqueue)
-	entries, err := os.ReadDir(corpusDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	for _, e := range entries {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".opts.json") && !strings.HasSuffix(n, ".want.json") && !strings.HasSuffix(n, ".rejects.jsonl") && !strings.HasSuffix(n, ".md") {
-			files = append(files, n)
-		}
-	}
+	files := testcorpus.Files(t, corpusDir)
 	if len(files) < 30 {
 		t.Fatalf("the corpus has %d datasets, want at least 30", len(files))
 	}
@@ -120,14 +81,7 @@ func TestMalformedCorpus(t *testing.T) {
 	for _, file := range files {
 		t.Run(file, func(t *testing.T) {
 			dir := t.TempDir()
-			var want corpusWant
-			b, err := os.ReadFile(filepath.Join(corpusDir, file+".want.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &want); err != nil {
-				t.Fatal(err)
-			}
+			want := testcorpus.ReadWant(t, corpusDir, file)
 			goldenRejects, err := os.ReadFile(filepath.Join(corpusDir, file+".rejects.jsonl"))
 			if err != nil {
 				t.Fatal(err)

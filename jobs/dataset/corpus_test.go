@@ -3,14 +3,13 @@ package dataset
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/refonte-ai/refonte-batch/internal/testcorpus"
 	"github.com/refonte-ai/refonte-batch/refonte"
 )
 
@@ -18,42 +17,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata/ma
 
 const corpusDir = "testdata/malformed"
 
-// corpusOptions is the optional <file>.opts.json of a corpus file; a
-// missing "type" means imageannotation, "" means a type per row.
-type corpusOptions struct {
-	Type        *string        `json:"type"`
-	Project     string         `json:"project"`
-	Batch       string         `json:"batch"`
-	CallbackURL string         `json:"callback_url"`
-	Instruction string         `json:"instruction"`
-	Params      map[string]any `json:"params"`
-	IDColumn    string         `json:"id_column"`
-}
-
-// corpusWant is the golden <file>.want.json: the valid rows and the fatal
-// error, if reading stopped.
-type corpusWant struct {
-	Valid int      `json:"valid"`
-	Lines []int64  `json:"valid_lines"`
-	IDs   []string `json:"unique_ids"`
-	Fatal string   `json:"fatal,omitempty"`
-}
-
-func corpusFiles(t testing.TB) []string {
-	entries, err := os.ReadDir(corpusDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	for _, e := range entries {
-		n := e.Name()
-		if strings.HasSuffix(n, ".opts.json") || strings.HasSuffix(n, ".want.json") || strings.HasSuffix(n, ".rejects.jsonl") || n == "README.md" {
-			continue
-		}
-		files = append(files, n)
-	}
-	return files
-}
+func corpusFiles(t testing.TB) []string { return testcorpus.Files(t, corpusDir) }
 
 func corpusOpts(t testing.TB, file string) Options {
 	format, err := DetectFormat(file)
@@ -61,17 +25,7 @@ func corpusOpts(t testing.TB, file string) Options {
 		t.Fatal(err)
 	}
 	o := Options{Format: format, TaskType: refonte.TypeImageAnnotation}
-	b, err := os.ReadFile(filepath.Join(corpusDir, file+".opts.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return o
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c corpusOptions
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatalf("%s.opts.json: %v", file, err)
-	}
+	c := testcorpus.ReadOptions(t, corpusDir, file)
 	if c.Type != nil {
 		o.TaskType = refonte.TaskType(*c.Type)
 	}
@@ -139,7 +93,7 @@ func TestMalformedCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			rows, rejects, fatal := readAll(t, data, file, corpusOpts(t, file))
-			got := corpusWant{Valid: len(rows), Lines: []int64{}, IDs: []string{}}
+			got := testcorpus.Want{Valid: len(rows), Lines: []int64{}, IDs: []string{}}
 			for _, r := range rows {
 				got.Lines = append(got.Lines, r.Line)
 				got.IDs = append(got.IDs, r.UniqueID)
