@@ -442,38 +442,34 @@ func TestHandlerMatching(t *testing.T) {
 		}
 	})
 
-	t.Run("is_test picks the mode", func(t *testing.T) {
-		// The same row run in test then in live mode: same unique_id, two jobs.
-		addJobs(t, e.st, refonte.ModeTest, "u-both")
-		addJobs(t, e.st, refonte.ModeLive, "u-both")
-		submit(t, e.st, refonte.ModeTest, "u-both", "t-both-test")
-		submit(t, e.st, refonte.ModeLive, "u-both", "t-both-live")
-		if code := e.post(t, cb{taskID: "t-both-live", uid: "u-both", live: true}.body(t), nil); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-		if j := job(t, e.st, refonte.ModeLive, "u-both"); j.State != store.JobCompleted {
-			t.Fatalf("live job %s", j.State)
-		}
-		if j := job(t, e.st, refonte.ModeTest, "u-both"); j.State != store.JobSubmitted {
-			t.Fatalf("test job %s, want untouched", j.State)
-		}
-	})
-
-	t.Run("no is_test: the task ID index decides the mode", func(t *testing.T) {
-		addJobs(t, e.st, refonte.ModeTest, "u-both2")
-		addJobs(t, e.st, refonte.ModeLive, "u-both2")
-		submit(t, e.st, refonte.ModeTest, "u-both2", "t-both2-test")
-		submit(t, e.st, refonte.ModeLive, "u-both2", "t-both2-live")
-		if code := e.post(t, cb{taskID: "t-both2-live", uid: "u-both2", noIsTest: true}.body(t), nil); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-		if j := job(t, e.st, refonte.ModeLive, "u-both2"); j.State != store.JobCompleted {
-			t.Fatalf("live job %s", j.State)
-		}
-		if j := job(t, e.st, refonte.ModeTest, "u-both2"); j.State != store.JobSubmitted {
-			t.Fatalf("test job %s, want untouched", j.State)
-		}
-	})
+	// The same row run in test then in live mode: same unique_id, two jobs;
+	// the callback of the live task completes the live job only, whether
+	// is_test says so or (without is_test) the task ID index does.
+	for _, c := range []struct {
+		name, uid, tid string // tid: the tasks' ID stem
+		cb             cb
+	}{
+		{"is_test picks the mode", "u-both", "t-both", cb{live: true}},
+		{"no is_test: the task ID index decides the mode", "u-both2", "t-both2", cb{noIsTest: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addJobs(t, e.st, refonte.ModeTest, c.uid)
+			addJobs(t, e.st, refonte.ModeLive, c.uid)
+			submit(t, e.st, refonte.ModeTest, c.uid, c.tid+"-test")
+			submit(t, e.st, refonte.ModeLive, c.uid, c.tid+"-live")
+			body := c.cb
+			body.taskID, body.uid = c.tid+"-live", c.uid
+			if code := e.post(t, body.body(t), nil); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			if j := job(t, e.st, refonte.ModeLive, c.uid); j.State != store.JobCompleted {
+				t.Fatalf("live job %s", j.State)
+			}
+			if j := job(t, e.st, refonte.ModeTest, c.uid); j.State != store.JobSubmitted {
+				t.Fatalf("test job %s, want untouched", j.State)
+			}
+		})
+	}
 
 	t.Run("no is_test and no index: unique_id in test then live", func(t *testing.T) {
 		addJobs(t, e.st, refonte.ModeLive, "u-live-early")
