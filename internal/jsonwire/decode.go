@@ -226,21 +226,34 @@ func (d *Decoder) object() (map[string]any, bool) {
 			return nil, false
 		}
 		m[key] = v
-		d.skipSpace()
-		if d.pos >= len(d.data) {
+		more, ok := d.next('}')
+		if !ok {
 			return nil, false
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			d.depth--
+		if !more {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// next reads what follows a member of an object or an element of an array:
+// a comma (more: true) or the closing byte end, which ends the value and
+// its depth (more: false); anything else is not JSON (ok: false).
+func (d *Decoder) next(end byte) (more, ok bool) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, false
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		return true, true
+	case end:
+		d.pos++
+		d.depth--
+		return false, true
+	}
+	return false, false
 }
 
 func (d *Decoder) array() ([]any, bool) {
@@ -262,19 +275,12 @@ func (d *Decoder) array() ([]any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
+		more, ok := d.next(']')
+		if !ok {
 			return nil, false
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-		case ']':
-			d.pos++
-			d.depth--
+		if !more {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 }
