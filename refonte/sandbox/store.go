@@ -237,14 +237,10 @@ func (w *world) reserveUID(uid string, t *task) bool {
 	return true
 }
 
-// releaseUID unbinds uid if t holds it.
+// releaseUID unbinds uid if t holds it (releaseUIDOnly) and drops one
+// count of uid from the live ledger.
 func (w *world) releaseUID(uid string, t *task) {
-	sh := &w.uids[shardOf(uid)]
-	sh.mu.Lock()
-	if sh.m[uid] == t {
-		delete(sh.m, uid)
-	}
-	sh.mu.Unlock()
+	w.releaseUIDOnly(uid, t)
 	w.ledgerMu.Lock()
 	if w.ledgerLive[uid] > 1 {
 		w.ledgerLive[uid]--
