@@ -19,7 +19,8 @@ LOOP_ROWS="${LOOP_ROWS:-200000}"
 source bench/redis.sh
 bench_redis_start
 
-go build -o "$tmp/enqueue" ./cmd/enqueue
+# The build tags of deploy/Dockerfile: enqueue as it ships.
+go build -tags disable_grpc_modules -o "$tmp/enqueue" ./cmd/enqueue
 go build -o "$tmp/enqueue-bench" ./bench/enqueue
 "$tmp/enqueue-bench" gen -rows "$ROWS" -out "$tmp/synthetic.jsonl"
 

@@ -120,7 +120,8 @@ fmt() { python3 -c "import sys; print(f'{float(sys.argv[1]):,.${2:-0}f}')" "$1" 
 log "building the programs"
 mkdir -p "$tmp/bin"
 # ./cmd/enqueue and ./bench/enqueue are both "enqueue": build them apart.
-if ! { go build -o "$tmp/bin/" ./cmd/enqueue ./cmd/worker ./cmd/sandbox &&
+# The build tags of deploy/Dockerfile: the programs as they ship.
+if ! { go build -tags disable_grpc_modules -o "$tmp/bin/" ./cmd/enqueue ./cmd/worker ./cmd/sandbox &&
 	go build -o "$tmp/bin/enqueue-bench" ./bench/enqueue; } 2>"$tmp/build.log"; then
 	cat "$tmp/build.log" >&2
 	exit 2
