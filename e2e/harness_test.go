@@ -639,11 +639,12 @@ func (c *cluster) submitArgs(ds dataset, extra ...string) []string {
 	return append(append(args, extra...), ds.path)
 }
 
-// submit enqueues ds (without -wait) and returns the summary; the exit code
-// must be 3 when ds has invalid rows, else 0.
+// submit enqueues ds with the extra flags (such as -wait) and returns the
+// summary; the exit code must be 3 when ds has invalid rows, else 0. The
+// deadline is long enough for a -wait run through injected faults.
 func (c *cluster) submit(ds dataset, extra ...string) summary {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r := runEnqueueEnv(c.t, ctx, c.logDir, c.enqueueEnv, c.submitArgs(ds, extra...)...)
 	want := 0

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -139,14 +138,7 @@ func TestRedisKilledAndRestartedFromAOF(t *testing.T) {
 		c.waitHTTP(w.proc, "http://"+w.Addr()+"/readyz", time.Minute)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	r := runEnqueue(t, ctx, c.logDir, c.submitArgs(ds, "-wait")...)
-	if r.code != 3 {
-		t.Fatalf("re-run with -wait: exit %d, want 3 (invalid rows)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tailBytes(r.stderr, 4000))
-	}
-	var second summary
-	r.lastJSON(t, &second)
+	second := c.submit(ds, "-wait")
 	t.Logf("re-run: %s", second)
 	if second.RunID == first.RunID {
 		t.Errorf("the re-run reused run id %s", first.RunID)
@@ -173,14 +165,7 @@ func TestAPIFaults(t *testing.T) {
 	})
 	ds := writeDataset(t, c.dir, "faults", rows, 89)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	r := runEnqueue(t, ctx, c.logDir, c.submitArgs(ds, "-wait")...)
-	if r.code != 3 {
-		t.Fatalf("enqueue -wait: exit %d, want 3 (invalid rows)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tailBytes(r.stderr, 4000))
-	}
-	var s summary
-	r.lastJSON(t, &s)
+	s := c.submit(ds, "-wait")
 	if s.State != "done" || s.Completed != int64(ds.valid) {
 		t.Errorf("enqueue -wait summary: %s, want done with %d completed", s, ds.valid)
 	}
@@ -343,14 +328,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		workerArgs: []string{"-rate-limit", "150", "-rate-burst", "10", "-callback-grace", "3s"},
 	})
 	ds := writeDataset(t, c.dir, "secrets", rows, 50)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	r := runEnqueue(t, ctx, c.logDir, c.submitArgs(ds, "-wait")...)
-	if r.code != 3 {
-		t.Fatalf("enqueue -wait: exit %d, want 3\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tailBytes(r.stderr, 4000))
-	}
-	var s summary
-	r.lastJSON(t, &s)
+	s := c.submit(ds, "-wait")
 	c.forgeAll(pickTasks(c.results(s.RunID), "completed", 3))
 
 	// Every HTTP page of the workers goes to the logs that are scanned.
