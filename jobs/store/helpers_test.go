@@ -82,6 +82,20 @@ func (e *env) enqueuedRun(m refonte.Mode, first, n int) *store.Run {
 	return run
 }
 
+// progressedRun is enqueuedRun(m, 1, 3) with uid-1 submitted (task t1)
+// and uid-2 completed (task t2); uid-3 stays enqueued.
+func (e *env) progressedRun(m refonte.Mode) *store.Run {
+	e.t.Helper()
+	run := e.enqueuedRun(m, 1, 3)
+	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.st.Complete(e.ctx, m, "uid-2", outcome("t2", refonte.StatusCompleted, time.Now())); err != nil {
+		e.t.Fatal(err)
+	}
+	return run
+}
+
 // addRows adds rows uid-<first>..uid-<first+n-1> (lines first..) and returns the outcomes.
 func (e *env) addRows(run *store.Run, first, n int) []store.AddOutcome {
 	e.t.Helper()

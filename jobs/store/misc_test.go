@@ -165,13 +165,7 @@ func TestRetentionTTLOnEveryKey(t *testing.T) {
 	const retention = time.Hour
 	e := newEnvOn(t, testredis.Fresh(t), store.Options{Retention: retention, Prefix: "ret:"})
 	m := refonte.ModeTest
-	run := e.enqueuedRun(m, 1, 3)
-	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.Complete(e.ctx, m, "uid-2", outcome("t2", refonte.StatusCompleted, time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	run := e.progressedRun(m)
 	if _, err := e.st.KeepCallback(e.ctx, store.KeptCallback{Kind: store.KeptUnknown, Mode: m}, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -131,13 +131,7 @@ func TestFinishEnqueueAndAbort(t *testing.T) {
 func TestRunsShareJobs(t *testing.T) {
 	e := newEnv(t)
 	m := refonte.ModeTest
-	r1 := e.enqueuedRun(m, 1, 3)
-	if _, err := e.st.MarkSubmitted(e.ctx, m, "uid-1", "t1"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.Complete(e.ctx, m, "uid-2", outcome("t2", refonte.StatusCompleted, time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	r1 := e.progressedRun(m)
 	// The re-run holds the same 3 rows, one new row, and uid-1 twice.
 	r2 := e.createRun(m)
 	outs := e.addRows(r2, 1, 4)
