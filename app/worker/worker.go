@@ -302,6 +302,9 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 	if lane > 0 {
 		sizes = append(sizes, lane)
 	}
+	// One memory of empty queues for all the servers: a queue one loop
+	// found empty is skipped by the others too.
+	fetch := newEmptyQueues(w.rdb, EmptyQueueTTL)
 	for i, n := range sizes {
 		// Each server's jobs get their own parent context (a child of
 		// baseCtx): asynq derives every job's context from it, and one
@@ -309,7 +312,7 @@ func New(cfg Config, logger *zap.Logger) (_ *Worker, err error) {
 		sctx, cancel := context.WithCancel(w.baseCtx)
 		w.cancelSrvs = append(w.cancelSrvs, cancel)
 		lowFirst := lane > 0 && i == len(sizes)-1
-		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(w.rdb, w.asynqConfig(sctx, n, lowFirst)))
+		w.srvs = append(w.srvs, asynq.NewServerFromRedisClient(fetch, w.asynqConfig(sctx, n, lowFirst)))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -17,6 +17,7 @@
 package asynqwire
 
 import (
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -33,6 +34,22 @@ func TaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
 
 // PendingKey is asynq's pending list key (base.PendingKey).
 func PendingKey(queue string) string { return "asynq:{" + queue + "}:pending" }
+
+// DequeueQueue reports whether keys are those of asynq's dequeue script
+// (rdb.Dequeue: the queue's pending, paused, active and lease keys, the
+// only asynq script whose second key is a paused key) and returns the
+// queue.
+func DequeueQueue(keys []string) (string, bool) {
+	if len(keys) != 4 || !strings.HasPrefix(keys[0], "asynq:{") || !strings.HasSuffix(keys[0], "}:pending") {
+		return "", false
+	}
+	q := keys[0][len("asynq:{") : len(keys[0])-len("}:pending")]
+	prefix := "asynq:{" + q + "}:"
+	if keys[1] != prefix+"paused" || keys[2] != prefix+"active" || keys[3] != prefix+"lease" {
+		return "", false
+	}
+	return q, true
+}
 
 // Field numbers of asynq's TaskMessage (internal/proto/asynq.proto).
 const (
