@@ -105,7 +105,7 @@ elif [[ $bench == real ]]; then
 		s1=$(ticks "$spid")
 		w1=$(ticks "$wpid")
 		t0=$(date +%s.%N)
-		"$tmp/$1.d/enqueue" -redis "$url" -type imageannotation -project bench -wait -json \
+		"$tmp/$1.d/enqueue" -redis "$url" -type imageannotation -project demo -wait -json \
 			-callback-url "http://127.0.0.1:$wp/callback" "$tmp/data.jsonl" >"$tmp/summary.json" 2>"$tmp/enqueue.log" ||
 			{ echo "enqueue ($1) failed:" >&2; tail -5 "$tmp/enqueue.log" >&2; kill "$spid" "$wpid"; exit 2; }
 		t1=$(date +%s.%N)
