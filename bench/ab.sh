@@ -98,7 +98,7 @@ elif [[ $bench == real ]]; then
 		wp=$(freeport)
 		REDIS_URL=$url REFONTE_API_URL="http://127.0.0.1:$sp/v1" REFONTE_TEST_API_KEY=test_sandbox_key \
 			REFONTE_CALLBACK_AUTH_KEY=sandbox_callback_secret \
-			"$tmp/$1.d/worker" -listen "127.0.0.1:$wp" -admin-listen "" -rate-limit 0 -concurrency 50 >"$tmp/worker.log" 2>&1 &
+			"$tmp/$1.d/worker" -listen "127.0.0.1:$wp" -rate-limit 0 -concurrency 50 >"$tmp/worker.log" 2>&1 &
 		wpid=$!
 		for _ in $(seq 200); do curl -fs "http://127.0.0.1:$wp/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
 		r0=$(redis_cpu)
