@@ -39,7 +39,7 @@ var _ asynq.Logger = asynqLogger{}
 // Redis outage the gate already reports.
 func (l asynqLogger) Warn(args ...any) {
 	if len(args) == 1 {
-		if msg, ok := args[0].(string); ok && lostRecoveryRace(msg) {
+		if msg, ok := args[0].(string); ok && (lostRecoveryRace(msg) || lostAcknowledgement(msg)) {
 			l.races.Inc()
 			l.SugaredLogger.Debug(msg)
 			return
@@ -55,6 +55,13 @@ func (l asynqLogger) Warn(args ...any) {
 // Error logs an error of asynq's, at debug level during a Redis outage the
 // gate already reports.
 func (l asynqLogger) Error(args ...any) {
+	if len(args) == 1 {
+		if msg, ok := args[0].(string); ok && lostAcknowledgement(msg) {
+			l.races.Inc()
+			l.SugaredLogger.Debug(msg)
+			return
+		}
+	}
 	if l.outage() {
 		l.SugaredLogger.Debug(args...)
 		return
@@ -86,4 +93,25 @@ func lostRecoveryRace(msg string) bool {
 		rest, ok = strings.CutPrefix(msg, recovererArchiveFailed)
 	}
 	return ok && strings.HasSuffix(rest, asynqScriptNotFound) && strings.Count(rest, ":") == 2
+}
+
+// The processor's message of asynq v0.26 (processor.go markAsDone, and its
+// syncer's last try at shutdown) when a finished task is no longer in its
+// queue's active list: a Redis failover lost the write that moved it there,
+// so the task is pending again, runs again and resolves by 409 (the same
+// loss as the recoverer's race, logged and counted alike).
+const (
+	processorDoneFailed = "Could not remove task id="
+	asynqRetrySyncing   = "; Will retry syncing"
+)
+
+// lostAcknowledgement reports whether msg is asynq's processor failing to
+// acknowledge a task that a failover took out of the active list.
+func lostAcknowledgement(msg string) bool {
+	rest, ok := strings.CutPrefix(msg, processorDoneFailed)
+	if !ok {
+		return false
+	}
+	rest = strings.TrimSuffix(rest, asynqRetrySyncing)
+	return strings.HasSuffix(rest, asynqScriptNotFound) && strings.Contains(rest, `:active" err: `)
 }

@@ -36,6 +36,28 @@ func TestLostRecoveryRace(t *testing.T) {
 	}
 }
 
+// TestLostAcknowledgement: asynq's processor failing to acknowledge a task
+// a failover took out of the active list (the lines of the e2e Sentinel
+// scenario, verbatim) is recognized; its other failures are not.
+func TestLostAcknowledgement(t *testing.T) {
+	const line = `Could not remove task id=test:rb1_b01663e8f6f5cb9555eb3ffaa5379ee6 type="refonte:submit" from "asynq:{refonte-test}:active" err: INTERNAL_ERROR: redis eval error: NOT FOUND`
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{line + "; Will retry syncing", true},
+		{line, true}, // the syncer's last try at shutdown
+		{`Could not remove task id=x type="t" from "asynq:{q}:active" err: INTERNAL_ERROR: redis eval error: dial tcp 127.0.0.1:6379: connect: connection refused; Will retry syncing`, false},
+		{`Could not move task id=x type="t" from "asynq:{q}:active" to "asynq:{q}:completed":  INTERNAL_ERROR: redis eval error: NOT FOUND`, false},
+		{"recoverer: could not retry lease expired task: INTERNAL_ERROR: redis eval error: NOT FOUND", false},
+		{"NOT FOUND", false},
+	} {
+		if got := lostAcknowledgement(c.msg); got != c.want {
+			t.Errorf("lostAcknowledgement(%q) = %v, want %v", c.msg, got, c.want)
+		}
+	}
+}
+
 // TestAsynqRecoveryRaceIsDebug puts a real asynq server's recoverer in the
 // state a lost race leaves (a lease-expired task another recoverer already
 // took out of the active list): asynq's warning reaches asynqLogger, which

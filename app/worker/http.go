@@ -103,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rateLimit:      f.GaugeVec("refonte_rate_limit", "The configured -rate-limit: API calls per second per mode shared by all workers (0 = no limit).", "mode"),
 		limiterGranted: f.CounterVec("refonte_limiter_granted_total", "Slots the shared rate limiter granted this worker (creates, their retries, reconciler polls), by mode.", "mode"),
 		notDurable:     f.Counter("refonte_redis_not_durable_total", "Acknowledgements held back (callback answered 503, job run again) because fewer Redis replicas than wait_replicas held the write within wait_timeout."),
-		recoveryRaces:  f.Counter("refonte_asynq_recovery_races_total", "Lease-expired tasks (a worker died, or an acknowledgement was lost in a Redis failover) that one of this worker's asynq recoverers found already moved back to the queue by another (asynq's NOT FOUND, logged at debug level)."),
+		recoveryRaces:  f.Counter("refonte_asynq_recovery_races_total", "asynq's NOT FOUND answers of a lost write (logged at debug level): a lease-expired task (a worker died, or an acknowledgement was lost in a Redis failover) that one of this worker's asynq recoverers found already moved back to the queue by another, or a finished task this worker could not acknowledge because a failover took it out of the active list (it runs again and resolves by 409)."),
 		opPaused:       f.Gauge("refonte_runs_paused_by_operator", "Runs held by enqueue pause (all workers), polled."),
 		canceled:       promreg.Register(f, newCancelCounts()),
 	}
