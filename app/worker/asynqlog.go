@@ -34,39 +34,36 @@ type asynqLogger struct {
 
 var _ asynq.Logger = asynqLogger{}
 
-// Warn logs a warning of asynq's, except a recoverer's lost race (see
-// lostRecoveryRace), logged at debug level and counted, and those of a
-// Redis outage the gate already reports.
+// Warn logs a warning of asynq's (see quiet).
 func (l asynqLogger) Warn(args ...any) {
+	if !l.quiet(args) {
+		l.SugaredLogger.Warn(args...)
+	}
+}
+
+// Error logs an error of asynq's (see quiet).
+func (l asynqLogger) Error(args ...any) {
+	if !l.quiet(args) {
+		l.SugaredLogger.Error(args...)
+	}
+}
+
+// quiet logs at debug level, and reports true for, asynq's NOT FOUND of a
+// lost write (lostRecoveryRace, lostAcknowledgement: counted too) and any
+// line of a Redis outage the gate already reports.
+func (l asynqLogger) quiet(args []any) bool {
 	if len(args) == 1 {
 		if msg, ok := args[0].(string); ok && (lostRecoveryRace(msg) || lostAcknowledgement(msg)) {
 			l.races.Inc()
 			l.SugaredLogger.Debug(msg)
-			return
+			return true
 		}
 	}
 	if l.outage() {
 		l.SugaredLogger.Debug(args...)
-		return
+		return true
 	}
-	l.SugaredLogger.Warn(args...)
-}
-
-// Error logs an error of asynq's, at debug level during a Redis outage the
-// gate already reports.
-func (l asynqLogger) Error(args ...any) {
-	if len(args) == 1 {
-		if msg, ok := args[0].(string); ok && lostAcknowledgement(msg) {
-			l.races.Inc()
-			l.SugaredLogger.Debug(msg)
-			return
-		}
-	}
-	if l.outage() {
-		l.SugaredLogger.Debug(args...)
-		return
-	}
-	l.SugaredLogger.Error(args...)
+	return false
 }
 
 // outage reports whether the worker's Redis gate holds commands back.
