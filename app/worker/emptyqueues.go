@@ -29,7 +29,7 @@ const EmptyQueueTTL = 100 * time.Millisecond
 // of priorities is unchanged. Every other command goes to the client.
 //
 // Measured on 2 quiet cores (load average ≈ 2), 2026-12-04:
-// `BENCH_ROWS=5000 bench/ab.sh 7469e3b <this change> BenchmarkEndToEnd 3` gave
+// `BENCH_ROWS=5000 bench/ab.sh 7469e3b d495f82 BenchmarkEndToEnd 3` gave
 // 3,219 → 3,603 rows/s and 713 → 657 µs of test-binary CPU per row.
 type emptyQueues struct {
 	redis.UniversalClient
