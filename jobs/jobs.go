@@ -1,9 +1,9 @@
 package jobs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -83,7 +83,7 @@ func NewPrioritySubmitTask(p SubmitPayload, prio Priority) (*asynq.Task, error) 
 	), nil
 }
 
-// DecodeSubmitPayload decodes (encoding/json) and checks a TypeSubmit payload.
+// DecodeSubmitPayload decodes (github.com/goccy/go-json, like refonte) and checks a TypeSubmit payload.
 func DecodeSubmitPayload(b []byte) (SubmitPayload, error) {
 	var p SubmitPayload
 	if err := json.Unmarshal(b, &p); err != nil {

@@ -2,7 +2,7 @@ package refonte
 
 import (
 	"context"
-	"encoding/json"
+	json "github.com/goccy/go-json"
 	"net/http"
 	"net/url"
 	"strconv"

@@ -26,4 +26,13 @@
 // task statuses, the Task object, and the per-type parameter rules
 // (ValidateTaskParams), so that the producer rejects exactly what the API
 // would reject.
+//
+// JSON goes through github.com/goccy/go-json, a maintained drop-in
+// replacement for encoding/json (same API; json.RawMessage is
+// encoding/json's, so the exported types are plain encoding/json types):
+// it parses a callback in 2.4 µs against encoding/json's 8.3 µs
+// (go test -run '^$' -bench ParseCallback ./refonte), and together with the
+// sandbox and the worker's payload decoding it took the shipped programs
+// from 2,796 to 3,057 rows/s end to end (bench/ab.sh with bd6fe4a, the commit before the switch, real 4,
+// 2026-12-04: worker CPU 263 → 226 µs a row, sandbox 158 → 139 µs).
 package refonte

@@ -1,9 +1,9 @@
 package refonte
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"net/url"
 	"sort"
 	"strings"

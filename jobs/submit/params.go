@@ -2,8 +2,8 @@ package submit
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 
 	"github.com/refonte-ai/refonte-batch/jobs"
 	"github.com/refonte-ai/refonte-batch/refonte"

@@ -1,8 +1,8 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
+	json "github.com/goccy/go-json"
 	"net/http"
 	"strings"
 

@@ -3,9 +3,9 @@ package sandbox
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"math/rand/v2"
 	"net"
 	"net/http"

@@ -2,9 +2,9 @@ package sandbox
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"math"
 	"net/http"
 	"slices"
