@@ -9,7 +9,8 @@
 #   bench/run.sh | tee bench-report.md
 # Knobs (environment): ENQ_ROWS (1000000, bench/enqueue.sh), RL_DURATION
 # (20s, bench/ratelimit.sh), BENCH_ROWS (20000, the go end-to-end
-# benchmarks; E2E_RUNS (3) drains averaged in each), E2E_ROWS (20000, the
+# benchmarks; E2E_RUNS (3) drains averaged in each, and the real-binaries
+# runs of which each row gives the median), E2E_ROWS (20000, the
 # real-binaries runs), MEM_ROWS (100000),
 # RL_ROWS (2000, the 3-worker rate-limit run). QUICK=1 divides them all by 10
 # for a smoke run. A benchmark that fails shows "error" in its row; the
@@ -223,10 +224,23 @@ e2e_run() {
 	[[ "$done" == "$n" ]] || { echo "error: $done of $n completed"; return; }
 	python3 -c "import sys; print(f'{int(sys.argv[1])/(float(sys.argv[3])-float(sys.argv[2])):.0f}')" "$n" "$t0" "$t1"
 }
+# e2e_median WORKERS ROWS WORKER_FLAGS SANDBOX_FLAGS: the median of
+# E2E_RUNS e2e_runs, each on a fresh stack (one run moves by ±10 % with
+# this machine's load), or the first error.
+e2e_median() {
+	local runs=() r
+	for _ in $(seq "$E2E_RUNS"); do
+		r=$(e2e_run "$@")
+		[[ "$r" == error* ]] && { echo "$r"; return; }
+		log "  one run: $r rows/s"
+		runs+=("$r")
+	done
+	printf '%s\n' "${runs[@]}" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'
+}
 for nw in 1 3; do
-	log "real binaries: $nw worker(s), $E2E_ROWS rows, no limit, 0 latency"
-	r=$(e2e_run "$nw" "$E2E_ROWS" "-rate-limit 0 -concurrency 50" "-complete-after 0")
-	cmd="sandbox -complete-after 0; $nw× worker -rate-limit 0 -concurrency 50; enqueue -wait $(fmt "$E2E_ROWS") rows"
+	log "real binaries: $nw worker(s), $E2E_ROWS rows, no limit, 0 latency, median of $E2E_RUNS runs"
+	r=$(e2e_median "$nw" "$E2E_ROWS" "-rate-limit 0 -concurrency 50" "-complete-after 0")
+	cmd="sandbox -complete-after 0; $nw× worker -rate-limit 0 -concurrency 50; enqueue -wait $(fmt "$E2E_ROWS") rows; median of $E2E_RUNS runs"
 	if [[ "$r" == error* ]]; then
 		row "real binaries end to end, $nw worker process(es)" "$r" "≥ 3,000 rows/s" "$cmd" miss
 	else
@@ -234,8 +248,8 @@ for nw in 1 3; do
 	fi
 done
 log "real binaries: 1 worker, concurrency 200, 100 ms latency"
-r=$(e2e_run 1 "$E2E_ROWS" "-rate-limit 0 -concurrency 200" "-complete-after 0 -latency 100ms")
-cmd="sandbox -complete-after 0 -latency 100ms; worker -rate-limit 0 -concurrency 200; enqueue -wait $(fmt "$E2E_ROWS") rows"
+r=$(e2e_median 1 "$E2E_ROWS" "-rate-limit 0 -concurrency 200" "-complete-after 0 -latency 100ms")
+cmd="sandbox -complete-after 0 -latency 100ms; worker -rate-limit 0 -concurrency 200; enqueue -wait $(fmt "$E2E_ROWS") rows; median of $E2E_RUNS runs"
 if [[ "$r" == error* ]]; then
 	row "real binaries, 100 ms API latency, concurrency 200" "$r" "≥ 1,500 rows/s" "$cmd" miss
 else
