@@ -116,9 +116,6 @@ func runDev(ctx context.Context, cfg *Config, env Env) int {
 	st := store.New(rdb, store.Options{Retention: cfg.Retention})
 	opts := SubmitOptions{Stdin: env.Stdin, Objects: env.Objects, Getenv: env.Getenv, Logger: env.Logger, Now: env.Now,
 		PollInterval: env.PollInterval}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 100 * time.Millisecond
-	}
 	if env.StderrTTY {
 		opts.Progress = &BarProgress{W: env.Stderr}
 	} else {

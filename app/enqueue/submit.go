@@ -37,7 +37,7 @@ type SubmitOptions struct {
 	Logger *zap.Logger
 	// Now returns the time (default time.Now).
 	Now func() time.Time
-	// PollInterval is the -wait polling period (default 500ms).
+	// PollInterval is the -wait polling period (default 100ms).
 	PollInterval time.Duration
 	// WaitRetry is how long -wait keeps polling (with backoff, up to 5 s
 	// apart) while Redis fails, before it gives up (default
@@ -65,7 +65,7 @@ func (o *SubmitOptions) defaults() {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	o.PollInterval = defaults.Positive(o.PollInterval, 500*time.Millisecond)
+	o.PollInterval = defaults.Positive(o.PollInterval, 100*time.Millisecond)
 	o.WaitRetry = defaults.Positive(o.WaitRetry, DefaultWaitRetry)
 }
 
