@@ -25,8 +25,9 @@ const EmptyQueueTTL = 100 * time.Millisecond
 // emptyQueues remembers, for EmptyQueueTTL, that a queue had nothing to
 // give and answers for it at once (redis.Nil, as the script would): a job
 // put in an empty queue waits at most EmptyQueueTTL longer for a fetch
-// loop (asynq itself sleeps 1 s when every queue is empty), and the order
-// of priorities is unchanged. Every other command goes to the client.
+// loop (which itself sleeps 0.5–1.5 × EmptyQueueTTL when every queue is
+// empty: asynq's TaskCheckInterval, see asynqConfig), and the order of
+// priorities is unchanged. Every other command goes to the client.
 //
 // Measured on 2 quiet cores (load average ≈ 2), 2026-12-04:
 // `BENCH_ROWS=5000 bench/ab.sh 7469e3b d495f82 BenchmarkEndToEnd 3` gave

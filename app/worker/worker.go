@@ -418,8 +418,19 @@ func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst boo
 		BaseContext: func() context.Context { return base },
 		// Rescheduled jobs come back within a second (asynq's default is 5 s).
 		DelayedTaskCheckInterval: time.Second,
-		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
-		HealthCheckFunc:          w.healthCheck,
+		// A fetch loop that found every queue empty sleeps 0.5–1.5 times
+		// this (asynq's default, 1 s, left an idle worker's loops waking
+		// one by one over 1.5 s once a batch arrived): new jobs are picked
+		// up within ~0.15 s, and the idle loops' Redis calls stay bounded
+		// by emptyQueues (a queue found empty is asked again at most once
+		// per EmptyQueueTTL per worker, whatever the number of loops).
+		// 2026-12-04: `bench/ab.sh a461a6f 9477c2f real 4` 2,951 → 3,206
+		// rows/s (CPU per row unchanged); an idle worker (-concurrency 50)
+		// sends Redis 318 commands a second instead of 275 (0.80 % of a
+		// core instead of 0.71 %).
+		TaskCheckInterval: EmptyQueueTTL,
+		ErrorHandler:      asynq.ErrorHandlerFunc(w.handleError),
+		HealthCheckFunc:   w.healthCheck,
 		Logger: asynqLogger{SugaredLogger: w.log.Named("asynq").Sugar(), races: w.metrics.recoveryRaces,
 			redisDown: func() bool { down, _ := w.gate.Down(); return down }},
 		LogLevel: asynq.InfoLevel,
