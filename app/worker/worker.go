@@ -424,7 +424,7 @@ func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst boo
 		// up within ~0.15 s, and the idle loops' Redis calls stay bounded
 		// by emptyQueues (a queue found empty is asked again at most once
 		// per EmptyQueueTTL per worker, whatever the number of loops).
-		// 2026-12-04: `bench/ab.sh a461a6f 9477c2f real 4` 2,951 → 3,206
+		// 2026-12-04: `bench/ab.sh a461a6f 8c4af76 real 4` 2,951 → 3,206
 		// rows/s (CPU per row unchanged); an idle worker (-concurrency 50)
 		// sends Redis 318 commands a second instead of 275 (0.80 % of a
 		// core instead of 0.71 %).
