@@ -33,6 +33,6 @@
 // it parses a callback in 2.4 µs against encoding/json's 8.3 µs
 // (go test -run '^$' -bench ParseCallback ./refonte), and together with the
 // sandbox and the worker's payload decoding it took the shipped programs
-// from 2,796 to 3,057 rows/s end to end (bench/ab.sh with bd6fe4a, the commit before the switch, real 4,
+// from 2,796 to 3,057 rows/s end to end (bench/ab.sh bd6fe4a e4fda26 real 4,
 // 2026-12-04: worker CPU 263 → 226 µs a row, sandbox 158 → 139 µs).
 package refonte
