@@ -3,9 +3,9 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/hibiken/asynq"
 
 	"github.com/refonte-ai/refonte-batch/refonte"

@@ -2,11 +2,12 @@ package refonte
 
 import (
 	"context"
-	json "github.com/goccy/go-json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // BatchState is the state of a batch.

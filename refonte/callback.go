@@ -6,9 +6,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"net/http"
+
+	json "github.com/goccy/go-json"
 )
 
 // CallbackAuthHeader is the header carrying the callback auth key on the

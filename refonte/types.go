@@ -3,9 +3,10 @@ package refonte
 import (
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Mode is the API mode of a key: test or live. The two modes are separate

@@ -3,10 +3,11 @@ package refonte
 import (
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"net/url"
 	"sort"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // ErrInvalidParams is wrapped by every *ParamError, so callers can test

@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"time"
 	"unicode/utf8"
 

@@ -3,7 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	json "github.com/goccy/go-json"
+	"encoding/json"
 	"time"
 
 	"go.uber.org/zap"

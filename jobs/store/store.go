@@ -25,8 +25,8 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
-	json "github.com/goccy/go-json"
 	"time"
 
 	"github.com/refonte-ai/refonte-batch/refonte"

@@ -3,6 +3,7 @@ package submit
 import (
 	"bytes"
 	"fmt"
+
 	json "github.com/goccy/go-json"
 
 	"github.com/refonte-ai/refonte-batch/jobs"

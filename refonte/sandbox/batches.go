@@ -1,10 +1,11 @@
 package sandbox
 
 import (
-	json "github.com/goccy/go-json"
 	"net/http"
 	"strconv"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
 )

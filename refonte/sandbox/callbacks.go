@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	json "github.com/goccy/go-json"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/refonte"

@@ -2,9 +2,10 @@ package sandbox
 
 import (
 	"errors"
-	json "github.com/goccy/go-json"
 	"net/http"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
 )

@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"go.uber.org/zap"
 
 	"github.com/refonte-ai/refonte-batch/refonte"

@@ -2,12 +2,12 @@ package sandbox
 
 import (
 	"errors"
-	json "github.com/goccy/go-json"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"golang.org/x/time/rate"
 
 	"github.com/refonte-ai/refonte-batch/refonte"
