@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refonte-ai/refonte-batch/jobs/submit"
 )
 
 // dbSize returns the number of keys in the cluster's Redis that a producer
@@ -110,8 +112,10 @@ func TestLiveDailyCap(t *testing.T) {
 	}
 	// The run is paused as soon as one job finds the budget spent, while
 	// jobs holding the last reservations may still be waiting for their
-	// rate-limit slot: they create their tasks, up to exactly the cap.
-	waitFor(t, 30*time.Second, "the reserved live tasks created, up to the cap", func() (bool, string) {
+	// rate-limit slot: they create their tasks, up to exactly the cap (a
+	// reservation given back meanwhile is taken again by a paused job at
+	// its next recheck, within submit.PausedRecheck).
+	waitFor(t, submit.PausedRecheck+30*time.Second, "the reserved live tasks created, up to the cap", func() (bool, string) {
 		c.checkAlive()
 		live := c.stats().TasksByMode["live"]
 		if live > 50 {
