@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/refonte-ai/refonte-batch/app/console"
 	"github.com/refonte-ai/refonte-batch/internal/cputime"
 	"github.com/refonte-ai/refonte-batch/internal/testkit"

@@ -35,7 +35,7 @@ type Env struct {
 	Logger *zap.Logger
 	// Now returns the time (default time.Now).
 	Now func() time.Time
-	// PollInterval is the -wait polling period (default 100ms).
+	// PollInterval is the -wait polling period (default DefaultPollInterval).
 	PollInterval time.Duration
 	// Objects opens s3://, gs:// and azblob:// datasets: cmd/enqueue
 	// passes cloud.Open (package datasrc/cloud, the SDKs' weight is only

@@ -37,7 +37,7 @@ type SubmitOptions struct {
 	Logger *zap.Logger
 	// Now returns the time (default time.Now).
 	Now func() time.Time
-	// PollInterval is the -wait polling period (default 100ms).
+	// PollInterval is the -wait polling period (default DefaultPollInterval).
 	PollInterval time.Duration
 	// WaitRetry is how long -wait keeps polling (with backoff, up to 5 s
 	// apart) while Redis fails, before it gives up (default
@@ -47,6 +47,10 @@ type SubmitOptions struct {
 
 // DefaultWaitRetry is how long -wait retries failing Redis polls.
 const DefaultWaitRetry = 2 * time.Minute
+
+// DefaultPollInterval is how often -wait reads the run: it returns within
+// that long of the run's end.
+const DefaultPollInterval = 100 * time.Millisecond
 
 func (o *SubmitOptions) now() time.Time {
 	if o.Now == nil {
@@ -65,7 +69,7 @@ func (o *SubmitOptions) defaults() {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	o.PollInterval = defaults.Positive(o.PollInterval, 100*time.Millisecond)
+	o.PollInterval = defaults.Positive(o.PollInterval, DefaultPollInterval)
 	o.WaitRetry = defaults.Positive(o.WaitRetry, DefaultWaitRetry)
 }
 

@@ -24,8 +24,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/refonte-ai/refonte-batch/internal/defaults"
 	"go.uber.org/zap"
+
+	"github.com/refonte-ai/refonte-batch/internal/defaults"
 )
 
 // Defaults of Options.
