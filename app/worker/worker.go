@@ -426,8 +426,8 @@ func (w *Worker) asynqConfig(base context.Context, concurrency int, lowFirst boo
 		// per EmptyQueueTTL per worker, whatever the number of loops).
 		// 2026-12-04: `bench/ab.sh a461a6f 8c4af76 real 4` 2,951 → 3,206
 		// rows/s (CPU per row unchanged); an idle worker (-concurrency 50)
-		// sends Redis 318 commands a second instead of 275 (0.80 % of a
-		// core instead of 0.71 %).
+		// sends Redis 316 commands a second instead of 262 (0.71 % of a
+		// core instead of 0.64 %): `bench/idle.sh a461a6f`, `bench/idle.sh 8c4af76`.
 		TaskCheckInterval: EmptyQueueTTL,
 		ErrorHandler:      asynq.ErrorHandlerFunc(w.handleError),
 		HealthCheckFunc:   w.healthCheck,
