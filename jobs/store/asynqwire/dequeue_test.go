@@ -14,6 +14,8 @@ func TestDequeueQueue(t *testing.T) {
 		{[]string{"asynq:{a}:pending", "asynq:{a}:paused", "asynq:{a}:active"}, "", false},
 		{[]string{"asynq:{a}:t:1", "asynq:{a}:pending", "asynq:{a}:active", "asynq:{a}:lease"}, "", false},
 		{nil, "", false},
+		{[]string{"asynq:{a}:pending", "asynq:{a}:paused", "asynq:{a}:active", "asynq:{a}:leases"}, "", false},
+		{[]string{"asynq:{a}:pending", "asynq:{a}:paused", "asynq:{ab}:active", "asynq:{a}:lease"}, "", false},
 	}
 	for _, tc := range tests {
 		q, ok := DequeueQueue(tc.keys)
